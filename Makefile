@@ -1,0 +1,77 @@
+# Trasos recommender platform. Targets are the interface; see README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_SYS ?= $(shell command -v python3.11 || command -v python3)
+VENV       := .venv
+PY         := $(VENV)/bin/python
+UV         := $(VENV)/bin/uv
+WHEELS     := .state/wheels
+LIGHTFM    := $(WHEELS)/lightfm-1.17-cp311-cp311-linux_$(shell uname -m).whl
+SYNCED     := $(VENV)/.synced
+CTL        := $(PY) -m include.airflowctl
+DATASET    ?= simulator
+export DBT_SEND_ANONYMOUS_USAGE_STATS := False
+export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
+
+.PHONY: help setup run up test lint format dbt-build dbt-docs bench clean simulate browser
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(PY):
+	$(PYTHON_SYS) -m venv $(VENV)
+
+$(UV): | $(PY)
+	$(PY) -m pip install --quiet uv
+
+# LightFM 1.17 does not build under PEP 517 (STACK.md): build its wheel once with the
+# venv's old pip (< 25.3) and no build isolation, then install it from the wheelhouse.
+$(LIGHTFM): | $(UV)
+	$(UV) pip install --quiet --python $(PY) setuptools wheel cython "numpy>=2.4,<2.5" "scipy>=1.17,<1.18" "pip<25.3"
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation lightfm==1.17 -w $(WHEELS)
+
+$(SYNCED): requirements.lock $(LIGHTFM) | $(UV)
+	$(UV) pip sync --quiet --python $(PY) --find-links $(WHEELS) requirements.lock
+	@touch $@
+
+setup: $(SYNCED)  ## create .venv with the locked stack and initialise Airflow (idempotent)
+	@$(CTL) init
+
+run: setup  ## simulate 30 days (or DATASET=rees46|hm|...) and run every DAG in data order
+	$(CTL) run --dataset $(DATASET)
+
+up: setup  ## start Airflow (UI + scheduler) on 127.0.0.1:8080; Ctrl-C stops it
+	$(CTL) up
+
+browser:  ## Chromium from Debian for the browser tests (needs root)
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test: setup browser  ## install everything and run the whole test suite
+	$(PY) -m pytest
+
+lint: setup  ## ruff (Python) and sqlfluff (dbt SQL)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	cd dbt_project && ../$(VENV)/bin/sqlfluff lint models
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+dbt-build: setup  ## dbt build on the local warehouse
+	eval "$$($(CTL) env)" && cd dbt_project && ../$(VENV)/bin/dbt build
+
+dbt-docs: setup  ## generate dbt docs into the reports directory and serve them on loopback
+	eval "$$($(CTL) env)" && cd dbt_project && ../$(VENV)/bin/dbt docs generate --static \
+	  --target-path "$$TRASOS_DATA_DIR/reports/dbt_docs"
+	eval "$$($(CTL) env)" && $(PY) -m http.server 8081 --bind 127.0.0.1 -d "$$TRASOS_DATA_DIR/reports/dbt_docs"
+
+simulate: setup  ## write 30 simulated days (about 1M events) into the landing zone
+	$(PY) -m include.simulator
+
+bench: setup  ## run every benchmark under bench/
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:  ## remove the data directory, Airflow home and caches (keeps .venv)
+	rm -rf data .state/airflow .state/cosmos dbt_project/target dbt_project/logs .pytest_cache

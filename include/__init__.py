@@ -1,0 +1,1 @@
+"""DE toolbox: settings, contracts, ingestion, the simulator, loaders, assets and notifiers."""

@@ -1,0 +1,277 @@
+"""Airflow for this repo: its environment, first-time setup, the UI, and the pipeline run.
+
+The one place Airflow is configured. Every value is an environment variable with a
+default, so the same code runs on Postgres, Celery or Kubernetes by exporting other
+values (an exported variable always wins over the defaults here). No airflow.cfg is
+edited by hand.
+
+Usage::
+
+    python -m include.airflowctl init     # idempotent: secrets, users, metadata DB, pool
+    python -m include.airflowctl up       # Airflow standalone on 127.0.0.1:8080
+    python -m include.airflowctl run      # every DAG in data order, then where results are
+    python -m include.airflowctl env      # the environment as `export` lines
+    python -m include.airflowctl users    # the UI credentials
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from include.settings import REPO_ROOT, get_settings
+
+#: Users of the simple auth manager: username -> Airflow role. One per team role.
+USERS: dict[str, str] = {"admin": "admin", "de": "op", "ds": "op", "da": "op"}
+#: DAGs in the order data flows through them; `run` triggers those that exist.
+DAG_ORDER: tuple[str, ...] = (
+    "events_ingest",
+    "events_transform",
+    "recommender_train",
+    "business_metrics",
+    "data_monitor",
+    "model_monitor",
+)
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+SECRETS_FILE = "secrets.json"
+
+
+def venv_bin() -> Path:
+    return Path(sys.executable).parent
+
+
+def _secrets(home: Path) -> dict[str, str]:
+    """Per-installation secrets, generated once into a git-ignored file (mode 600)."""
+    path = home / SECRETS_FILE
+    if path.exists():
+        return json.loads(path.read_text())
+    home.mkdir(parents=True, exist_ok=True)
+    values = {"jwt_secret": secrets.token_urlsafe(32), "api_secret_key": secrets.token_urlsafe(32)}
+    _write_private(path, values)
+    return values
+
+
+def _write_private(path: Path, payload: dict[str, str]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.chmod(0o600)
+    os.replace(tmp, path)
+
+
+def ensure_passwords(home: Path) -> dict[str, str]:
+    """Generate one password per user on first setup; keep existing ones."""
+    path = home / PASSWORDS_FILE
+    current = json.loads(path.read_text()) if path.exists() else {}
+    missing = [user for user in USERS if user not in current]
+    if missing:
+        current.update({user: secrets.token_urlsafe(12) for user in missing})
+        home.mkdir(parents=True, exist_ok=True)
+        _write_private(path, current)
+    return {user: current[user] for user in USERS}
+
+
+def airflow_env(port: int | None = None, home: Path | None = None) -> dict[str, str]:
+    """The environment Airflow, dbt and the tasks run with (defaults only; env wins)."""
+    settings = get_settings()
+    home = home or settings.airflow_home
+    port = port or int(os.environ.get("AIRFLOW__API__PORT", "8080"))
+    sec = _secrets(home)
+    defaults = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / PASSWORDS_FILE),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__API__SECRET_KEY": sec["api_secret_key"],
+        "AIRFLOW__API_AUTH__JWT_SECRET": sec["jwt_secret"],
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(settings.state_dir / "cosmos"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+        "DBT_PROFILES_DIR": str(REPO_ROOT / "dbt_project"),
+        "GX_ANALYTICS_ENABLED": "False",
+        "TRASOS_DATA_DIR": str(settings.data_dir),
+        "TRASOS_STATE_DIR": str(settings.state_dir),
+        # The warehouse as an Airflow connection (generic type: no DuckDB provider needed).
+        "AIRFLOW_CONN_DUCKDB_WAREHOUSE": json.dumps(
+            {"conn_type": "generic", "host": str(settings.warehouse_path)}
+        ),
+        "PYTHONPATH": str(REPO_ROOT),
+        "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    env = dict(os.environ)
+    for key, value in defaults.items():
+        if key == "PATH" or key not in os.environ:
+            env[key] = value
+    return env
+
+
+def _airflow(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([str(venv_bin() / "airflow"), *args], env=env, check=check)
+
+
+def init(home: Path | None = None) -> None:
+    """Idempotent first-time setup. A second call returns in well under a second."""
+    settings = get_settings()
+    home = home or settings.airflow_home
+    env = airflow_env(home=home)
+    ensure_passwords(home)
+    settings.ensure_dirs()
+    stamp = home / ".initialised"
+    airflow_version = metadata.version("apache-airflow")
+
+    if stamp.exists() and stamp.read_text() == airflow_version:
+        return
+    print(f"initialising Airflow {airflow_version} in {home} ...", flush=True)
+    _airflow(env, "db", "migrate")
+    _airflow(env, "pools", "set", "duckdb_writer", "1", "DuckDB has one writer at a time")
+    stamp.write_text(airflow_version)
+
+
+def print_credentials(url: str) -> None:
+    passwords = ensure_passwords(get_settings().airflow_home)
+    print(f"\nAirflow UI: {url}")
+    for user, role in USERS.items():
+        print(f"  {user:<6} ({role:<5})  password: {passwords[user]}")
+    print(f"  (passwords: {get_settings().airflow_home / PASSWORDS_FILE})")
+
+
+def up() -> int:
+    """Run Airflow standalone in its own process group; Ctrl-C stops the whole group."""
+    init()
+    env = airflow_env()
+    url = env["AIRFLOW__API__BASE_URL"]
+    proc = subprocess.Popen(
+        [str(venv_bin() / "airflow"), "standalone"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL if os.environ.get("TRASOS_QUIET") else None,
+    )
+    print_credentials(url)
+    print_report_locations()
+    print("\nCtrl-C stops Airflow.", flush=True)
+
+    def stop(*_: object) -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        print("\nstopping Airflow ...", flush=True)
+        stop()
+        return 0
+
+
+def existing_dags() -> list[str]:
+    dags_dir = REPO_ROOT / "dags"
+    return [d for d in DAG_ORDER if (dags_dir / f"{d}.py").exists()]
+
+
+def fill_landing_zone(dataset: str, env: dict[str, str]) -> None:
+    """Put events into an empty landing zone: the simulator, or a real dataset's loader."""
+    landing = get_settings().landing_events_dir
+    if landing.exists() and any(landing.rglob("*.jsonl*")):
+        print(f"landing zone {landing} already has events: using them", flush=True)
+        return
+    module = "include.simulator" if dataset == "simulator" else "include.loaders"
+    if (
+        not (REPO_ROOT / module.replace(".", "/")).with_suffix(".py").exists()
+        and not (REPO_ROOT / module.replace(".", "/")).is_dir()
+    ):
+        print(f"{module} does not exist yet: the landing zone stays empty", flush=True)
+        return
+    args = [] if dataset == "simulator" else [dataset]
+    subprocess.run([sys.executable, "-m", module, *args], env=env, check=True)
+
+
+def run_pipeline(dataset: str = "simulator") -> int:
+    """Fill the landing zone, then run every existing DAG in data order (``airflow dags test``)."""
+    init()
+    env = airflow_env()
+    fill_landing_zone(dataset, env)
+    dags = existing_dags()
+    if not dags:
+        print("no DAGs yet: nothing to run")
+    for dag_id in dags:
+        print(f"\n=== {dag_id} ===", flush=True)
+        started = time.monotonic()
+        result = _airflow(env, "dags", "test", dag_id, check=False)
+        took = time.monotonic() - started
+        if result.returncode != 0:
+            print(f"{dag_id} FAILED after {took:.0f} s (exit {result.returncode})", flush=True)
+            return result.returncode
+        print(f"{dag_id} succeeded in {took:.0f} s", flush=True)
+    print_report_locations()
+    return 0
+
+
+def print_report_locations() -> None:
+    s = get_settings()
+    print("\nResults:")
+    for label, path in (
+        ("data directory", s.data_dir),
+        ("raw lake", s.lake_dir),
+        ("quarantine", s.quarantine_dir),
+        ("warehouse", s.warehouse_path),
+        ("data-quality report", s.reports_dir / "data_quality.html"),
+        ("reports", s.reports_dir),
+        ("models", s.models_dir),
+        ("published recommendations", s.published_dir),
+        ("notifications", s.notifications_file),
+    ):
+        mark = "" if path.exists() else "  (not produced yet)"
+        print(f"  {label:<26} {path}{mark}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m include.airflowctl",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=["init", "up", "run", "env", "users", "clean"])
+    parser.add_argument(
+        "--dataset", default="simulator", help="run: simulator (default) or a real dataset loader"
+    )
+    args = parser.parse_args(argv)
+    if args.command == "init":
+        init()
+    elif args.command == "up":
+        return up()
+    elif args.command == "run":
+        return run_pipeline(args.dataset)
+    elif args.command == "env":
+        for key, value in sorted(airflow_env().items()):
+            if key.startswith(("AIRFLOW", "DBT_", "TRASOS_", "GX_")):
+                print(f"export {key}={json.dumps(value)}")
+    elif args.command == "users":
+        print_credentials(airflow_env()["AIRFLOW__API__BASE_URL"])
+    elif args.command == "clean":
+        shutil.rmtree(get_settings().airflow_home, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""The DuckDB helper: the only place the warehouse file is opened from Python.
+
+DuckDB allows one read-write process per file. Writers run in the one-slot
+``duckdb_writer`` Airflow pool; readers that must not wait (the API, reports) read
+published Parquet instead of this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from include.settings import get_settings
+
+WRITER_POOL = "duckdb_writer"
+
+
+@contextmanager
+def connect(
+    read_only: bool = False, path: Path | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse (``settings.warehouse_path`` unless ``path``), close on exit."""
+    target = path or get_settings().warehouse_path
+    if read_only and not target.exists():
+        raise FileNotFoundError(
+            f"warehouse {target} does not exist yet: run the events_ingest DAG (make run) first"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(target), read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()

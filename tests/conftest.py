@@ -1,0 +1,59 @@
+"""Shared fixtures. Every test gets its own data directory; nothing touches ./data.
+
+Airflow is configured here, before anything imports it, through the same
+``include.airflowctl.airflow_env`` that ``make up`` uses, with AIRFLOW_HOME in a
+throw-away directory for the whole test session.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="trasos-tests-"))
+os.environ["TRASOS_STATE_DIR"] = str(_SESSION_DIR / "state")
+os.environ.setdefault("TRASOS_DATA_DIR", str(_SESSION_DIR / "data"))
+os.environ.pop("AIRFLOW_HOME", None)
+
+from include.airflowctl import airflow_env  # noqa: E402
+
+for _key, _value in airflow_env().items():
+    if _key.startswith(("AIRFLOW", "DBT_", "GX_")):
+        os.environ[_key] = _value
+os.environ.pop("TRASOS_DATA_DIR", None)  # each test sets its own through `data_dir`
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh TRASOS_DATA_DIR for one test; settings resolve every path under it."""
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("TRASOS_DATA_DIR", str(root))
+    monkeypatch.delenv("TRASOS_WAREHOUSE", raising=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def airflow_home() -> Path:
+    """A migrated Airflow metadata DB (SQLite) with the duckdb_writer pool, once per session."""
+    from include.airflowctl import init
+
+    home = Path(os.environ["AIRFLOW_HOME"])
+    init(home=home)
+    return home
+
+
+def run_airflow(*args: str, env: dict[str, str] | None = None, timeout: int = 600):
+    """Run the Airflow CLI of this venv; returns the CompletedProcess (output captured)."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
