@@ -1,0 +1,359 @@
+"""One simulator run end to end: model, events, faults, files, snapshots, ground truth."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from include.contracts import CUSTOMER_COLUMNS, EVENT_TYPES, ITEM_COLUMNS
+from include.simulator import _text
+from include.simulator.behaviour import ET, Events, SessionTimes, build_events
+from include.simulator.catalog import (
+    CATEGORY_NAMES,
+    PRODUCT_TYPES,
+    Catalog,
+    Taste,
+    build_catalog,
+    build_taste,
+)
+from include.simulator.config import (
+    AGE_BANDS,
+    BRANDS,
+    COLOURS,
+    COUNTRIES,
+    DEPARTMENTS,
+    FAULT_KINDS,
+    PRICE_BANDS,
+    STYLES,
+    SimulationSummary,
+    SimulatorConfig,
+)
+from include.simulator.layout import Layout, plan_layout
+from include.simulator.population import (
+    BOT,
+    EXISTING,
+    KIND_NAMES,
+    NEVER,
+    NEW,
+    People,
+    Sessions,
+    build_people,
+)
+from include.simulator.writer import LineBuilder, write_events, write_gzip
+
+_STREAMS = ("catalog", "taste", "people", "events", "ids", "layout")
+
+
+def _json_lines_gz(path: Path, frame: pd.DataFrame, level: int) -> None:
+    text = frame.to_json(orient="records", lines=True, force_ascii=True)
+    if text and not text.endswith("\n"):
+        text += "\n"
+    write_gzip(path, text.encode(), level)
+
+
+def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata(None)  # no pandas metadata: stable bytes
+    pq.write_table(table, path, compression="zstd")
+
+
+def _str(values: np.ndarray) -> np.ndarray:
+    return values.astype("U").astype(object)
+
+
+def items_frame(cfg: SimulatorConfig, cat: Catalog) -> pd.DataFrame:
+    launch = np.datetime64(cfg.start) + cat.launch_day.astype("timedelta64[D]")
+    return pd.DataFrame(
+        {
+            "item_id": _str(cat.item_id),
+            "name": cat.name.astype(object),
+            "department": np.array(DEPARTMENTS, dtype=object)[cat.department],
+            "category": np.array(CATEGORY_NAMES, dtype=object)[cat.category],
+            "product_type": np.array(PRODUCT_TYPES, dtype=object)[cat.product_type],
+            "colour": np.array(COLOURS, dtype=object)[cat.colour],
+            "brand": np.array(BRANDS, dtype=object)[cat.brand],
+            "price": cat.price_cents / 100.0,
+            "collection": np.array(cat.collections, dtype=object)[cat.collection],
+            "launch_date": np.datetime_as_string(launch).astype(object),
+        }
+    )[list(ITEM_COLUMNS)]
+
+
+def customers_frame(cfg: SimulatorConfig, people: People) -> tuple[pd.DataFrame, np.ndarray]:
+    reg = np.flatnonzero(people.user_num >= 0)
+    reg = reg[np.argsort(people.user_num[reg], kind="stable")]
+    signup = np.datetime64(cfg.start) + people.signup_day[reg].astype("timedelta64[D]")
+    frame = pd.DataFrame(
+        {
+            "user_id": _str(people.user_id[reg]),
+            "signup_date": np.datetime_as_string(signup).astype(object),
+            "country": np.array(COUNTRIES, dtype=object)[people.country[reg]],
+            "age_band": np.array(AGE_BANDS, dtype=object)[people.age_band[reg]],
+            "is_newsletter_subscriber": people.newsletter[reg],
+        }
+    )[list(CUSTOMER_COLUMNS)]
+    return frame, people.signup_day[reg]
+
+
+def write_snapshots(cfg: SimulatorConfig, cat: Catalog, people: People, landing: Path) -> int:
+    """Catalog and customer snapshots at the end of day 0, every drop day and the last day."""
+    days = sorted({0, *cat.drop_days, cfg.days - 1})
+    items = items_frame(cfg, cat)
+    customers, signup_day = customers_frame(cfg, people)
+    for d in days:
+        stamp = (cfg.start + timedelta(days=d)).isoformat()
+        _json_lines_gz(
+            landing / f"catalog/snapshot_date={stamp}/items.jsonl.gz",
+            items[cat.launch_day <= d],
+            cfg.gzip_level,
+        )
+        _json_lines_gz(
+            landing / f"customers/snapshot_date={stamp}/customers.jsonl.gz",
+            customers[signup_day <= d],
+            cfg.gzip_level,
+        )
+    return 2 * len(days)
+
+
+def write_ground_truth(
+    cfg: SimulatorConfig,
+    cat: Catalog,
+    taste: Taste,
+    people: People,
+    ses: Sessions,
+    times: SessionTimes,
+    events: Events,
+    out: Path,
+) -> dict[str, object]:
+    """What was planted, for checking recommenders and the pipeline against it."""
+    out.mkdir(parents=True, exist_ok=True)
+    items = items_frame(cfg, cat)
+    items["style"] = np.array(STYLES, dtype=object)[cat.style]
+    items["popularity"] = cat.popularity
+    items["outfit_id"] = pd.array(np.where(cat.outfit >= 0, cat.outfit, -1), dtype="Int64")
+    items.loc[cat.outfit < 0, "outfit_id"] = pd.NA
+    items["is_cold_start"] = cat.launch_day > 0
+    _write_parquet(out / "items.parquet", items)
+    o_idx, o_slot = np.nonzero(cat.outfit_members >= 0)
+    _write_parquet(
+        out / "outfits.parquet",
+        pd.DataFrame(
+            {
+                "outfit_id": o_idx.astype(np.int64),
+                "item_id": _str(cat.item_id[cat.outfit_members[o_idx, o_slot]]),
+            }
+        ),
+    )
+    registered = people.user_num >= 0
+    second = np.where(people.n_devices == 2, people.first_device + 1, people.first_device)
+    seg1 = people.segment1
+    fav = {
+        "top_category": np.array(CATEGORY_NAMES, dtype=object)[taste.category_w.argmax(1)][seg1],
+        "top_colour": np.array(COLOURS, dtype=object)[taste.colour_w.argmax(1)][seg1],
+        "top_brand": np.array(BRANDS, dtype=object)[taste.brand_w.argmax(1)][seg1],
+        "price_band": np.array(PRICE_BANDS, dtype=object)[taste.price_band][seg1],
+    }
+    people_frame = pd.DataFrame(
+        {
+            "person_id": np.arange(len(people.kind), dtype=np.int64),
+            "kind": np.array(KIND_NAMES, dtype=object)[people.kind],
+            "user_id": np.where(registered, _str(people.user_id), None),
+            "anonymous_id": _str(people.device_anon[people.first_device]),
+            "second_anonymous_id": np.where(
+                people.n_devices == 2, _str(people.device_anon[second]), None
+            ),
+            "segment1": seg1.astype(np.int64),
+            "segment2": people.segment2.astype(np.int64),
+            "segment1_weight": people.mix,
+            **fav,
+            "country": np.array(COUNTRIES, dtype=object)[people.country],
+            "arrival_day": people.arrival_day,
+            "mean_gap_days": people.mean_gap_days,
+            "visitor_gap_days": people.visitor_gap_days,
+            "purchase_propensity": people.purchase_propensity,
+            "converted": people.converted,
+            "signup_day": pd.array(
+                np.where(people.signup_day == NEVER, 0, people.signup_day), dtype="Int64"
+            ),
+        }
+    )
+    people_frame.loc[people.signup_day == NEVER, "signup_day"] = pd.NA
+    _write_parquet(out / "people.parquet", people_frame)
+    user_of_session = np.where(ses.is_customer, people.user_num[ses.person], -1)
+    session_frame = pd.DataFrame(
+        {
+            "session_id": np.arange(len(ses.person), dtype=np.int64),
+            "person_id": ses.person.astype(np.int64),
+            "anonymous_id": _str(people.device_anon[ses.device]),
+            "user_id": np.where(
+                user_of_session >= 0,
+                _str(_text.padded_ids("u", np.maximum(user_of_session, 0), 7)),
+                None,
+            ),
+            "is_bot": ses.is_bot,
+            "start_at": times.start_us.astype("datetime64[us]"),
+            "end_at": times.end_us.astype("datetime64[us]"),
+            "n_events": times.n_events.astype(np.int64),
+            "has_login": ses.login,
+            "has_purchase": ses.purchase,
+            "is_conversion": ses.conversion,
+        }
+    )
+    _write_parquet(out / "sessions.parquet", session_frame)
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        department=taste.department,
+        category_w=taste.category_w,
+        colour_w=taste.colour_w,
+        brand_w=taste.brand_w,
+        style_w=taste.style_w,
+        price_band=taste.price_band,
+        epoch_start_day=taste.epoch_start_day,
+        item_prob=taste.item_prob,
+    )
+    (out / "segments.npz").write_bytes(buf.getvalue())
+
+    n_new = int((people.kind == NEW).sum())
+    n_conv = int(ses.conversion.sum())
+    type_counts = np.bincount(events.etype, minlength=len(EVENT_TYPES))
+    truth: dict[str, object] = {
+        "config": cfg.to_dict(),
+        "people": {
+            "existing_customers": int((people.kind == EXISTING).sum()),
+            "new_visitors": n_new,
+            "bots": int((people.kind == BOT).sum()),
+            "visitors_with_sessions": int(len(np.unique(ses.person[~ses.is_bot]))),
+            "new_customers": n_conv,
+            "conversion_rate": n_conv / n_new if n_new else 0.0,
+            "two_device_customers": int((people.n_devices == 2).sum()),
+        },
+        "catalog": {
+            "items": int(cat.n),
+            "cold_start_items": int((cat.launch_day > 0).sum()),
+            "cold_start_share": float((cat.launch_day > 0).mean()),
+            "drop_dates": [(cfg.start + timedelta(days=d)).isoformat() for d in cat.drop_days],
+            "collections": list(cat.collections),
+            "outfits": int(len(cat.outfit_size)),
+        },
+        "sessions": {
+            "human": int((~ses.is_bot).sum()),
+            "bot": int(ses.is_bot.sum()),
+            "with_purchase": int(ses.purchase.sum()),
+            "orders": int(events.n_orders),
+        },
+        "event_types": {t: int(c) for t, c in zip(EVENT_TYPES, type_counts, strict=True)},
+        "vocabularies": {
+            "departments": list(DEPARTMENTS),
+            "categories": list(CATEGORY_NAMES),
+            "colours": list(COLOURS),
+            "brands": list(BRANDS),
+            "styles": list(STYLES),
+            "price_bands": list(PRICE_BANDS),
+        },
+        "files": {
+            "items.parquet": "catalog with style, popularity, outfit_id, is_cold_start",
+            "outfits.parquet": "one row per (outfit_id, item_id): items bought together",
+            "people.parquet": "every person: kind, ids, taste segments, gaps, conversion",
+            "sessions.parquet": "every visit: person, device, start/end, purchase",
+            "segments.npz": "segment weights; item_prob[epoch, segment, item_index]",
+        },
+    }
+    (out / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    return truth
+
+
+def run(
+    cfg: SimulatorConfig, landing: Path, late_window_days: int, *, progress: bool = False
+) -> SimulationSummary:
+    streams = dict(
+        zip(_STREAMS, np.random.SeedSequence(cfg.seed).spawn(len(_STREAMS)), strict=True)
+    )
+    rng = {name: np.random.default_rng(seq) for name, seq in streams.items()}
+    bar = tqdm(
+        total=5, desc="simulate", unit="step", file=sys.stderr, disable=not progress, leave=False
+    )
+
+    stage_s: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def step(label: str) -> None:
+        now = time.perf_counter()
+        stage_s[label] = round(now - clock[0], 4)
+        clock[0] = now
+        if bar.n < bar.total:
+            bar.set_postfix_str(label)
+            bar.update(1)
+
+    cat = build_catalog(cfg, rng["catalog"])
+    taste = build_taste(cfg, cat, rng["taste"])
+    step("catalog")
+    people, ses = build_people(cfg, cfg.n_segments, rng["people"])
+    step("people")
+    events, times = build_events(cfg, cat, taste, people, ses, rng["events"])
+    step("events")
+    uuid_raw = rng["ids"].integers(0, 256, size=(events.n, 16), dtype=np.uint8)
+    layout: Layout = plan_layout(
+        cfg, events.time_us, events.etype == ET["purchase"], late_window_days, rng["layout"]
+    )
+    step("layout")
+    builder = LineBuilder(cfg, events, people, cat, uuid_raw)
+    step("vocabularies")
+    bar.close()
+
+    lines_bar = tqdm(
+        total=layout.n_rows, desc="write events", unit="line", unit_scale=True,
+        file=sys.stderr, disable=not progress, leave=False,
+    )  # fmt: skip
+    records, _ = write_events(cfg, layout, builder, landing, on_progress=lines_bar.update)
+    lines_bar.close()
+    step("write_events")
+    sim_dir = landing / "_simulator"
+    sim_dir.mkdir(parents=True, exist_ok=True)
+    records.sort(key=lambda r: (r["file"], r["line"] or 0, r["fault"]))
+    with (sim_dir / "faults.jsonl").open("w") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
+    write_snapshots(cfg, cat, people, landing)
+    truth = write_ground_truth(
+        cfg, cat, taste, people, ses, times, events, sim_dir / "ground_truth"
+    )
+    step("side_files")
+    counts = {k: 0 for k in FAULT_KINDS}
+    for rec in records:
+        counts[rec["fault"]] += 1
+    t_people = truth["people"]
+    assert isinstance(t_people, dict)
+    summary = SimulationSummary(
+        landing_dir=landing,
+        start=cfg.start,
+        days=cfg.days,
+        events=events.n,
+        lines=layout.n_rows,
+        files=len(layout.file_key),
+        sessions=len(ses.person),
+        visitors=int(t_people["visitors_with_sessions"]),
+        bots=int(t_people["bots"]),
+        customers=int((people.user_num >= 0).sum()),
+        new_customers=int(t_people["new_customers"]),
+        new_visitors=int(t_people["new_visitors"]),
+        conversion_rate=float(t_people["conversion_rate"]),
+        cold_items=int((cat.launch_day > 0).sum()),
+        faults=counts,
+        stage_s=stage_s,
+    )
+    (sim_dir / "summary.json").write_text(
+        json.dumps(summary.to_dict(with_timing=False), indent=2) + "\n"
+    )
+    return summary

@@ -1,0 +1,360 @@
+"""Serialise events to JSON lines without a per-event Python loop, gzip them, write files.
+
+Every line is the element-wise concatenation of a few string columns (Arrow compute,
+in C++): a fixed-width head (event id, event time, built digit by digit in a numpy
+uint8 matrix) and pieces gathered from small vocabularies (event type, device with its
+context, user, item, page, one piece per property). Values are ASCII without quotes or
+backslashes, so no escaping is needed. A chunk of consecutive files is one Arrow array
+whose data buffer already *is* the files' content: each file is a zero-copy slice,
+gzipped (deterministic header: mtime 0, no file name) and written by a thread pool
+while the next chunk is built (zlib releases the GIL).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from include.contracts import EVENT_TYPES, PLATFORMS
+from include.simulator import _text
+from include.simulator.behaviour import ET, Events, query_vocab
+from include.simulator.catalog import CATEGORY_DEPARTMENT, CATEGORY_NAMES, Catalog
+from include.simulator.config import (
+    COUNTRIES,
+    DEPARTMENTS,
+    LINE_FAULTS,
+    LOGIN_METHODS,
+    SimulatorConfig,
+)
+from include.simulator.layout import DAY_US, FAULT_CODE, HOUR_US, Layout
+from include.simulator.population import UA_TABLE, People
+
+_HEAD = (
+    b'{"event_id":"' + b"0" * 36 + b'","event_time":"0000-00-00T00:00:00.000000Z","event_type":"'
+)
+_ID_AT = 13
+_TIME_AT = _ID_AT + 36 + 16
+_PRICE_TYPES = np.zeros(len(EVENT_TYPES), dtype=bool)
+for _name in ("add_to_cart", "remove_from_cart", "add_to_wishlist", "purchase"):
+    _PRICE_TYPES[ET[_name]] = True
+FAULT_NAMES = {code: name for name, code in FAULT_CODE.items()}
+
+
+def write_gzip(path: Path, data: bytes | memoryview, level: int) -> int:
+    """Write ``data`` gzipped with a fixed header (mtime 0, no name); returns bytes written."""
+    blob = gzip.compress(data, compresslevel=level, mtime=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(blob)
+    return len(blob)
+
+
+def iso_us(time_us: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` for microseconds since the epoch."""
+    return f"{np.datetime_as_string(np.datetime64(int(time_us), 'us'), unit='us')}Z"
+
+
+def _vocab(values: list[str] | np.ndarray) -> pa.Array:
+    if isinstance(values, np.ndarray):
+        return pa.array(values.astype(object), type=pa.string())
+    return pa.array(values, type=pa.string())
+
+
+def _s(values: np.ndarray) -> np.ndarray:
+    return _text.to_str(values)
+
+
+class LineBuilder:
+    """Builds the JSON line of any event index with Arrow compute."""
+
+    def __init__(
+        self,
+        cfg: SimulatorConfig,
+        events: Events,
+        people: People,
+        cat: Catalog,
+        event_uuid_raw: np.ndarray,
+    ) -> None:
+        self.ev = events
+        self.uuid_raw = event_uuid_raw
+        day0 = int(events.time_us.min() // DAY_US) if events.n else 0
+        day1 = int(events.time_us.max() // DAY_US) if events.n else 0
+        self.day0 = day0
+        days = np.arange(day0, day1 + 1).astype("datetime64[D]")
+        self.dates = np.frombuffer(
+            np.datetime_as_string(days).astype("S10").tobytes(), np.uint8
+        ).reshape(-1, 10)
+        self.et = _vocab([f'{t}",' for t in EVENT_TYPES])
+        ua = np.array(UA_TABLE, dtype=np.dtypes.StringDType())
+        plat = np.array(PLATFORMS, dtype=np.dtypes.StringDType())
+        country = np.array(COUNTRIES, dtype=np.dtypes.StringDType())
+        self.dev = _vocab(
+            _text.concat(
+                '"anonymous_id":"',
+                _s(people.device_anon),
+                '","context":{"platform":"',
+                plat[people.device_platform],
+                '","country":"',
+                country[people.country[people.device_person]],
+                '","user_agent":"',
+                ua[people.device_ua],
+                '"},',
+            )
+        )
+        self.user = _vocab(
+            np.concatenate(
+                [['"user_id":null,'], _text.concat('"user_id":"', _s(people.user_id), '",')]
+            )
+        )
+        self.item = _vocab(
+            np.concatenate(
+                [['"item_id":null,'], _text.concat('"item_id":"', _s(cat.item_id), '",')]
+            )
+        )
+        dept = np.array(DEPARTMENTS)[CATEGORY_DEPARTMENT]
+        cat_pages = [f'"page":"/c/{d}/{c}",' for d, c in zip(dept, CATEGORY_NAMES, strict=True)]
+        fixed = ["/", "/search", "/cart", "/checkout", "/login"]
+        self.page = _vocab(
+            np.concatenate(
+                [
+                    [f'"page":"{p}",' for p in fixed] + cat_pages,
+                    _text.concat('"page":"/p/', _s(cat.item_id), '",'),
+                ]
+            )
+        )
+        cents = cat.price_cents
+        price_txt = _text.concat(
+            '"price":',
+            (cents // 100).astype(str),
+            ".",
+            np.char.zfill((cents % 100).astype(str), 2),
+            ",",
+        )
+        self.price = _vocab(np.concatenate([[""], price_txt]))
+        self.scroll = _vocab([""] + [f'"scroll_depth_pct":{i},' for i in range(101)])
+        self.lpos = _vocab([""] + [f'"list_position":{i},' for i in range(128)])
+        self.qty = _vocab([""] + [f'"quantity":{i},' for i in range(1, 10)])
+        rng = np.random.default_rng([cfg.seed, 77])
+        self.order_ids = _text.hex_ids(rng, events.n_orders, "ord-", 6)
+        self.rec_ids = _text.hex_ids(rng, events.n_recs, "rec-", 6)
+        self.order = _vocab(
+            np.concatenate([[""], _text.concat('"order_id":"', _s(self.order_ids), '",')])
+        )  # noqa: E501
+        self.rec = _vocab(
+            np.concatenate([[""], _text.concat('"recommendation_id":"', _s(self.rec_ids), '",')])
+        )
+        self.query = _vocab([""] + [f'"search_query":"{q}",' for q in query_vocab()])
+        self.method = _vocab([""] + [f'"method":"{m}",' for m in LOGIN_METHODS])
+
+    def event_ids(self, idx: np.ndarray) -> np.ndarray:
+        """``(len(idx),)`` S36 UUID4 strings of the events ``idx``."""
+        return _text.as_fixed(_text.uuid4_matrix(self.uuid_raw[idx]))
+
+    def head(self, idx: np.ndarray) -> pa.Array:
+        n = len(idx)
+        out = np.empty((n, len(_HEAD)), dtype=np.uint8)
+        out[:] = np.frombuffer(_HEAD, np.uint8)
+        out[:, _ID_AT : _ID_AT + 36] = _text.uuid4_matrix(self.uuid_raw[idx])
+        t = self.ev.time_us[idx]
+        day = t // DAY_US
+        rem = t - day * DAY_US
+        at = _TIME_AT
+        out[:, at : at + 10] = self.dates[day - self.day0]
+        _text.write_digits(out, at + 11, rem // HOUR_US, 2)
+        _text.write_digits(out, at + 14, (rem // 60_000_000) % 60, 2)
+        _text.write_digits(out, at + 17, (rem // 1_000_000) % 60, 2)
+        _text.write_digits(out, at + 20, rem % 1_000_000, 6)
+        offsets = np.arange(n + 1, dtype=np.int32) * len(_HEAD)
+        return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(out))
+
+    def lines(self, idx: np.ndarray) -> pa.Array:
+        """JSON lines (each ending in ``\\n``) of the events ``idx``, as an Arrow array."""
+        ev = self.ev
+
+        def take(vocab: pa.Array, codes: np.ndarray) -> pa.Array:
+            return vocab.take(pa.array(codes.astype(np.int32, copy=False)))
+
+        et = ev.etype[idx]
+        item = ev.item[idx]
+        priced = _PRICE_TYPES[et]
+        inner = pc.binary_join_element_wise(
+            take(self.scroll, ev.scroll[idx] + 1),
+            take(self.lpos, ev.lpos[idx] + 1),
+            take(self.query, ev.query[idx] + 1),
+            take(self.order, ev.order[idx] + 1),
+            take(self.qty, ev.qty[idx]),
+            take(self.price, np.where(priced, item + 1, 0)),
+            take(self.rec, ev.rec[idx] + 1),
+            take(self.method, ev.method[idx] + 1),
+            "",
+        )
+        inner = pc.utf8_rtrim(inner, characters=",")
+        return pc.binary_join_element_wise(
+            self.head(idx),
+            take(self.et, et),
+            take(self.dev, ev.device[idx]),
+            take(self.user, ev.user[idx] + 1),
+            take(self.item, item + 1),
+            take(self.page, ev.page[idx]),
+            pa.scalar('"properties":{'),
+            inner,
+            pa.scalar("}}\n"),
+            "",
+        )
+
+
+def mutate(line: bytes, fault: str, p: dict[str, Any], hour_start_us: int) -> bytes:
+    """Apply one planned fault to a clean line (without its newline)."""
+    if fault == "garbage":
+        return p["text"].encode()
+    if fault == "truncated":
+        cut = 60 + int(p["cut"] * (len(line) - 62))
+        return line[:cut]
+    if fault == "invalid_utf8":
+        at = line.index(b'"page":"') + len(b'"page":"')
+        return line[:at] + p["bytes"] + line[at:]
+    obj = json.loads(line)
+    if fault == "wrong_type":
+        if p["field"] == "quantity":
+            obj["properties"]["quantity"] = "two"
+        else:
+            t = np.datetime64(obj["event_time"].rstrip("Z"), "us").astype(np.int64)
+            obj["event_time"] = round(int(t) / 1e6, 6)
+    elif fault == "missing_field":
+        del obj[p["field"]]
+    elif fault == "unknown_event_type":
+        obj["event_type"] = p["event_type"]
+    elif fault == "late":
+        obj["event_time"] = iso_us(hour_start_us - p["shift_us"])
+    elif fault == "future":
+        obj["event_time"] = iso_us(hour_start_us + HOUR_US + p["shift_us"])
+    else:  # pragma: no cover - planning and mutation share FAULT_KINDS
+        raise ValueError(f"unknown fault {fault!r}")
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+_REASON = {
+    "truncated": "invalid_json",
+    "garbage": "invalid_json",
+    "invalid_utf8": "invalid_utf8",
+    "unknown_event_type": "unknown_event_type",
+    "future": "future_event_time",
+    "duplicate": None,
+}
+
+
+def manifest_record(
+    path: str, line: int | None, fault: str, p: dict[str, Any], event_id: str | None
+) -> dict[str, Any]:
+    """One record of ``faults.jsonl`` (see the package docstring for the rules)."""
+    field = p.get("field")
+    if fault == "wrong_type":
+        reason = f"bad_type:{field}"
+    elif fault == "missing_field":
+        reason = f"missing_field:{field}"
+    elif fault == "late":
+        field = "event_time"
+        reason = "too_late" if p.get("too_late") else None
+    elif fault == "future":
+        field = "event_time"
+        reason = _REASON[fault]
+    else:
+        reason = _REASON.get(fault)
+    return {
+        "file": path,
+        "line": line,
+        "fault": fault,
+        "expected_reason": reason,
+        "field": field,
+        "event_id": event_id,
+    }
+
+
+def write_events(
+    cfg: SimulatorConfig,
+    layout: Layout,
+    builder: LineBuilder,
+    landing: Path,
+    on_progress: Callable[[int], None] | None = None,
+    chunk_rows: int = 150_000,
+) -> tuple[list[dict[str, Any]], int]:
+    """Write every batch file; returns the fault manifest records and bytes written."""
+    records: list[dict[str, Any]] = []
+    mutating = {FAULT_CODE[f] for f in LINE_FAULTS if f not in ("duplicate",)}
+    mutating.discard(FAULT_CODE["late"])  # only too-late ones are re-stamped, checked below
+    starts = layout.file_row_start
+    n_files = len(layout.file_key)
+    pending: list[list[Future[int]]] = []
+    written = 0
+
+    def file_chunks() -> Iterator[tuple[int, int]]:
+        f = 0
+        while f < n_files:
+            g = int(np.searchsorted(starts, starts[f] + chunk_rows, side="right")) - 1
+            g = min(max(g, f + 1), n_files)
+            yield f, g
+            f = g
+
+    with ThreadPoolExecutor(max_workers=cfg.workers) as pool:
+        for f0, f1 in file_chunks():
+            r0, r1 = int(starts[f0]), int(starts[f1])
+            src = layout.row_src[r0:r1]
+            lines = builder.lines(np.maximum(src, 0)).cast(pa.binary())
+            fault = layout.row_fault[r0:r1]
+            faulty = np.flatnonzero(fault >= 0)
+            if len(faulty):
+                file_of = np.searchsorted(starts, r0 + faulty, side="right") - 1
+                ids = builder.event_ids(np.maximum(src[faulty], 0))
+                mask = np.zeros(r1 - r0, dtype=bool)
+                repl: list[bytes] = []
+                for n_j, (j, r, f) in enumerate(zip(faulty, r0 + faulty, file_of, strict=True)):
+                    name = FAULT_NAMES[int(fault[j])]
+                    p = layout.params.get(int(r), {})
+                    hour_start = int(layout.file_key[f] // 64) * HOUR_US
+                    if int(fault[j]) in mutating or (name == "late" and p.get("too_late")):
+                        line = lines[int(j)].as_py()[:-1]
+                        repl.append(mutate(line, name, p, hour_start) + b"\n")
+                        mask[j] = True
+                    event_id = None if src[j] < 0 else ids[n_j].decode()
+                    records.append(
+                        manifest_record(
+                            layout.path(int(f)), int(r - starts[f] + 1), name, p, event_id
+                        )
+                    )
+                if repl:
+                    lines = pc.replace_with_mask(
+                        lines, pa.array(mask), pa.array(repl, type=pa.binary())
+                    )
+            lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
+            bufs = lines.buffers()
+            offsets = np.frombuffer(bufs[1], dtype=np.int32)[lines.offset :]
+            data = memoryview(bufs[2])
+            futures: list[Future[int]] = []
+            for f in range(f0, f1):
+                path = layout.path(f)
+                if starts[f + 1] == starts[f]:
+                    records.append(manifest_record(path, None, "empty_file", {}, None))
+                if layout.file_crlf[f]:
+                    records.append(manifest_record(path, None, "crlf", {}, None))
+                a = int(offsets[starts[f] - r0])
+                b = int(offsets[starts[f + 1] - r0])
+                chunk: bytes | memoryview = data[a:b]
+                if layout.file_crlf[f]:
+                    chunk = bytes(chunk).replace(b"\n", b"\r\n")
+                futures.append(pool.submit(write_gzip, landing / path, chunk, cfg.gzip_level))
+            pending.append(futures)
+            # Keep at most two chunks in flight: bounded memory, both cores busy.
+            while len(pending) > 2:
+                written += sum(fu.result() for fu in pending.pop(0))
+            if on_progress:
+                on_progress(r1 - r0)
+        for futures in pending:
+            written += sum(fu.result() for fu in futures)
+    return records, written
