@@ -106,3 +106,85 @@ RECOMMENDATION_COLUMNS: tuple[str, ...] = (
     "model_version",
     "generated_at",
 )
+
+# --- ingestion outputs (include/ingest; added by the ingestion work, issue 4) --------------
+# Raw snapshots in the lake, (name, DuckDB type), file column order:
+# lake/catalog/snapshot_date=YYYY-MM-DD/*.parquet and lake/customers/snapshot_date=.../*.parquet
+ITEM_LAKE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("item_id", "VARCHAR"),
+    ("name", "VARCHAR"),
+    ("department", "VARCHAR"),
+    ("category", "VARCHAR"),
+    ("product_type", "VARCHAR"),
+    ("colour", "VARCHAR"),
+    ("brand", "VARCHAR"),
+    ("price", "DOUBLE"),
+    ("collection", "VARCHAR"),
+    ("launch_date", "DATE"),
+    ("received_at", "TIMESTAMP"),
+    ("source_file", "VARCHAR"),
+    ("source_line", "BIGINT"),
+    ("snapshot_date", "DATE"),  # partition key
+)
+CUSTOMER_LAKE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("user_id", "VARCHAR"),
+    ("signup_date", "DATE"),
+    ("country", "VARCHAR"),
+    ("age_band", "VARCHAR"),
+    ("is_newsletter_subscriber", "BOOLEAN"),
+    ("received_at", "TIMESTAMP"),
+    ("source_file", "VARCHAR"),
+    ("source_line", "BIGINT"),
+    ("snapshot_date", "DATE"),  # partition key
+)
+
+# Quarantine (Parquet, quarantine/landing/*.parquet; view raw.quarantine): one row per
+# rejected landing line.
+QUARANTINE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("dataset", "VARCHAR"),  # events | catalog | customers
+    ("source_file", "VARCHAR"),  # path relative to landing/
+    ("source_line", "BIGINT"),  # 1-based physical line number
+    ("reason", "VARCHAR"),  # one of QUARANTINE_REASONS, ':<field>' appended where it has one
+    ("event_id", "VARCHAR"),  # when it could be read (events only)
+    ("raw_line", "VARCHAR"),  # the line, first RAW_LINE_MAX_CHARS characters, \r stripped
+    ("line_bytes", "BIGINT"),  # length of the original line in bytes
+    ("load_id", "VARCHAR"),
+    ("quarantined_at", "TIMESTAMP"),  # UTC
+)
+RAW_LINE_MAX_CHARS = 4096
+# Reason codes. missing_field / bad_type carry the field: 'missing_field:event_id',
+# 'bad_type:properties.price' (nested fields are dotted paths).
+QUARANTINE_REASONS: tuple[str, ...] = (
+    "invalid_utf8",
+    "invalid_json",  # not JSON, truncated, or not a JSON object
+    "missing_field",
+    "bad_type",
+    "unknown_event_type",
+    "future_event_time",  # event_time > batch hour end + 1 h
+    "too_late",  # event_time < batch hour start - late window
+    "content_changed",  # a loaded file was dropped again with other bytes: quarantined whole
+    "unreadable_file",  # not decompressible (the part that could not be read)
+)
+
+# The ingestion manifest (warehouse table raw.ingest_manifest): one row per landing file
+# version (path, content_hash). lines_in = loaded + quarantined + duplicates, always.
+INGEST_MANIFEST_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("path", "VARCHAR"),  # relative to landing/
+    ("dataset", "VARCHAR"),
+    ("content_hash", "VARCHAR"),  # sha256 of the file's bytes
+    ("size_bytes", "BIGINT"),
+    ("file_mtime", "TIMESTAMP"),
+    ("first_seen_at", "TIMESTAMP"),
+    ("status", "VARCHAR"),  # loaded | quarantined | content_changed | failed
+    ("lines_in", "BIGINT"),  # non-blank lines
+    ("blank_lines", "BIGINT"),  # empty or whitespace-only lines: not events, not counted
+    ("loaded", "BIGINT"),
+    ("quarantined", "BIGINT"),
+    ("duplicates", "BIGINT"),
+    ("late_loaded", "BIGINT"),  # loaded events older than the batch start (within window)
+    ("bot_events", "BIGINT"),
+    ("batch_start", "TIMESTAMP"),  # from date=/hour= in the path, else first_seen_at
+    ("load_id", "VARCHAR"),
+    ("loaded_at", "TIMESTAMP"),
+    ("error", "VARCHAR"),
+)

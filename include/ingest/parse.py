@@ -1,0 +1,272 @@
+"""Validation SQL: every landing line becomes typed columns or one quarantine reason.
+
+The SQL is generated from field specs, so a contract change is one edit. One pass over the
+lines does, per line:
+
+1. ``json_valid`` (blank lines are recognised only among the invalid ones, so the common
+   case costs nothing extra);
+2. one ``json_transform`` of the whole line into a struct whose leaves are typed ``JSON``:
+   the values come back as short JSON texts, whose first character gives the JSON type
+   (``"`` string, ``{`` object, digit or ``-`` number, ...) without parsing the line again;
+   nested objects (``properties``, ``context``) get one more transform of their own short
+   text;
+3. casts to the contract types (a value of the wrong JSON type casts to NULL), then one
+   ``CASE`` that names the first rule a line breaks, in a fixed order: invalid JSON, missing
+   required fields, wrong types, dataset rules (unknown event type, item_id of product
+   events, future and too-late event times).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from include.contracts import (
+    CONTEXT_KEYS,
+    CUSTOMER_LAKE_COLUMNS,
+    EVENT_TYPES,
+    ITEM_LAKE_COLUMNS,
+    PRODUCT_EVENT_TYPES,
+    PROPERTY_KEYS,
+    RAW_EVENT_COLUMNS,
+    RAW_LINE_MAX_CHARS,
+)
+
+OBJECT = "OBJECT"  # a JSON object kept as JSON text
+
+
+@dataclass(frozen=True)
+class Field:
+    """One JSON leaf (or object) of a landing line and the column it becomes."""
+
+    column: str  # output column name (unique within a dataset)
+    path: tuple[str, ...]  # JSON keys from the root, at most two levels
+    type: str  # VARCHAR | DOUBLE | INTEGER | BOOLEAN | TIMESTAMP | DATE | OBJECT
+    required: bool = False
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.path)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How one landing dataset is validated and written."""
+
+    name: str
+    fields: tuple[Field, ...]
+    key: str  # dedupe key column
+    partition: str  # partition column of the lake output
+    lake_columns: tuple[tuple[str, str], ...]  # (name, type) in file order
+    #: extra (condition, reason) rules after the type checks; may use v_<column>,
+    #: batch_start, batch_end (TIMESTAMP) and late_days (INTEGER).
+    rules: tuple[tuple[str, str], ...] = ()
+
+
+def _type_of(columns: tuple[tuple[str, str], ...], name: str) -> str:
+    return dict(columns)[name]
+
+
+def _event_fields() -> tuple[Field, ...]:
+    t = dict(RAW_EVENT_COLUMNS)
+    fields = [
+        Field("event_id", ("event_id",), "VARCHAR", True),
+        Field("event_time", ("event_time",), "TIMESTAMP", True),
+        Field("event_type", ("event_type",), "VARCHAR", True),
+        Field("anonymous_id", ("anonymous_id",), "VARCHAR", True),
+        Field("user_id", ("user_id",), "VARCHAR"),
+        Field("item_id", ("item_id",), "VARCHAR"),
+        Field("page", ("page",), "VARCHAR"),
+        Field("properties", ("properties",), OBJECT),
+        Field("context", ("context",), OBJECT),
+    ]
+    fields += [Field(k, ("properties", k), t[k]) for k in PROPERTY_KEYS]
+    fields += [Field(k, ("context", k), t[k]) for k in CONTEXT_KEYS]
+    return tuple(fields)
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+
+
+EVENTS = DatasetSpec(
+    name="events",
+    fields=_event_fields(),
+    key="event_id",
+    partition="event_date",
+    lake_columns=RAW_EVENT_COLUMNS,
+    rules=(
+        (f"v_event_type not in {_sql_list(EVENT_TYPES)}", "unknown_event_type"),
+        (
+            f"v_event_type in {_sql_list(PRODUCT_EVENT_TYPES)} and coalesce(v_item_id, '') = ''",
+            "missing_field:item_id",
+        ),
+        ("v_event_time > batch_end + interval 1 hour", "future_event_time"),
+        ("v_event_time < batch_start - to_days(late_days)", "too_late"),
+    ),
+)
+
+ITEMS = DatasetSpec(
+    name="catalog",
+    fields=tuple(
+        Field(c, (c,), typ, c == "item_id")
+        for c, typ in ITEM_LAKE_COLUMNS
+        if c not in ("received_at", "source_file", "source_line", "snapshot_date")
+    ),
+    key="item_id",
+    partition="snapshot_date",
+    lake_columns=ITEM_LAKE_COLUMNS,
+)
+
+CUSTOMERS = DatasetSpec(
+    name="customers",
+    fields=tuple(
+        Field(c, (c,), typ, c == "user_id")
+        for c, typ in CUSTOMER_LAKE_COLUMNS
+        if c not in ("received_at", "source_file", "source_line", "snapshot_date")
+    ),
+    key="user_id",
+    partition="snapshot_date",
+    lake_columns=CUSTOMER_LAKE_COLUMNS,
+)
+
+SPECS: dict[str, DatasetSpec] = {s.name: s for s in (EVENTS, ITEMS, CUSTOMERS)}
+
+# Whitespace JSON allows around a document: space, tab, CR, LF.
+_WS = "chr(32) || chr(9) || chr(13) || chr(10)"
+
+
+def _struct(keys: list[str]) -> str:
+    return json.dumps({k: "JSON" for k in keys}, separators=(",", ":"))
+
+
+def _leaf_ref(f: Field) -> str:
+    if len(f.path) == 1:
+        return f"d.{_q(f.path[0])}"
+    return f"n_{f.path[0]}.{_q(f.path[1])}"
+
+
+def _q(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _string(t: str) -> str:
+    # A JSON string text without escapes is its characters between the quotes.
+    return f"(case when contains({t}, '\\') then {t} ->> '$' else {t}[2:-2] end)"
+
+
+def _typed(f: Field, t: str) -> str:
+    """SQL for the field's value: its contract type, NULL if absent or of another type."""
+    is_string = f"left({t}, 1) = '\"'"
+    is_number = f"(ascii({t}) between 48 and 57 or ascii({t}) = 45)"
+    if f.type == "VARCHAR":
+        return f"case when {is_string} then {_string(t)} end"
+    if f.type == "TIMESTAMP":
+        return f"case when {is_string} then try_cast({_string(t)} as TIMESTAMPTZ)::TIMESTAMP end"
+    if f.type == "DATE":
+        return f"case when {is_string} then try_cast({_string(t)} as DATE) end"
+    if f.type == "DOUBLE":
+        return f"case when {is_number} then try_cast({t} as DOUBLE) end"
+    if f.type in ("INTEGER", "BIGINT"):
+        return (
+            f"case when {is_number} and not regexp_matches({t}, '[.eE]') "
+            f"then try_cast({t} as {f.type}) end"
+        )
+    if f.type == "BOOLEAN":
+        return f"case {t} when 'true' then true when 'false' then false end"
+    if f.type == OBJECT:
+        return f"case when left({t}, 1) = '{{' then {t} end"
+    raise ValueError(f"unsupported field type {f.type!r} for {f.dotted}")
+
+
+def staging_sql(spec: DatasetSpec, *, source: str = "lines", files: str = "files") -> str:
+    """``CREATE TEMP TABLE staged``: one row per physical line of ``source``.
+
+    ``source`` has (file_id INTEGER, line_no BIGINT, line VARCHAR); ``files`` has
+    (file_id, batch_start TIMESTAMP, batch_end TIMESTAMP, changed BOOLEAN, late_days INTEGER).
+    ``staged`` has file_id, line_no, is_blank, reason (NULL = valid), raw_line and
+    line_bytes (quarantined rows only), and one ``v_<column>`` per field.
+    """
+    top = [f for f in spec.fields if len(f.path) == 1]
+    nested_parents = sorted({f.path[0] for f in spec.fields if len(f.path) == 2})
+    for parent in nested_parents:
+        if not any(f.path == (parent,) and f.type == OBJECT for f in top):
+            raise ValueError(f"{spec.name}: nested fields under {parent!r} need an OBJECT field")
+
+    nested_sql = ",\n        ".join(
+        f"case when left(d.{_q(p)}, 1) = '{{' then json_transform(d.{_q(p)}, "
+        f"'{_struct([f.path[1] for f in spec.fields if len(f.path) == 2 and f.path[0] == p])}')"
+        f" end as n_{p}"
+        for p in nested_parents
+    )
+    typed_sql = ",\n        ".join(
+        f"{_typed(f, _leaf_ref(f))} as v_{f.column},\n        {_leaf_ref(f)} is null as a_{f.column}"
+        for f in spec.fields
+    )
+    rules: list[tuple[str, str]] = [
+        ("changed", "content_changed"),
+        ("not ok or not is_object", "invalid_json"),
+    ]
+    for f in spec.fields:
+        if f.required:
+            empty = f" or v_{f.column} = ''" if f.type == "VARCHAR" else ""
+            rules.append((f"a_{f.column}{empty}", f"missing_field:{f.dotted}"))
+    for f in spec.fields:
+        rules.append((f"not a_{f.column} and v_{f.column} is null", f"bad_type:{f.dotted}"))
+    rules.extend(spec.rules)
+    reason_sql = "\n            ".join(f"when {cond} then '{reason}'" for cond, reason in rules)
+    content = "rtrim(ltrim(line, chr(10)), chr(13))"
+    values = ", ".join(f"v_{f.column}" for f in spec.fields)
+    return f"""
+create or replace temp table staged as
+with parsed as (
+    select
+        l.file_id, l.line_no, l.line, f.batch_start, f.batch_end, f.changed, f.late_days,
+        json_valid(l.line) as ok
+    from {source} as l
+    join {files} as f on f.file_id = l.file_id
+),
+docs as (
+    select
+        *,
+        case when not ok then trim(line, {_WS}) = '' else false end as is_blank,
+        case
+            when not ok then false
+            when starts_with(line, '{{') then true
+            when starts_with(line, chr(10) || '{{') then true
+            else left(ltrim(line, {_WS}), 1) = '{{'
+        end as is_object,
+        case when ok then json_transform(line, '{_struct([f.path[0] for f in top])}') end as d
+    from parsed
+),
+nested as (
+    select *{"," if nested_sql else ""}
+        {nested_sql}
+    from docs
+),
+typed as (
+    select
+        file_id, line_no, line, is_blank, ok, is_object, changed, batch_start, batch_end,
+        late_days,
+        {typed_sql}
+    from nested
+),
+checked as (
+    select
+        *,
+        case
+            when is_blank then null
+            {reason_sql}
+        end as reason
+    from typed
+)
+select
+    file_id,
+    line_no,
+    is_blank,
+    reason,
+    case when reason is not null then left({content}, {RAW_LINE_MAX_CHARS}) end as raw_line,
+    case when reason is not null then strlen({content}) end as line_bytes,
+    {values}
+from checked
+"""
