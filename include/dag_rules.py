@@ -44,9 +44,20 @@ def dag_violations(dag: Any) -> list[str]:
 def scheduled_assets(dag: Any) -> set[str]:
     """Names of the Assets a DAG is scheduled on (empty for time-scheduled DAGs)."""
     condition = getattr(dag.timetable, "asset_condition", None)
-    if condition is None:
-        return set()
-    return {asset.name for _, asset in condition.iter_assets()}
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:  # AssetAll / AssetAny nest; leaves are Assets
+        if node is None:
+            return
+        children = getattr(node, "objects", None)
+        if children is not None:
+            for child in children:
+                walk(child)
+        elif getattr(node, "name", None):
+            names.add(node.name)
+
+    walk(condition)
+    return names
 
 
 def produced_assets(dag: Any) -> set[str]:

@@ -1,0 +1,56 @@
+"""
+### data_monitor (DE)
+
+Daily health of the data platform, as a time series in `monitoring.checks`:
+
+- **freshness** of every Asset against its expected cadence (from Airflow's Asset events);
+- **volume** of events per type against the trailing 14 days (z-score, alert above 3);
+- **quarantine rate** and its trend;
+- **schema drift**: `properties` keys that are new, or missing though usually present.
+
+Alerts go to DE through the roles notifier. The page with every check and its history is
+`<data>/reports/monitoring/index.html`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from airflow.sdk import dag, task
+
+from include import assets
+from include.roles import Role, dag_kwargs
+from include.warehouse import WRITER_POOL
+
+
+@dag(
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    **dag_kwargs(Role.DE, doc_md=__doc__, domain="monitoring"),
+)
+def data_monitor():
+    @task(pool=WRITER_POOL, inlets=list(assets.ALL))
+    def check_data(**context) -> dict:
+        from include.monitoring import notify_alerts, run_data_monitor
+
+        last_updated = {}
+        for asset in assets.ALL:
+            events = context["inlet_events"][asset]
+            last_updated[asset.name] = events[-1].timestamp if len(events) else None
+        checks = run_data_monitor(last_updated)
+        sent = notify_alerts(checks, Role.DE, "data_monitor", link=None)
+        return {"checks": len(checks), "alerts": sent}
+
+    @task(pool=WRITER_POOL)
+    def publish_monitoring_page(summary: dict) -> str:
+        from include.monitoring import write_page
+        from include.settings import get_settings
+        from include.warehouse import connect
+
+        with connect() as con:
+            return str(write_page(con, get_settings().reports_dir))
+
+    publish_monitoring_page(check_data())
+
+
+data_monitor()
