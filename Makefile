@@ -71,7 +71,7 @@ simulate: setup  ## write 30 simulated days (about 1M events) into the landing z
 	$(PY) -m include.simulator
 
 bench: setup  ## run every benchmark under bench/
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) bench/run_all.py
 
 clean:  ## remove the data directory, Airflow home and caches (keeps .venv)
 	rm -rf data .state/airflow .state/cosmos dbt_project/target dbt_project/logs .pytest_cache
