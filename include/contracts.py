@@ -152,8 +152,8 @@ QUARANTINE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("quarantined_at", "TIMESTAMP"),  # UTC
 )
 RAW_LINE_MAX_CHARS = 4096
-# Reason codes. missing_field / bad_type carry the field: 'missing_field:event_id',
-# 'bad_type:properties.price' (nested fields are dotted paths).
+# Reason codes. missing_field / bad_type carry the field by its JSON path:
+# 'missing_field:event_id', 'bad_type:properties.quantity'.
 QUARANTINE_REASONS: tuple[str, ...] = (
     "invalid_utf8",
     "invalid_json",  # not JSON, truncated, or not a JSON object

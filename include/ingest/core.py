@@ -62,7 +62,7 @@ DONE_STATUSES: tuple[str, ...] = ("loaded", "quarantined", "content_changed")
 #: User agents of crawlers and scripts (case-insensitive regular expression, RE2).
 BOT_USER_AGENT_RE = (
     r"(?i)(bot\b|bot/|crawler|crawl|spider|slurp|python-requests|python-urllib|curl/|wget|"
-    r"headless|phantomjs|selenium|puppeteer|playwright|scrapy|httpclient|okhttp-bot|go-http-client)"
+    r"headless|phantomjs|selenium|puppeteer|playwright|scrapy|httpclient|go-http-client)"
 )
 #: Test hook: pause (for an hour) before committing load N, after its files are in place.
 TEST_PAUSE_ENV = "TRASOS_INGEST_TEST_PAUSE_AT_LOAD"
@@ -169,6 +169,7 @@ class IngestSummary:
     files_content_changed: int = 0
     files_failed: int = 0
     files_unknown: list[str] = field(default_factory=list)
+    orphans_removed: int = 0  # uncommitted Parquet files of a crashed run, deleted first
     loads: int = 0
     lines_in: int = 0
     blank_lines: int = 0
@@ -402,7 +403,7 @@ def ingest(config: IngestConfig | None = None, settings: Settings | None = None)
     with ingest_lock(s, cfg.lock_timeout_s), warehouse.connect(path=s.warehouse_path) as con:
         _prepare(con)
         lake = Lake(s)
-        lake.clean_orphans(con)
+        summary.orphans_removed = len(lake.clean_orphans(con))
         files, unknown = scan_landing(s.landing_dir)
         summary.files_found = len(files)
         summary.files_unknown = unknown
@@ -532,6 +533,8 @@ class _Runner:
             changed = any(r["status"] in DONE_STATUSES for r in rows)
             first_seen = min((r["first_seen"] for r in same), default=now)
             hour = f.batch_hour
+            if hour is None and f.dataset != "events" and f.snapshot_date is not None:
+                hour = datetime.combine(f.snapshot_date, datetime.min.time())
             items.append(
                 _Item(
                     file=f,

@@ -60,11 +60,11 @@ class LandingFile:
         return datetime.fromtimestamp(self.mtime_ns / 1e9, UTC).replace(tzinfo=None)
 
     def sort_key(self) -> tuple:
-        """Receive order: batch hour (or none first), then the path in natural order
-        (``batch-2`` before ``batch-10``)."""
-        hour = self.batch_hour or datetime.min
+        """Receive order: the batch hour (the file's mtime when the path has none), then the
+        path in natural order (``batch-2`` before ``batch-10``)."""
+        received = self.batch_hour or self.mtime
         parts = re.split(r"(\d+)", self.path)
-        return (hour, [int(p) if p.isdigit() else p for p in parts])
+        return (received, [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts])
 
 
 def is_ignored(relative: str) -> bool:

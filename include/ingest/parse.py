@@ -12,7 +12,8 @@ lines does, per line:
    text;
 3. casts to the contract types (a value of the wrong JSON type casts to NULL), then one
    ``CASE`` that names the first rule a line breaks, in a fixed order: invalid JSON, missing
-   required fields, wrong types, dataset rules (unknown event type, item_id of product
+   required fields, wrong types (reasons name the field by its JSON path:
+   ``bad_type:properties.quantity``), dataset rules (unknown event type, item_id of product
    events, future and too-late event times).
 """
 

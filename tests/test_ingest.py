@@ -1,0 +1,555 @@
+"""Ingestion (include/ingest, dags/events_ingest.py): nothing lost, nothing twice.
+
+Real DuckDB, real files, the real simulator with its fault manifest, a real SIGKILL, and a
+real Airflow DAG run. Expected values are worked out by hand for the hand-made landing
+zone; the simulator's ``faults.jsonl`` is the oracle for the simulated one.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from include.ingest import (
+    IngestConfig,
+    IngestLockedError,
+    ReconciliationError,
+    ingest,
+    validate_raw_events,
+)
+from include.ingest import core as ingest_core
+from include.ingest.landing import gunzip, read_content
+from include.settings import REPO_ROOT, get_settings
+
+HOUR = "events/date=2026-10-01/hour=10"
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def event(n: int, **overrides) -> dict:
+    e = {
+        "event_id": f"e{n}",
+        "event_time": "2026-10-01T10:05:00.000000Z",
+        "event_type": "page_view",
+        "anonymous_id": "anon-1",
+        "user_id": None,
+        "item_id": None,
+        "page": "/",
+        "properties": {"scroll_depth_pct": 50, "list_position": 2},
+        "context": {"platform": "web", "country": "DE", "user_agent": "Mozilla/5.0"},
+    }
+    e.update(overrides)
+    return e
+
+
+def line(n: int, **overrides) -> bytes:
+    return json.dumps(event(n, **overrides), separators=(",", ":")).encode()
+
+
+def write_gz(landing: Path, rel: str, lines: list[bytes], end: bytes = b"\n") -> Path:
+    path = landing / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(end.join(lines) + (end if lines else b"")))
+    return path
+
+
+def query(data_dir: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def state(data_dir: Path) -> dict:
+    """Everything a run leaves behind, minus wall-clock timestamps."""
+    s = get_settings()
+    files = sorted(
+        p.relative_to(data_dir).as_posix()
+        for folder in (data_dir / "lake", data_dir / "quarantine")
+        if folder.exists()
+        for p in folder.rglob("*")
+        if p.is_file()
+    )
+    events = [c for c, _ in ingest_core.RAW_EVENT_COLUMNS if c != "received_at"]
+    q = [c for c, _ in ingest_core.QUARANTINE_COLUMNS if c != "quarantined_at"]
+    manifest = [
+        c
+        for c, _ in ingest_core.INGEST_MANIFEST_COLUMNS
+        if c not in ("first_seen_at", "loaded_at", "file_mtime")
+    ]
+    assert s.data_dir == data_dir
+    return {
+        "files": files,
+        "events": query(data_dir, f"select {', '.join(events)} from raw.events order by all"),
+        "quarantine": query(data_dir, f"select {', '.join(q)} from raw.quarantine order by all"),
+        "manifest": query(
+            data_dir, f"select {', '.join(manifest)} from raw.ingest_manifest order by all"
+        ),
+        "event_ids": query(data_dir, "select * from raw.event_ids order by all"),
+        "outputs": query(data_dir, "select path, load_id, kind, rows from raw.ingest_outputs"),
+    }
+
+
+def assert_reconciles(data_dir: Path) -> None:
+    bad = query(
+        data_dir,
+        "select path, lines_in, loaded, quarantined, duplicates from raw.ingest_manifest "
+        "where lines_in <> loaded + quarantined + duplicates",
+    )
+    assert bad == []
+    per_file = query(
+        data_dir,
+        """
+        select m.path, m.loaded, m.quarantined,
+               (select count(*) from (
+                    select source_file from raw.events union all
+                    select source_file from raw.items union all
+                    select source_file from raw.customers) e where e.source_file = m.path),
+               (select count(*) from raw.quarantine q where q.source_file = m.path)
+        from raw.ingest_manifest m where m.status <> 'failed'
+        """,
+    )
+    for path, loaded, quarantined, in_lake, in_quarantine in per_file:
+        assert (loaded, quarantined) == (in_lake, in_quarantine), path
+
+
+# --- the simulator's landing zone and its fault manifest ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory) -> Path:
+    """2 days, 500 visitors, 5 % faults: every fault kind, several times (~14k lines)."""
+    from include.simulator import SimulatorConfig, simulate
+
+    out = tmp_path_factory.mktemp("simulated")
+    simulate(SimulatorConfig(days=2, visitors=500, seed=7, fault_rate=0.05), out)
+    return out / "landing"
+
+
+@pytest.fixture
+def sim_data(data_dir: Path, simulated: Path) -> Path:
+    shutil.copytree(simulated, data_dir / "landing")
+    return data_dir
+
+
+def test_every_fault_is_quarantined_with_the_manifest_reason(sim_data: Path) -> None:
+    summary = ingest()
+    faults = [
+        json.loads(x)
+        for x in (sim_data / "landing/_simulator/faults.jsonl").read_text().split("\n")
+        if x
+    ]
+    assert {f["fault"] for f in faults} >= {
+        "truncated",
+        "garbage",
+        "invalid_utf8",
+        "wrong_type",
+        "missing_field",
+        "unknown_event_type",
+        "duplicate",
+        "late",
+        "future",
+        "empty_file",
+        "crlf",
+    }
+    expected = {
+        (f["file"], f["line"], f["expected_reason"]) for f in faults if f["expected_reason"]
+    }
+    got = set(query(sim_data, "select source_file, source_line, reason from raw.quarantine"))
+    assert got == expected  # line by line, not just in total
+    assert Counter(summary.reasons) == Counter(
+        f["expected_reason"] for f in faults if f["expected_reason"]
+    )
+
+    # Duplicates: counted, never loaded twice.
+    assert summary.duplicates == sum(f["fault"] == "duplicate" for f in faults)
+    assert query(sim_data, "select count(*) - count(distinct event_id) from raw.events") == [(0,)]
+
+    # Late events inside the window load into their own event_date partition.
+    late_ok = [f for f in faults if f["fault"] == "late" and f["expected_reason"] is None]
+    assert late_ok
+    for f in late_ok:
+        rows = query(
+            sim_data,
+            f"select event_date, event_time::date, source_file, filename from read_parquet("
+            f"'{sim_data}/lake/events/*/*.parquet', filename = true) where event_id = '{f['event_id']}'",
+        )
+        assert len(rows) == 1, f
+        event_date, time_date, source_file, filename = rows[0]
+        assert event_date == time_date
+        assert f"event_date={event_date.isoformat()}/" in filename
+        assert source_file == f["file"]
+    assert summary.late_loaded == len(late_ok)
+
+    # Empty files count 0 lines and are done; CRLF files load like any other.
+    for f in faults:
+        if f["fault"] == "empty_file":
+            assert query(
+                sim_data,
+                f"select status, lines_in from raw.ingest_manifest where path = '{f['file']}'",
+            ) == [("loaded", 0)]
+        if f["fault"] == "crlf":
+            [(lines_in, loaded, dups, quarantined)] = query(
+                sim_data,
+                "select lines_in, loaded, duplicates, quarantined from raw.ingest_manifest "
+                f"where path = '{f['file']}'",
+            )
+            assert loaded + dups + quarantined == lines_in > 0
+    assert query(sim_data, "select count(*) from raw.events where contains(event_id, chr(13))") == [
+        (0,)
+    ]
+
+    # Nothing lost, per file and in total; the snapshots are in the lake with their dates.
+    assert_reconciles(sim_data)
+    assert summary.reconciles and summary.files_failed == 0
+    n_lines = sum(
+        gzip.decompress(p.read_bytes()).count(b"\n")
+        for p in (sim_data / "landing/events").rglob("*.jsonl.gz")
+    )
+    assert query(
+        sim_data, "select sum(lines_in) from raw.ingest_manifest where dataset = 'events'"
+    ) == [(n_lines,)]
+    assert summary.lines_in == summary.loaded + summary.quarantined + summary.duplicates
+    snaps = query(sim_data, "select distinct snapshot_date::varchar from raw.items order by 1")
+    assert snaps == [("2026-10-01",), ("2026-10-02",)]
+    assert query(sim_data, "select count(*) from raw.customers where user_id is null") == [(0,)]
+    # The simulator's crawler is caught by its user agent.
+    assert summary.bot_events > 0
+    assert validate_raw_events(summary.as_dict()) == summary.as_dict()
+
+
+# --- hand-made landing zone: every rule, values worked out by hand ----------------------------
+
+
+def test_hand_made_landing_zone(data_dir: Path) -> None:
+    landing = data_dir / "landing"
+    lines = [
+        line(1),  # 1 ok
+        b"",  # 2 blank: not an event
+        b'{"event_id":"e3","event_time":"2026-10-01T10:0',  # 3 truncated -> invalid_json
+        b"<html>502</html>",  # 4 garbage -> invalid_json
+        b"[1, 2]",  # 5 JSON but not an object -> invalid_json
+        b'{"event_id":"e6","page":"\xff\xfe"}',  # 6 invalid_utf8
+        line(7, event_type="hover"),  # 7 unknown_event_type
+        line(8, event_time=1790000000),  # 8 bad_type:event_time
+        line(9, properties={"quantity": "two"}),  # 9 bad_type:properties.quantity
+        line(10, user_id=42),  # 10 bad_type:user_id
+        line(11, event_type="purchase"),  # 11 purchase without item_id -> missing_field:item_id
+        line(12, anonymous_id=""),  # 12 empty required id -> missing_field:anonymous_id
+        line(13, event_time="2026-09-28T09:59:59Z"),  # 13 older than hour start - 3 d: too_late
+        line(14, event_time="2026-09-28T10:00:00Z"),  # 14 exactly at the limit: loads (late)
+        line(15, event_time="2026-10-01T12:00:00Z"),  # 15 = hour end + 1 h: loads
+        line(16, event_time="2026-10-01T12:00:01Z"),  # 16 future_event_time
+        line(1),  # 17 duplicate of line 1
+        line(18, context={"user_agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"}),  # 18 bot
+        b"   \t",  # 19 whitespace only: blank
+        line(20, event_time="2026-10-01T12:30:00+02:00"),  # 20 offset -> 10:30 UTC
+    ]
+    write_gz(landing, f"{HOUR}/batch-0001.jsonl.gz", lines)
+    # CRLF file with a repeat of e20 (duplicate across files) and a rate bot (70 in a minute).
+    rate = [line(100 + i, anonymous_id="anon-fast") for i in range(70)]
+    write_gz(landing, f"{HOUR}/batch-0002.jsonl.gz", [line(20), *rate], end=b"\r\n")
+    write_gz(landing, f"{HOUR}/batch-0003.jsonl.gz", [])  # empty file
+    trunc = gzip.compress(b"\n".join([line(30), line(31), line(32)]) + b"\n")
+    (landing / HOUR / "batch-0004.jsonl.gz").write_bytes(trunc[: len(trunc) // 2])
+    # not under date=/hour=: the window is the file's first_seen time (now)
+    write_gz(landing, "events/adhoc/resend.jsonl", [line(1)])
+    # ignored: '_' components, hidden files, and files outside the dataset folders
+    write_gz(landing, "_simulator/x.jsonl.gz", [line(900)])
+    write_gz(landing, f"{HOUR}/_rejected/y.jsonl.gz", [line(901)])
+    write_gz(landing, f"{HOUR}/.upload.jsonl.gz", [line(902)])
+    write_gz(landing, "stray.jsonl.gz", [line(903)])
+    items = [
+        b'{"item_id":"i1","name":"a\\/b","price":10.5,"launch_date":"2026-01-01"}',
+        b'{"item_id":"i2","price":"cheap"}',
+        b'{"name":"no id"}',
+        b'{"item_id":"i1","name":"again"}',
+    ]
+    write_gz(landing, "catalog/snapshot_date=2026-10-01/items.jsonl.gz", items)
+
+    s = ingest()
+
+    reasons = dict(
+        query(
+            data_dir,
+            "select source_line, reason from raw.quarantine "
+            f"where source_file = '{HOUR}/batch-0001.jsonl.gz'",
+        )
+    )
+    assert reasons == {
+        3: "invalid_json",
+        4: "invalid_json",
+        5: "invalid_json",
+        6: "invalid_utf8",
+        7: "unknown_event_type",
+        8: "bad_type:event_time",
+        9: "bad_type:properties.quantity",
+        10: "bad_type:user_id",
+        11: "missing_field:item_id",
+        12: "missing_field:anonymous_id",
+        13: "too_late",
+        16: "future_event_time",
+    }
+    manifest = {
+        r[0]: r[1:]
+        for r in query(
+            data_dir,
+            "select path, status, lines_in, blank_lines, loaded, quarantined, duplicates, "
+            "late_loaded, bot_events from raw.ingest_manifest",
+        )
+    }
+    assert manifest[f"{HOUR}/batch-0001.jsonl.gz"] == ("loaded", 18, 2, 5, 12, 1, 1, 1)
+    assert manifest[f"{HOUR}/batch-0002.jsonl.gz"] == ("loaded", 71, 0, 70, 0, 1, 0, 70)
+    assert manifest[f"{HOUR}/batch-0003.jsonl.gz"] == ("loaded", 0, 0, 0, 0, 0, 0, 0)
+    status, lines_in, _, loaded, quarantined, *_ = manifest[f"{HOUR}/batch-0004.jsonl.gz"]
+    assert lines_in == loaded + quarantined and quarantined == 1  # the cut-off tail
+    # its window starts now: an October event is too late there
+    assert manifest["events/adhoc/resend.jsonl"] == ("loaded", 1, 0, 0, 1, 0, 0, 0)
+    assert manifest["catalog/snapshot_date=2026-10-01/items.jsonl.gz"] == (
+        "loaded", 4, 0, 1, 2, 1, 0, 0,
+    )  # fmt: skip
+    assert set(manifest) == {f"{HOUR}/batch-000{i}.jsonl.gz" for i in range(1, 5)} | {
+        "events/adhoc/resend.jsonl",
+        "catalog/snapshot_date=2026-10-01/items.jsonl.gz",
+    }
+    assert s.files_unknown == ["stray.jsonl.gz"]
+
+    ev = {
+        r[0]: r[1:]
+        for r in query(
+            data_dir,
+            "select event_id, event_time::varchar, event_date::varchar, is_bot, source_line, "
+            "scroll_depth_pct, list_position, platform from raw.events",
+        )
+    }
+    assert ev["e1"] == ("2026-10-01 10:05:00", "2026-10-01", False, 1, 50.0, 2, "web")
+    assert ev["e14"][:2] == ("2026-09-28 10:00:00", "2026-09-28")  # its own partition
+    assert ev["e20"][0] == "2026-10-01 10:30:00" and ev["e20"][3] == 20  # first received wins
+    assert ev["e18"][2] is True and ev["e1"][2] is False
+    assert all(ev[f"e{100 + i}"][2] for i in range(70))  # rate rule
+    assert (data_dir / "lake/events/event_date=2026-09-28").is_dir()
+    raw = dict(
+        query(
+            data_dir,
+            "select source_line, raw_line from raw.quarantine "
+            f"where source_file = '{HOUR}/batch-0001.jsonl.gz'",
+        )
+    )
+    assert raw[6] == '{"event_id":"e6","page":"\\xff\\xfe"}'
+    assert raw[4] == "<html>502</html>"
+    assert query(data_dir, "select item_id, name, price, launch_date::varchar from raw.items") == [
+        ("i1", "a/b", 10.5, "2026-01-01")
+    ]
+    assert s.reconciles and s.lines_in == 18 + 71 + 0 + lines_in + 1 + 4
+    assert_reconciles(data_dir)
+
+
+# --- idempotency ------------------------------------------------------------------------------
+
+
+def test_same_file_again_and_a_rerun_add_nothing(sim_data: Path) -> None:
+    first = ingest()
+    before = state(sim_data)
+    again = ingest()
+    assert again.files_new == 0 and again.loaded == 0 and again.loads == 0
+    assert state(sim_data) == before
+
+    # Dropped again with the same bytes (new mtime): skipped after hashing, nothing changes.
+    some = sorted((sim_data / "landing/events").rglob("*.jsonl.gz"))[3]
+    some.write_bytes(some.read_bytes())
+    os.utime(some, ns=(time.time_ns(), time.time_ns() + 10**9))
+    third = ingest()
+    assert third.files_new == 0 and third.files_skipped == first.files_found
+    assert state(sim_data) == before
+
+    # The same content under another name: every event is a counted duplicate.
+    copy = some.with_name("batch-0099.jsonl.gz")
+    shutil.copy(some, copy)
+    fourth = ingest()
+    rel = copy.relative_to(sim_data / "landing").as_posix()
+    [(lines_in, loaded, dups, quarantined)] = query(
+        sim_data,
+        "select lines_in, loaded, duplicates, quarantined from raw.ingest_manifest "
+        f"where path = '{rel}'",
+    )
+    assert loaded == 0 and lines_in == dups + quarantined and dups > 0
+    assert fourth.loaded == 0
+    assert state(sim_data)["events"] == before["events"]
+
+
+def test_changed_content_is_quarantined_whole(data_dir: Path) -> None:
+    landing = data_dir / "landing"
+    path = write_gz(landing, f"{HOUR}/batch-0001.jsonl.gz", [line(1), line(2)])
+    ingest()
+    write_gz(landing, f"{HOUR}/batch-0001.jsonl.gz", [line(1), line(3), b"", b"\xff oops"])
+    s = ingest()
+    assert s.files_content_changed == 1 and s.loaded == 0 and s.quarantined == 3
+    rows = query(
+        data_dir,
+        "select status, lines_in, blank_lines, loaded, quarantined from raw.ingest_manifest "
+        "order by loaded_at",
+    )
+    assert rows == [("loaded", 2, 0, 2, 0), ("content_changed", 3, 1, 0, 3)]
+    assert query(
+        data_dir, "select source_line, reason from raw.quarantine order by source_line"
+    ) == [(1, "content_changed"), (2, "content_changed"), (4, "content_changed")]
+    assert query(data_dir, "select event_id from raw.events order by 1") == [("e1",), ("e2",)]
+    assert ingest().files_new == 0  # the changed version is done too
+    assert path.exists()
+
+
+# --- failures ---------------------------------------------------------------------------------
+
+
+def test_a_file_that_does_not_reconcile_fails_loudly_and_is_retried(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landing = data_dir / "landing"
+    write_gz(landing, f"{HOUR}/batch-0001.jsonl.gz", [line(1), line(2)])
+    write_gz(landing, f"{HOUR}/batch-0002.jsonl.gz", [line(3), line(4), line(5)])
+    real = ingest_core.staging_sql
+
+    def lossy(spec, **kw):  # a bug that drops line 2 of every file
+        return real(spec, **kw).replace(
+            "join files as f on f.file_id = l.file_id",
+            "join files as f on f.file_id = l.file_id and l.line_no <> 2",
+        )
+
+    monkeypatch.setattr(ingest_core, "staging_sql", lossy)
+    with pytest.raises(ReconciliationError) as err:
+        ingest()
+    message = str(err.value)
+    assert f"{HOUR}/batch-0001.jsonl.gz" in message and f"{HOUR}/batch-0002.jsonl.gz" in message
+    assert "lines_in=2 loaded=1" in message
+    assert query(data_dir, "select distinct status from raw.ingest_manifest") == [("failed",)]
+    assert query(data_dir, "select count(*) from raw.events") == [(0,)]
+
+    monkeypatch.setattr(ingest_core, "staging_sql", real)
+    s = ingest()
+    assert s.files_new == 2 and s.loaded == 5
+    assert query(data_dir, "select distinct status from raw.ingest_manifest") == [("loaded",)]
+
+
+def test_a_second_ingestion_waits_for_the_lock(data_dir: Path) -> None:
+    write_gz(data_dir / "landing", f"{HOUR}/batch-0001.jsonl.gz", [line(1)])
+    with ingest_core.ingest_lock(get_settings(), timeout_s=1):
+        with pytest.raises(IngestLockedError, match="another ingestion"):
+            ingest(IngestConfig(lock_timeout_s=0.5))
+    assert ingest().loaded == 1
+
+
+def _cli(data_dir: Path, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "include.ingest", "--json"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "TRASOS_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO_ROOT), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_sigkill_before_commit_then_rerun_equals_one_clean_run(
+    sim_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = {"TRASOS_INGEST_CHUNK_BYTES": "60000"}  # several loads
+    proc = _cli(sim_data, **small, TRASOS_INGEST_TEST_PAUSE_AT_LOAD="6")
+    deadline = time.monotonic() + 120
+    seen = []
+    while time.monotonic() < deadline:
+        text = proc.stderr.readline()
+        seen.append(text)
+        if "TEST PAUSE before commit of load 6" in text or (not text and proc.poll() is not None):
+            break
+    assert "TEST PAUSE" in seen[-1], "".join(seen)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    # Load 6's Parquet files are in place but uncommitted.
+    assert list((sim_data / "lake").rglob("*.parquet"))
+
+    for key, value in small.items():
+        monkeypatch.setenv(key, value)
+    rerun = ingest()
+    assert rerun.orphans_removed > 0
+    assert rerun.loads > 0 and rerun.reconciles
+    crashed = state(sim_data)
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    shutil.copytree(sim_data / "landing", clean / "landing")
+    monkeypatch.setenv("TRASOS_DATA_DIR", str(clean))
+    ingest()
+    assert state(clean) == crashed
+
+
+# --- the reader ---------------------------------------------------------------------------------
+
+
+def test_reader_handles_gzip_members_utf8_and_line_ends(tmp_path: Path) -> None:
+    two_members = gzip.compress(b"a\n") + gzip.compress(b"b\n")
+    assert gunzip(two_members) == (b"a\nb\n", None)
+    text = b"".join(str(i).encode() for i in range(5000))
+    data, problem = gunzip(gzip.compress(text)[:-20])
+    assert problem and "truncated" in problem and text.startswith(data) and data
+    assert gunzip(b"plain\n") == (b"plain\n", None)
+
+    p = tmp_path / "f.jsonl"
+    p.write_bytes(b"ok\n\xc0\xafbad\n\nok\xed\xa0\x80\r\nlast")
+    c = read_content(p)
+    assert c.n_lines == 5
+    assert [(b.line_no, b.reason, b.raw_line) for b in c.bad_lines] == [
+        (2, "invalid_utf8", "\\xc0\\xafbad"),
+        (4, "invalid_utf8", "ok\\xed\\xa0\\x80"),
+    ]
+    assert c.lines.to_pylist() == ["ok", "\n" + " " * 5, "\n", "\n" + " " * 6, "\nlast"]
+    p.write_bytes(b"")
+    assert read_content(p).n_lines == 0
+    p.write_bytes(b"\n")
+    assert read_content(p).n_lines == 1
+
+
+# --- the DAG, for real --------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_dag_runs_and_emits_raw_events(airflow_home: Path, sim_data: Path) -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "dags", "test", "events_ingest"],
+        env={**os.environ, "TRASOS_DATA_DIR": str(sim_data), "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "state=success" in result.stdout + result.stderr
+    assert query(sim_data, "select count(*) from raw.ingest_manifest where status = 'failed'") == [
+        (0,)
+    ]
+    assert query(sim_data, "select count(*) > 10000 from raw.events") == [(True,)]
+    assert_reconciles(sim_data)
+    db = sqlite3.connect(airflow_home / "airflow.db")
+    try:
+        emitted = db.execute(
+            "select a.name, e.extra from asset_event e join asset a on a.id = e.asset_id "
+            "where e.source_dag_id = 'events_ingest' order by e.id desc"
+        ).fetchall()
+    finally:
+        db.close()
+    names = {name for name, _ in emitted}
+    assert {"raw_events", "catalog"} <= names
+    extra = json.loads(next(x for n, x in emitted if n == "raw_events"))
+    assert extra["loaded"] > 10000
