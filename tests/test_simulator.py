@@ -370,7 +370,7 @@ def classify(rel: str, line: bytes, seen: set[bytes]) -> tuple[str, str | None] 
         return "wrong_type", "bad_type:event_time"
     qty = obj.get("properties", {}).get("quantity")
     if qty is not None and not isinstance(qty, int):
-        return "wrong_type", "bad_type:quantity"
+        return "wrong_type", "bad_type:properties.quantity"
     if obj["event_type"] not in EVENT_TYPES:
         return "unknown_event_type", "unknown_event_type"
     if line in seen:
@@ -428,7 +428,7 @@ def test_faults_match_the_manifest_exactly(faulty_run: tuple[Path, SimulationSum
     late = Counter(m["expected_reason"] for m in manifest if m["fault"] == "late")
     assert late["too_late"] > 0 and late[None] > 0
     wrong = Counter(m["field"] for m in manifest if m["fault"] == "wrong_type")
-    assert wrong["event_time"] > 0 and wrong["quantity"] > 0
+    assert wrong["event_time"] > 0 and wrong["properties.quantity"] > 0
 
 
 def test_faults_leave_clean_lines_alone(

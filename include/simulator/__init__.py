@@ -54,8 +54,10 @@ is one record of ``_simulator/faults.jsonl``::
      "fault": "...", "expected_reason": "..." | null, "field": "..." | null,
      "event_id": "..." | null}
 
-``line`` is 1-based (null for file faults). ``expected_reason`` is the reason code
-ingestion must give when it quarantines the line, null when the line must load:
+``line`` is 1-based (null for file faults); ``field`` is the JSON path of the field
+(``properties.quantity`` for a nested one), as ingestion names it in its reason codes.
+``expected_reason`` is the reason code ingestion must give when it quarantines the line,
+null when the line must load:
 
 ==================  ============================================  ==========================
 fault               what the line looks like                      expected_reason
@@ -67,7 +69,7 @@ invalid_utf8        an event line with invalid UTF-8 bytes in     invalid_utf8
                     the ``page`` value (otherwise valid JSON)
 wrong_type          ``event_time`` as a JSON number (epoch s), or bad_type:<field>
                     on purchases ``properties.quantity`` as the   (field = event_time or
-                    string ``"two"``                              quantity, lake columns)
+                    string ``"two"``                              properties.quantity)
 missing_field       one of event_id, event_time, event_type,      missing_field:<field>
                     anonymous_id removed (key absent)
 unknown_event_type  ``event_type`` not in contracts.EVENT_TYPES   unknown_event_type
@@ -88,9 +90,8 @@ The rules ingestion applies, with ``batch hour start`` parsed from the file path
 (``date=``/``hour=``) and ``window = late_window_days`` (``TRASOS_LATE_WINDOW_DAYS``,
 default 3): a line is ``too_late`` when ``event_time < batch hour start - window`` and
 ``future_event_time`` when ``event_time > batch hour end + 1 hour`` (batch hour end =
-batch hour start + 1 hour). Late and
-future faults stay at least 12 hours away from these limits; clean lines always lie
-inside their batch hour.
+batch hour start + 1 hour). Late and future faults stay at least 12 hours away from these
+limits; clean lines always lie inside their batch hour.
 """
 
 from __future__ import annotations

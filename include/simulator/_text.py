@@ -14,12 +14,12 @@ def as_fixed(matrix: np.ndarray) -> np.ndarray:
     return m.view(f"S{m.shape[1]}").ravel()
 
 
+_HEX_PAIRS = np.stack([_HEX[np.arange(256) >> 4], _HEX[np.arange(256) & 15]], axis=1)
+
+
 def hex_matrix(raw: np.ndarray) -> np.ndarray:
     """``(n, k)`` random bytes -> ``(n, 2k)`` uint8 matrix of lowercase hex characters."""
-    out = np.empty((raw.shape[0], raw.shape[1] * 2), dtype=np.uint8)
-    out[:, 0::2] = _HEX[raw >> 4]
-    out[:, 1::2] = _HEX[raw & 15]
-    return out
+    return _HEX_PAIRS[raw].reshape(raw.shape[0], raw.shape[1] * 2)
 
 
 def hex_ids(rng: np.random.Generator, n: int, prefix: str, nbytes: int) -> np.ndarray:

@@ -35,9 +35,9 @@ US = 1_000_000
     G_CART, G_CART_PAGE, G_REMOVE, G_CHECKOUT, G_PURCHASE, G_PURCHASE_NEXT, G_BOT,
 ) = range(16)  # fmt: skip
 GAP_MEDIAN_S = np.array(
-    [1.0, 7.0, 12.0, 9.0, 11.0, 6.0, 1.0, 5.0, 14.0, 18.0, 8.0, 6.0, 25.0, 45.0, 0.004, 1.2]
+    [1.0, 14.0, 20.0, 18.0, 25.0, 12.0, 1.5, 8.0, 25.0, 35.0, 15.0, 10.0, 40.0, 60.0, 0.004, 1.2]
 )
-GAP_SIGMA = np.array([0, 0.8, 0.6, 0.8, 0.7, 0.8, 0.4, 0.7, 0.7, 0.7, 0.6, 0.6, 0.6, 0.5, 0.5, 0.6])
+GAP_SIGMA = np.array([0, 0.9, 0.6, 0.9, 0.8, 0.9, 0.4, 0.8, 0.8, 0.8, 0.6, 0.6, 0.6, 0.5, 0.5, 0.6])
 GAP_MAX_S = 1200.0  # 20 minutes: inside a session no gap reaches the 30-minute cut
 
 
@@ -91,8 +91,24 @@ class SessionTimes:
 class _Parts:
     """Collects event pieces; each piece is a dict of equally long arrays."""
 
-    FIELDS = ("sess", "block", "slot", "sub", "etype", "item", "page", "scroll", "lpos")
-    FIELDS += ("qty", "order", "query", "rec", "method", "gap")
+    # (field, dtype, default); compact types keep the sort and the gathers cheap.
+    FIELDS: tuple[tuple[str, type, int], ...] = (
+        ("sess", np.int32, 0),
+        ("block", np.int8, 0),
+        ("slot", np.int8, 0),
+        ("sub", np.int8, 0),
+        ("etype", np.int8, -1),
+        ("item", np.int32, -1),
+        ("page", np.int32, -1),
+        ("scroll", np.int8, -1),
+        ("lpos", np.int8, -1),
+        ("qty", np.int8, 0),
+        ("order", np.int32, -1),
+        ("query", np.int16, -1),
+        ("rec", np.int32, -1),
+        ("method", np.int8, -1),
+        ("gap", np.int8, -1),
+    )
 
     def __init__(self) -> None:
         self.parts: list[dict[str, np.ndarray]] = []
@@ -102,14 +118,15 @@ class _Parts:
         if n == 0:
             return
         piece = {"sess": sess}
-        for name in self.FIELDS[1:]:
-            default = 0 if name in ("block", "slot", "sub", "qty") else -1
-            value = cols.get(name, default)
-            piece[name] = np.broadcast_to(np.asarray(value), (n,))
+        for name, _, default in self.FIELDS[1:]:
+            piece[name] = np.broadcast_to(np.asarray(cols.get(name, default)), (n,))
         self.parts.append(piece)
 
     def concat(self) -> dict[str, np.ndarray]:
-        return {f: np.concatenate([p[f] for p in self.parts]) for f in self.FIELDS}
+        return {
+            f: np.concatenate([p[f].astype(dt, copy=False) for p in self.parts])
+            for f, dt, _ in self.FIELDS
+        }
 
 
 def build_events(
@@ -353,14 +370,14 @@ def build_events(
 
     # --- order, gaps, times -------------------------------------------------------------------
     ev = parts.concat()
-    key = ((ev["sess"].astype(np.int64) * 64 + ev["block"]) * 16 + ev["slot"]) * 64 + ev["sub"]
-    perm = np.argsort(key, kind="stable")
-    ev = {name: np.ascontiguousarray(col[perm]) for name, col in ev.items()}
-    sess = ev["sess"]
+    key = ev["sess"].astype(np.int64) * 64 + ev["block"]
+    key = (key * 16 + ev["slot"]) * 64 + ev["sub"]
+    perm = np.argsort(key)  # keys are unique: no tie to break
+    sess = ev["sess"][perm]
+    etype = ev["etype"][perm]
     n = len(sess)
     first = np.concatenate([[True], sess[1:] != sess[:-1]])
-    gap_kind = ev["gap"].astype(np.int64)
-    etype = ev["etype"]
+    gap_kind = ev["gap"][perm]
     next_line = (etype == ET["purchase"]) & np.concatenate([[False], etype[:-1] == ET["purchase"]])
     gap_kind[next_line & ~first] = G_PURCHASE_NEXT
     gap_kind[first] = G_FIRST
@@ -369,13 +386,13 @@ def build_events(
     gap_us[first] = 0
     csum = np.cumsum(gap_us)
     first_idx = np.flatnonzero(first)
-    ses_of_first = sess[first_idx]
     base = np.zeros(n_ses, dtype=np.int64)
-    base[ses_of_first] = csum[first_idx]
+    base[sess[first_idx]] = csum[first_idx]
     offset = csum - base[sess]
     n_events = np.bincount(sess, minlength=n_ses)
+    last_idx = np.concatenate([first_idx[1:], [n]]) - 1
     duration = np.zeros(n_ses, dtype=np.int64)
-    np.maximum.at(duration, sess, offset)
+    duration[sess[last_idx]] = offset[last_idx]
 
     # Start of day from the hourly profile, squeezed so the visit ends 31 minutes before
     # midnight: a person's visits (one a day at most) are always more than 30 minutes apart.
@@ -395,23 +412,25 @@ def build_events(
     logged_in = (np.arange(n) >= login_at[sess]) & ses.is_customer[sess]
     user = np.where(logged_in, ses.person[sess], -1).astype(np.int32)
 
-    # Event-time order (ties keep the session order).
+    # Event-time order (ties keep the session order); one gather per column.
     tperm = np.argsort(time_us, kind="stable")
+    final = perm[tperm]
+    sess_t = sess[tperm]
     events = Events(
         time_us=time_us[tperm],
-        session=sess[tperm].astype(np.int32),
-        etype=etype[tperm].astype(np.int8),
-        device=ses.device[sess[tperm]],
+        session=sess_t,
+        etype=etype[tperm],
+        device=ses.device[sess_t],
         user=user[tperm],
-        item=ev["item"][tperm].astype(np.int32),
-        page=ev["page"][tperm].astype(np.int32),
-        scroll=ev["scroll"][tperm].astype(np.int16),
-        lpos=ev["lpos"][tperm].astype(np.int16),
-        qty=ev["qty"][tperm].astype(np.int8),
-        order=ev["order"][tperm].astype(np.int32),
-        query=ev["query"][tperm].astype(np.int32),
-        rec=ev["rec"][tperm].astype(np.int32),
-        method=ev["method"][tperm].astype(np.int8),
+        item=ev["item"][final],
+        page=ev["page"][final],
+        scroll=ev["scroll"][final],
+        lpos=ev["lpos"][final],
+        qty=ev["qty"][final],
+        order=ev["order"][final],
+        query=ev["query"][final],
+        rec=ev["rec"][final],
+        method=ev["method"][final],
         n_orders=len(pu),
         n_recs=n_recs,
     )

@@ -176,7 +176,7 @@ def build_catalog(cfg: SimulatorConfig, rng: np.random.Generator) -> Catalog:
         label = f"{_season(cfg.start + timedelta(days=d))}-drop{k + 1}"
         collection[drop_index == k] = collections.index(label)
 
-    popularity = rng.lognormal(0.0, 1.0, size=n)
+    popularity = rng.lognormal(0.0, 0.8, size=n)
 
     # Outfits: items of one department, collection and style, worn (and bought) together.
     in_pool = np.flatnonzero(rng.random(n) < cfg.outfit_share)
@@ -243,7 +243,7 @@ def build_taste(cfg: SimulatorConfig, cat: Catalog, rng: np.random.Generator) ->
     counts[0] -= counts.sum() - s
     department = rng.permutation(np.repeat(np.arange(len(DEPARTMENTS)), counts)).astype(np.int8)
     in_dept = CATEGORY_DEPARTMENT[None, :] == department[:, None]
-    category_w = rng.dirichlet(np.full(n_cat, 0.6), size=s) * np.where(in_dept, 1.0, 0.02)
+    category_w = rng.dirichlet(np.full(n_cat, 0.8), size=s) * np.where(in_dept, 1.0, 0.02)
     category_w /= category_w.sum(axis=1, keepdims=True)
     base_colour = np.asarray(COLOUR_WEIGHTS) / np.sum(COLOUR_WEIGHTS)
     colour_w = 0.4 * base_colour + 0.6 * rng.dirichlet(np.full(len(COLOURS), 0.5), size=s)
@@ -256,10 +256,10 @@ def build_taste(cfg: SimulatorConfig, cat: Catalog, rng: np.random.Generator) ->
     weight = (
         cat.popularity[None, :]
         * category_w[:, cat.category]
-        * colour_w[:, cat.colour] ** 0.8
-        * brand_w[:, cat.brand] ** 0.6
-        * style_w[:, cat.style] ** 0.8
-        * np.exp(-0.5 * ((rel_price[None, :] - level[:, None]) / 0.35) ** 2)
+        * colour_w[:, cat.colour] ** 0.5
+        * brand_w[:, cat.brand] ** 0.4
+        * style_w[:, cat.style] ** 0.5
+        * np.exp(-0.5 * ((rel_price[None, :] - level[:, None]) / 0.5) ** 2)
     )
     weight = np.maximum(weight, 1e-12)
 

@@ -124,7 +124,7 @@ def plan_layout(
         qty_ev = take(is_purchase, n_qty)
         time_ev = take(np.ones(n, bool), k - len(qty_ev))
         for e in qty_ev:
-            params[int(e)] = {"field": "quantity"}
+            params[int(e)] = {"field": "properties.quantity"}
         for e in time_ev:
             params[int(e)] = {"field": "event_time"}
         fault[qty_ev] = fault[time_ev] = FAULT_CODE["wrong_type"]

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 import time
-from datetime import timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
@@ -54,29 +55,39 @@ from include.simulator.writer import LineBuilder, write_events, write_gzip
 _STREAMS = ("catalog", "taste", "people", "events", "ids", "layout")
 
 
-def _json_lines_gz(path: Path, frame: pd.DataFrame, level: int) -> None:
+def _json_lines(frame: pd.DataFrame) -> list[bytes]:
+    """One JSON object per row (pandas' C serialiser), as a list of lines with newlines."""
     text = frame.to_json(orient="records", lines=True, force_ascii=True)
-    if text and not text.endswith("\n"):
-        text += "\n"
-    write_gzip(path, text.encode(), level)
+    return [line + b"\n" for line in text.encode().splitlines()]
 
 
-def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
+def _write_parquet(path: Path, columns: dict[str, pa.Array | np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.replace_schema_metadata(None)  # no pandas metadata: stable bytes
-    pq.write_table(table, path, compression="zstd")
+    pq.write_table(pa.table(columns), path, compression="zstd")
 
 
-def _str(values: np.ndarray) -> np.ndarray:
-    return values.astype("U").astype(object)
+def _pa_fixed(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """Arrow strings from a fixed-width ``S`` array (zero-copy layout), nulls where not valid."""
+    n, width = len(values), values.dtype.itemsize
+    offsets = pa.py_buffer((np.arange(n + 1, dtype=np.int32) * width).tobytes())
+    out = pa.StringArray.from_buffers(n, offsets, pa.py_buffer(values.tobytes()))
+    if valid is not None:
+        out = pc.if_else(pa.array(valid), out, pa.scalar(None, pa.string()))
+    return out
+
+
+def _pa_vocab(vocab: tuple[str, ...] | list[str] | np.ndarray, codes: np.ndarray) -> pa.Array:
+    return pa.array(list(vocab), type=pa.string()).take(pa.array(codes.astype(np.int32)))
+
+
+def _date_strings(start: date, day: np.ndarray) -> np.ndarray:
+    return np.datetime_as_string(np.datetime64(start) + day.astype("timedelta64[D]"))
 
 
 def items_frame(cfg: SimulatorConfig, cat: Catalog) -> pd.DataFrame:
-    launch = np.datetime64(cfg.start) + cat.launch_day.astype("timedelta64[D]")
     return pd.DataFrame(
         {
-            "item_id": _str(cat.item_id),
+            "item_id": cat.item_id.astype("U").astype(object),
             "name": cat.name.astype(object),
             "department": np.array(DEPARTMENTS, dtype=object)[cat.department],
             "category": np.array(CATEGORY_NAMES, dtype=object)[cat.category],
@@ -85,19 +96,19 @@ def items_frame(cfg: SimulatorConfig, cat: Catalog) -> pd.DataFrame:
             "brand": np.array(BRANDS, dtype=object)[cat.brand],
             "price": cat.price_cents / 100.0,
             "collection": np.array(cat.collections, dtype=object)[cat.collection],
-            "launch_date": np.datetime_as_string(launch).astype(object),
+            "launch_date": _date_strings(cfg.start, cat.launch_day).astype(object),
         }
     )[list(ITEM_COLUMNS)]
 
 
 def customers_frame(cfg: SimulatorConfig, people: People) -> tuple[pd.DataFrame, np.ndarray]:
+    """Registered customers in sign-up order, and their sign-up day (relative to start)."""
     reg = np.flatnonzero(people.user_num >= 0)
     reg = reg[np.argsort(people.user_num[reg], kind="stable")]
-    signup = np.datetime64(cfg.start) + people.signup_day[reg].astype("timedelta64[D]")
     frame = pd.DataFrame(
         {
-            "user_id": _str(people.user_id[reg]),
-            "signup_date": np.datetime_as_string(signup).astype(object),
+            "user_id": people.user_id[reg].astype("U").astype(object),
+            "signup_date": _date_strings(cfg.start, people.signup_day[reg]).astype(object),
             "country": np.array(COUNTRIES, dtype=object)[people.country[reg]],
             "age_band": np.array(AGE_BANDS, dtype=object)[people.age_band[reg]],
             "is_newsletter_subscriber": people.newsletter[reg],
@@ -107,20 +118,27 @@ def customers_frame(cfg: SimulatorConfig, people: People) -> tuple[pd.DataFrame,
 
 
 def write_snapshots(cfg: SimulatorConfig, cat: Catalog, people: People, landing: Path) -> int:
-    """Catalog and customer snapshots at the end of day 0, every drop day and the last day."""
+    """Catalog and customer snapshots at the end of day 0, every drop day and the last day.
+
+    Rows are serialised once; a snapshot holds the items launched and the customers signed
+    up by the end of its day.
+    """
     days = sorted({0, *cat.drop_days, cfg.days - 1})
-    items = items_frame(cfg, cat)
+    item_lines = _json_lines(items_frame(cfg, cat))
     customers, signup_day = customers_frame(cfg, people)
+    customer_lines = _json_lines(customers)
     for d in days:
         stamp = (cfg.start + timedelta(days=d)).isoformat()
-        _json_lines_gz(
+        launched = np.flatnonzero(cat.launch_day <= d)
+        write_gzip(
             landing / f"catalog/snapshot_date={stamp}/items.jsonl.gz",
-            items[cat.launch_day <= d],
+            b"".join(item_lines[i] for i in launched),
             cfg.gzip_level,
         )
-        _json_lines_gz(
+        signed_up = np.flatnonzero(signup_day <= d)
+        write_gzip(
             landing / f"customers/snapshot_date={stamp}/customers.jsonl.gz",
-            customers[signup_day <= d],
+            b"".join(customer_lines[i] for i in signed_up),
             cfg.gzip_level,
         )
     return 2 * len(days)
@@ -138,68 +156,70 @@ def write_ground_truth(
 ) -> dict[str, object]:
     """What was planted, for checking recommenders and the pipeline against it."""
     out.mkdir(parents=True, exist_ok=True)
-    items = items_frame(cfg, cat)
-    items["style"] = np.array(STYLES, dtype=object)[cat.style]
-    items["popularity"] = cat.popularity
-    items["outfit_id"] = pd.array(np.where(cat.outfit >= 0, cat.outfit, -1), dtype="Int64")
-    items.loc[cat.outfit < 0, "outfit_id"] = pd.NA
-    items["is_cold_start"] = cat.launch_day > 0
-    _write_parquet(out / "items.parquet", items)
+    _write_parquet(
+        out / "items.parquet",
+        {
+            "item_id": _pa_fixed(cat.item_id),
+            "name": pa.array(cat.name.astype(object), type=pa.string()),
+            "department": _pa_vocab(DEPARTMENTS, cat.department),
+            "category": _pa_vocab(CATEGORY_NAMES, cat.category),
+            "product_type": _pa_vocab(PRODUCT_TYPES, cat.product_type),
+            "colour": _pa_vocab(COLOURS, cat.colour),
+            "brand": _pa_vocab(BRANDS, cat.brand),
+            "style": _pa_vocab(STYLES, cat.style),
+            "price": cat.price_cents / 100.0,
+            "collection": _pa_vocab(cat.collections, cat.collection),
+            "launch_date": (np.datetime64(cfg.start) + cat.launch_day.astype("timedelta64[D]")),
+            "is_cold_start": cat.launch_day > 0,
+            "popularity": cat.popularity,
+            "outfit_id": pa.array(cat.outfit.astype(np.int64), mask=cat.outfit < 0),
+        },
+    )
     o_idx, o_slot = np.nonzero(cat.outfit_members >= 0)
     _write_parquet(
         out / "outfits.parquet",
-        pd.DataFrame(
-            {
-                "outfit_id": o_idx.astype(np.int64),
-                "item_id": _str(cat.item_id[cat.outfit_members[o_idx, o_slot]]),
-            }
-        ),
+        {
+            "outfit_id": o_idx.astype(np.int64),
+            "item_id": _pa_fixed(cat.item_id[cat.outfit_members[o_idx, o_slot]]),
+        },
     )
     registered = people.user_num >= 0
     second = np.where(people.n_devices == 2, people.first_device + 1, people.first_device)
     seg1 = people.segment1
-    fav = {
-        "top_category": np.array(CATEGORY_NAMES, dtype=object)[taste.category_w.argmax(1)][seg1],
-        "top_colour": np.array(COLOURS, dtype=object)[taste.colour_w.argmax(1)][seg1],
-        "top_brand": np.array(BRANDS, dtype=object)[taste.brand_w.argmax(1)][seg1],
-        "price_band": np.array(PRICE_BANDS, dtype=object)[taste.price_band][seg1],
-    }
-    people_frame = pd.DataFrame(
+    never = people.signup_day == NEVER
+    _write_parquet(
+        out / "people.parquet",
         {
             "person_id": np.arange(len(people.kind), dtype=np.int64),
-            "kind": np.array(KIND_NAMES, dtype=object)[people.kind],
-            "user_id": np.where(registered, _str(people.user_id), None),
-            "anonymous_id": _str(people.device_anon[people.first_device]),
-            "second_anonymous_id": np.where(
-                people.n_devices == 2, _str(people.device_anon[second]), None
-            ),
+            "kind": _pa_vocab(KIND_NAMES, people.kind),
+            "user_id": _pa_fixed(people.user_id, registered),
+            "anonymous_id": _pa_fixed(people.device_anon[people.first_device]),
+            "second_anonymous_id": _pa_fixed(people.device_anon[second], people.n_devices == 2),
             "segment1": seg1.astype(np.int64),
             "segment2": people.segment2.astype(np.int64),
             "segment1_weight": people.mix,
-            **fav,
-            "country": np.array(COUNTRIES, dtype=object)[people.country],
+            "top_category": _pa_vocab(CATEGORY_NAMES, taste.category_w.argmax(1)[seg1]),
+            "top_colour": _pa_vocab(COLOURS, taste.colour_w.argmax(1)[seg1]),
+            "top_brand": _pa_vocab(BRANDS, taste.brand_w.argmax(1)[seg1]),
+            "price_band": _pa_vocab(PRICE_BANDS, taste.price_band[seg1]),
+            "country": _pa_vocab(COUNTRIES, people.country),
             "arrival_day": people.arrival_day,
             "mean_gap_days": people.mean_gap_days,
             "visitor_gap_days": people.visitor_gap_days,
             "purchase_propensity": people.purchase_propensity,
             "converted": people.converted,
-            "signup_day": pd.array(
-                np.where(people.signup_day == NEVER, 0, people.signup_day), dtype="Int64"
-            ),
-        }
+            "signup_day": pa.array(np.where(never, 0, people.signup_day), mask=never),
+        },
     )
-    people_frame.loc[people.signup_day == NEVER, "signup_day"] = pd.NA
-    _write_parquet(out / "people.parquet", people_frame)
     user_of_session = np.where(ses.is_customer, people.user_num[ses.person], -1)
-    session_frame = pd.DataFrame(
+    _write_parquet(
+        out / "sessions.parquet",
         {
             "session_id": np.arange(len(ses.person), dtype=np.int64),
             "person_id": ses.person.astype(np.int64),
-            "anonymous_id": _str(people.device_anon[ses.device]),
-            "user_id": np.where(
-                user_of_session >= 0,
-                _str(_text.padded_ids("u", np.maximum(user_of_session, 0), 7)),
-                None,
+            "anonymous_id": _pa_fixed(people.device_anon[ses.device]),
+            "user_id": _pa_fixed(
+                _text.padded_ids("u", np.maximum(user_of_session, 0), 7), user_of_session >= 0
             ),
             "is_bot": ses.is_bot,
             "start_at": times.start_us.astype("datetime64[us]"),
@@ -208,12 +228,10 @@ def write_ground_truth(
             "has_login": ses.login,
             "has_purchase": ses.purchase,
             "is_conversion": ses.conversion,
-        }
+        },
     )
-    _write_parquet(out / "sessions.parquet", session_frame)
-    buf = io.BytesIO()
-    np.savez_compressed(
-        buf,
+    np.savez(
+        out / "segments.npz",
         department=taste.department,
         category_w=taste.category_w,
         colour_w=taste.colour_w,
@@ -223,7 +241,6 @@ def write_ground_truth(
         epoch_start_day=taste.epoch_start_day,
         item_prob=taste.item_prob,
     )
-    (out / "segments.npz").write_bytes(buf.getvalue())
 
     n_new = int((people.kind == NEW).sum())
     n_conv = int(ses.conversion.sum())
@@ -303,33 +320,40 @@ def run(
     step("people")
     events, times = build_events(cfg, cat, taste, people, ses, rng["events"])
     step("events")
-    uuid_raw = rng["ids"].integers(0, 256, size=(events.n, 16), dtype=np.uint8)
-    layout: Layout = plan_layout(
-        cfg, events.time_us, events.etype == ET["purchase"], late_window_days, rng["layout"]
-    )
-    step("layout")
-    builder = LineBuilder(cfg, events, people, cat, uuid_raw)
-    step("vocabularies")
-    bar.close()
-
-    lines_bar = tqdm(
-        total=layout.n_rows, desc="write events", unit="line", unit_scale=True,
-        file=sys.stderr, disable=not progress, leave=False,
-    )  # fmt: skip
-    records, _ = write_events(cfg, layout, builder, landing, on_progress=lines_bar.update)
-    lines_bar.close()
-    step("write_events")
     sim_dir = landing / "_simulator"
+
+    def side_files() -> dict[str, object]:
+        write_snapshots(cfg, cat, people, landing)
+        return write_ground_truth(
+            cfg, cat, taste, people, ses, times, events, sim_dir / "ground_truth"
+        )
+
+    # Snapshots and ground truth are written by a helper thread while events are written
+    # (parquet and gzip release the GIL; the events' own gzip threads keep the cores busy).
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        truth_future = helper.submit(side_files)
+        uuid_raw = rng["ids"].integers(0, 256, size=(events.n, 16), dtype=np.uint8)
+        layout: Layout = plan_layout(
+            cfg, events.time_us, events.etype == ET["purchase"], late_window_days, rng["layout"]
+        )
+        step("layout")
+        builder = LineBuilder(cfg, events, people, cat, uuid_raw)
+        step("vocabularies")
+        bar.close()
+        lines_bar = tqdm(
+            total=layout.n_rows, desc="write events", unit="line", unit_scale=True,
+            file=sys.stderr, disable=not progress, leave=False,
+        )  # fmt: skip
+        records, _ = write_events(cfg, layout, builder, landing, on_progress=lines_bar.update)
+        lines_bar.close()
+        step("write_events")
+        truth = truth_future.result()
+        step("side_files")
     sim_dir.mkdir(parents=True, exist_ok=True)
     records.sort(key=lambda r: (r["file"], r["line"] or 0, r["fault"]))
     with (sim_dir / "faults.jsonl").open("w") as fh:
         for rec in records:
             fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
-    write_snapshots(cfg, cat, people, landing)
-    truth = write_ground_truth(
-        cfg, cat, taste, people, ses, times, events, sim_dir / "ground_truth"
-    )
-    step("side_files")
     counts = {k: 0 for k in FAULT_KINDS}
     for rec in records:
         counts[rec["fault"]] += 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -49,10 +50,16 @@ FAULT_NAMES = {code: name for name, code in FAULT_CODE.items()}
 
 
 def write_gzip(path: Path, data: bytes | memoryview, level: int) -> int:
-    """Write ``data`` gzipped with a fixed header (mtime 0, no name); returns bytes written."""
+    """Write ``data`` gzipped with a fixed header (mtime 0, no name); returns bytes written.
+
+    The file appears atomically: it is written under a hidden name (ingestion skips
+    names starting with '.') and renamed.
+    """
     blob = gzip.compress(data, compresslevel=level, mtime=0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(blob)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(blob)
+    os.replace(tmp, path)
     return len(blob)
 
 
@@ -84,6 +91,7 @@ class LineBuilder:
     ) -> None:
         self.ev = events
         self.uuid_raw = event_uuid_raw
+        self.n_items = cat.n
         day0 = int(events.time_us.min() // DAY_US) if events.n else 0
         day1 = int(events.time_us.max() // DAY_US) if events.n else 0
         self.day0 = day0
@@ -129,35 +137,50 @@ class LineBuilder:
                 ]
             )
         )
-        cents = cat.price_cents
-        price_txt = _text.concat(
-            '"price":',
-            (cents // 100).astype(str),
-            ".",
-            np.char.zfill((cents % 100).astype(str), 2),
-            ",",
-        )
-        self.price = _vocab(np.concatenate([[""], price_txt]))
-        self.scroll = _vocab([""] + [f'"scroll_depth_pct":{i},' for i in range(101)])
-        self.lpos = _vocab([""] + [f'"list_position":{i},' for i in range(128)])
-        self.qty = _vocab([""] + [f'"quantity":{i},' for i in range(1, 10)])
+        # Properties: at most three pieces, each from one vocabulary, joined without a
+        # separator. p1 is the event type's own key (scroll depth, list position, query,
+        # order id or login method: never two at once), p2 quantity and price (with a
+        # leading comma after an order id), p3 the recommendation id (after a position).
+        q = query_vocab()
         rng = np.random.default_rng([cfg.seed, 77])
         self.order_ids = _text.hex_ids(rng, events.n_orders, "ord-", 6)
         self.rec_ids = _text.hex_ids(rng, events.n_recs, "rec-", 6)
-        self.order = _vocab(
-            np.concatenate([[""], _text.concat('"order_id":"', _s(self.order_ids), '",')])
-        )  # noqa: E501
-        self.rec = _vocab(
-            np.concatenate([[""], _text.concat('"recommendation_id":"', _s(self.rec_ids), '",')])
+        p1 = np.concatenate(
+            [
+                [""],
+                [f'"scroll_depth_pct":{i}' for i in range(101)],
+                [f'"list_position":{i}' for i in range(128)],
+                [f'"search_query":"{x}"' for x in q],
+                _text.concat('"order_id":"', _s(self.order_ids), '"').astype(object),
+                [f'"method":"{m}"' for m in LOGIN_METHODS],
+            ]
         )
-        self.query = _vocab([""] + [f'"search_query":"{q}",' for q in query_vocab()])
-        self.method = _vocab([""] + [f'"method":"{m}",' for m in LOGIN_METHODS])
+        self.p1_at = np.cumsum([1, 101, 128, len(q), events.n_orders])
+        self.p1 = _vocab(p1)
+        cents = cat.price_cents
+        price = _text.concat(
+            (cents // 100).astype(str), ".", np.char.zfill((cents % 100).astype(str), 2)
+        )
+        p2 = [np.array([""], dtype=np.dtypes.StringDType())]
+        for comma in ("", ","):
+            for qty in range(4):
+                head = f'{comma}"quantity":{qty},"price":' if qty else f'{comma}"price":'
+                p2.append(_text.concat(head, price))
+        self.p2 = _vocab(np.concatenate(p2))
+        self.p3 = _vocab(
+            np.concatenate([[""], _text.concat(',"recommendation_id":"', _s(self.rec_ids), '"')])
+        )
+        # Two-digit strings "00".."99" for the clock.
+        self.pairs = np.frombuffer(
+            "".join(f"{i:02d}" for i in range(100)).encode(), np.uint8
+        ).reshape(100, 2)
 
     def event_ids(self, idx: np.ndarray) -> np.ndarray:
         """``(len(idx),)`` S36 UUID4 strings of the events ``idx``."""
         return _text.as_fixed(_text.uuid4_matrix(self.uuid_raw[idx]))
 
     def head(self, idx: np.ndarray) -> pa.Array:
+        """Fixed-width start of each line: event id, event time, ``"event_type":"``."""
         n = len(idx)
         out = np.empty((n, len(_HEAD)), dtype=np.uint8)
         out[:] = np.frombuffer(_HEAD, np.uint8)
@@ -165,12 +188,15 @@ class LineBuilder:
         t = self.ev.time_us[idx]
         day = t // DAY_US
         rem = t - day * DAY_US
+        sec, micro = np.divmod(rem, 1_000_000)
         at = _TIME_AT
         out[:, at : at + 10] = self.dates[day - self.day0]
-        _text.write_digits(out, at + 11, rem // HOUR_US, 2)
-        _text.write_digits(out, at + 14, (rem // 60_000_000) % 60, 2)
-        _text.write_digits(out, at + 17, (rem // 1_000_000) % 60, 2)
-        _text.write_digits(out, at + 20, rem % 1_000_000, 6)
+        out[:, at + 11 : at + 13] = self.pairs[sec // 3600]
+        out[:, at + 14 : at + 16] = self.pairs[(sec // 60) % 60]
+        out[:, at + 17 : at + 19] = self.pairs[sec % 60]
+        out[:, at + 20 : at + 22] = self.pairs[micro // 10_000]
+        out[:, at + 22 : at + 24] = self.pairs[(micro // 100) % 100]
+        out[:, at + 24 : at + 26] = self.pairs[micro % 100]
         offsets = np.arange(n + 1, dtype=np.int32) * len(_HEAD)
         return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(out))
 
@@ -181,30 +207,32 @@ class LineBuilder:
         def take(vocab: pa.Array, codes: np.ndarray) -> pa.Array:
             return vocab.take(pa.array(codes.astype(np.int32, copy=False)))
 
-        et = ev.etype[idx]
         item = ev.item[idx]
-        priced = _PRICE_TYPES[et]
-        inner = pc.binary_join_element_wise(
-            take(self.scroll, ev.scroll[idx] + 1),
-            take(self.lpos, ev.lpos[idx] + 1),
-            take(self.query, ev.query[idx] + 1),
-            take(self.order, ev.order[idx] + 1),
-            take(self.qty, ev.qty[idx]),
-            take(self.price, np.where(priced, item + 1, 0)),
-            take(self.rec, ev.rec[idx] + 1),
-            take(self.method, ev.method[idx] + 1),
-            "",
+        a = self.p1_at
+        p1 = np.select(
+            [ev.scroll[idx] >= 0, ev.lpos[idx] >= 0, ev.query[idx] >= 0, ev.order[idx] >= 0],
+            [
+                a[0] + ev.scroll[idx].astype(np.int32),
+                a[1] + ev.lpos[idx].astype(np.int32),
+                a[2] + ev.query[idx].astype(np.int32),
+                a[3] + ev.order[idx],
+            ],
+            np.where(ev.method[idx] >= 0, a[4] + ev.method[idx].astype(np.int32), 0),
         )
-        inner = pc.utf8_rtrim(inner, characters=",")
+        priced = _PRICE_TYPES[ev.etype[idx]]
+        variant = (ev.order[idx] >= 0) * 4 + ev.qty[idx]
+        p2 = np.where(priced, 1 + variant * self.n_items + item, 0)
         return pc.binary_join_element_wise(
             self.head(idx),
-            take(self.et, et),
+            take(self.et, ev.etype[idx]),
             take(self.dev, ev.device[idx]),
             take(self.user, ev.user[idx] + 1),
             take(self.item, item + 1),
             take(self.page, ev.page[idx]),
             pa.scalar('"properties":{'),
-            inner,
+            take(self.p1, p1),
+            take(self.p2, p2),
+            take(self.p3, ev.rec[idx] + 1),
             pa.scalar("}}\n"),
             "",
         )
@@ -222,7 +250,7 @@ def mutate(line: bytes, fault: str, p: dict[str, Any], hour_start_us: int) -> by
         return line[:at] + p["bytes"] + line[at:]
     obj = json.loads(line)
     if fault == "wrong_type":
-        if p["field"] == "quantity":
+        if p["field"] == "properties.quantity":
             obj["properties"]["quantity"] = "two"
         else:
             t = np.datetime64(obj["event_time"].rstrip("Z"), "us").astype(np.int64)
@@ -283,7 +311,7 @@ def write_events(
     builder: LineBuilder,
     landing: Path,
     on_progress: Callable[[int], None] | None = None,
-    chunk_rows: int = 150_000,
+    chunk_rows: int = 64_000,
 ) -> tuple[list[dict[str, Any]], int]:
     """Write every batch file; returns the fault manifest records and bytes written."""
     records: list[dict[str, Any]] = []
