@@ -28,8 +28,9 @@ Model
 Output (under the data directory, ``landing/``)
 -----------------------------------------------
 * ``events/date=YYYY-MM-DD/hour=HH/batch-NNNN.jsonl.gz``: one JSON event per line,
-  bucketed by the hour of ``event_time``; one batch per ``batch_minutes`` window (batch
-  numbers count from 0001 within each hour). Event fields: ``event_id`` (UUID4 text),
+  bucketed by the hour of ``event_time``; one batch per ``batch_minutes`` window (default
+  30: two a hour; batch numbers count from 0001 within each hour). A file appears
+  atomically (written as a hidden ``.name.tmp``, then renamed). Event fields: ``event_id`` (UUID4 text),
   ``event_time`` (``YYYY-MM-DDTHH:MM:SS.ffffffZ``), ``event_type``, ``anonymous_id``,
   ``context`` {platform, country, user_agent}, ``user_id`` (null until login),
   ``item_id`` (product events only), ``page`` (``/``, ``/c/<department>/<category>``,
@@ -42,6 +43,13 @@ Output (under the data directory, ``landing/``)
 * ``_simulator/``: ``summary.json``, ``faults.jsonl`` and ``ground_truth/`` (items, outfits,
   people, sessions as Parquet; segment weights and per-epoch item probabilities in
   ``segments.npz``; ``truth.json``). Ingestion ignores paths starting with ``_``.
+  ``sessions.parquet`` has each visit's device, start and end: an event belongs to the
+  visit of its ``anonymous_id`` whose [start_at, end_at] holds its ``event_time``.
+
+Speed: every step is array code (one loop over the view index inside a visit, one over
+catalog epochs, one over chunks of files); JSON lines are assembled column-wise with
+Arrow compute and gzipped by a thread pool (see :mod:`include.simulator.writer`).
+Faults are the exception: each planned fault edits its line in Python (about 1 % of lines).
 
 Faults (off unless ``fault_rate > 0``)
 --------------------------------------

@@ -32,15 +32,25 @@ def hex_ids(rng: np.random.Generator, n: int, prefix: str, nbytes: int) -> np.nd
     return as_fixed(out)
 
 
-def uuid4_matrix(raw: np.ndarray) -> np.ndarray:
-    """``(n, 16)`` random bytes -> ``(n, 36)`` uint8 matrix of canonical UUID4 text."""
+_UUID_GROUPS = ((0, 4, 0), (4, 6, 9), (6, 8, 14), (8, 10, 19), (10, 16, 24))
+
+
+def write_uuid4(out: np.ndarray, col: int, raw: np.ndarray) -> None:
+    """Write ``(n, 16)`` random bytes as canonical UUID4 text into ``out[:, col:col+36]``."""
     raw = raw.copy()
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-    hexes = hex_matrix(raw)
-    out = np.full((raw.shape[0], 36), ord("-"), dtype=np.uint8)
-    for lo, hi, at in ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24)):
-        out[:, at : at + hi - lo] = hexes[:, lo:hi]
+    n = raw.shape[0]
+    for lo, hi, at in _UUID_GROUPS:
+        out[:, col + at : col + at + 2 * (hi - lo)] = _HEX_PAIRS[raw[:, lo:hi]].reshape(n, -1)
+    for dash in (8, 13, 18, 23):
+        out[:, col + dash] = ord("-")
+
+
+def uuid4_matrix(raw: np.ndarray) -> np.ndarray:
+    """``(n, 16)`` random bytes -> ``(n, 36)`` uint8 matrix of canonical UUID4 text."""
+    out = np.empty((raw.shape[0], 36), dtype=np.uint8)
+    write_uuid4(out, 0, raw)
     return out
 
 

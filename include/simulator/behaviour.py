@@ -412,8 +412,8 @@ def build_events(
     logged_in = (np.arange(n) >= login_at[sess]) & ses.is_customer[sess]
     user = np.where(logged_in, ses.person[sess], -1).astype(np.int32)
 
-    # Event-time order (ties keep the session order); one gather per column.
-    tperm = np.argsort(time_us, kind="stable")
+    # Event-time order; one gather per column.
+    tperm = np.argsort(time_us)  # within a session times strictly increase
     final = perm[tperm]
     sess_t = sess[tperm]
     events = Events(

@@ -70,7 +70,7 @@ class SimulatorConfig:
     recommendation_share: float = 0.04
     fault_rate: float = 0.0
     late_window_days: int | None = None
-    batch_minutes: int = 20
+    batch_minutes: int = 30
     gzip_level: int = 1
     workers: int = 2
 
@@ -200,7 +200,7 @@ COUNTRY_WEIGHTS: tuple[float, ...] = (
 AGE_BANDS: tuple[str, ...] = ("18-24", "25-34", "35-44", "45-54", "55+")
 AGE_BAND_WEIGHTS: tuple[float, ...] = (0.2, 0.33, 0.24, 0.14, 0.09)
 
-PLATFORM_WEIGHTS: tuple[float, ...] = (0.55, 0.25, 0.20)  # web, ios, android (contracts)
+PLATFORM_WEIGHTS: tuple[float, ...] = (0.45, 0.33, 0.22)  # web, ios, android (contracts)
 USER_AGENTS: dict[str, tuple[str, ...]] = {
     "web": (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

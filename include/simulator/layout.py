@@ -9,6 +9,7 @@ events: a run with ``fault_rate=0`` and one with faults share every clean line.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -53,11 +54,17 @@ class Layout:
 
     def path(self, f: int) -> str:
         """Path of file ``f`` relative to ``landing/``."""
-        hour = int(self.file_key[f] // 64)
-        day = np.datetime64(hour, "h").astype("datetime64[D]")
-        return (
-            f"events/date={day}/hour={hour % 24:02d}/batch-{int(self.file_batch[f]):04d}.jsonl.gz"
-        )
+        return self.paths[f]
+
+    @cached_property
+    def paths(self) -> list[str]:
+        """Paths of all files relative to ``landing/``, ``events/date=../hour=../batch-..``."""
+        hour = self.file_key // 64
+        day = np.datetime_as_string(hour.astype("datetime64[h]").astype("datetime64[D]"))
+        return [
+            f"events/date={d}/hour={h % 24:02d}/batch-{b:04d}.jsonl.gz"
+            for d, h, b in zip(day.tolist(), hour.tolist(), self.file_batch.tolist(), strict=True)
+        ]
 
 
 def _pick(rng: np.random.Generator, eligible: np.ndarray, k: int) -> np.ndarray:
