@@ -284,6 +284,7 @@ def _link(path: str | None, reports_dir: Path, label: str) -> str:
 
 def render_overview(state: dict[str, Any], reports_dir: Path) -> str:
     """A self-contained HTML page: the latest result per suite, then the failures."""
+    from expectations.gate import format_observed
     from expectations.suites import SUITES
 
     esc = html.escape
@@ -316,7 +317,7 @@ def render_overview(state: dict[str, Any], reports_dir: Path) -> str:
                 f"<code>{esc(f['expectation'])}</code>"
                 + (f" on <code>{esc(str(f['column']))}</code>" if f.get("column") else "")
                 + (f": {esc(f['description'])}" if f.get("description") else "")
-                + f" &mdash; observed: <code>{esc(str(f['observed_value']))}</code></li>"
+                + f" &mdash; observed: <code>{esc(format_observed(f['observed_value']))}</code></li>"
                 for sev, f in problems
             )
             details.append(f"<h3>{esc(name)}</h3><ul>{items}</ul>")
@@ -361,10 +362,16 @@ def main(argv: list[str] | None = None) -> int:
     vendor.add_argument("--dest", type=Path, default=None)
     vendor.add_argument("--force", action="store_true")
     sub.add_parser("localize", help="rewrite an existing Data Docs site for offline use")
+    sub.add_parser("build", help="rebuild the Data Docs site from stored results (offline-ready)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "vendor":
         print(install_vendor_assets(args.dest, force=args.force))
+    elif args.command == "build":
+        from expectations.gate import rebuild_data_docs
+
+        left = rebuild_data_docs()
+        print(f"{get_settings().reports_dir / 'data_docs'}: {len(left)} external loads left")
     else:
         docs_dir = get_settings().reports_dir / "data_docs"
         left = localize_site(docs_dir)

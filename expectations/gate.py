@@ -103,12 +103,17 @@ class GateResult:
         }
 
 
+def format_observed(value: Any) -> str:
+    """An observed value for people: floats to 4 significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _describe(failure: dict[str, Any]) -> str:
     column = f"({failure['column']})" if failure.get("column") else ""
     text = f"{failure['expectation']}{column}"
     if failure.get("description"):
         text += f" [{failure['description']}]"
-    return f"{text}: observed {failure['observed_value']}"
+    return f"{text}: observed {format_observed(failure['observed_value'])}"
 
 
 class GateFailed(Exception):
@@ -145,6 +150,13 @@ class GateFailed(Exception):
             "expectations/suites.py, then re-run the task.",
         ]
         super().__init__("\n".join(lines))
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """JSON-able details for notifiers (``include.roles.on_failure`` records them)."""
+        summary = self.result.summary()
+        keep = ("suite", "owner_role", "docs_url", "overview_path", "n_rows", "run_name")
+        return {**{k: summary[k] for k in keep}, "failures": self.failures}
 
     def __reduce__(self):  # keeps the exception picklable (custom __init__ signature)
         return (type(self), (self.result,))
@@ -205,6 +217,18 @@ def _prune_runs(suite: str, keep: int, validations_dir: Path, docs_dir: Path) ->
 
 
 _RUN_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def rebuild_data_docs() -> list[str]:
+    """Rebuild the whole Data Docs site from the stored validation results and make it
+    offline-ready (e.g. after a GX upgrade or a deleted reports dir). Returns the external
+    loads left (empty when all is well)."""
+    from expectations.docs import localize_site
+
+    settings = get_settings()
+    with _locked(gx_root(settings)):
+        open_context(settings).build_data_docs(site_names=[SITE_NAME])
+        return localize_site(data_docs_dir(settings))
 
 
 # --- result parsing ----------------------------------------------------------------------------
@@ -364,7 +388,9 @@ def evaluate(
             BATCH_DEFINITION_NAME
         )
     batch = _EPHEMERAL["batch_definition"].get_batch(batch_parameters={"dataframe": frame})
-    return _split_failures(batch.validate(suite, result_format=_result_format(spec, frame)))
+    # BASIC (observed values and up to 20 unexpected values) is a third cheaper than SUMMARY
+    result_format = {"result_format": "BASIC", "partial_unexpected_count": 20}
+    return _split_failures(batch.validate(suite, result_format=result_format))
 
 
 # --- the gate ----------------------------------------------------------------------------------

@@ -208,7 +208,7 @@ def prepare_raw_events(
     rate = float(n_quarantined) / total if total else 0.0
     if {"event_type", "item_id"} <= set(df.columns):
         missing_item = df["event_type"].isin(PRODUCT_EVENT_TYPES) & df["item_id"].isna()
-        missing_item = missing_item.fillna(False).astype(bool)
+        missing_item = missing_item.fillna(False).to_numpy(dtype=bool)
     else:
         missing_item = False
     return df.assign(**{DQ_PRODUCT_EVENT_WITHOUT_ITEM: missing_item, DQ_QUARANTINE_RATE: rate})
@@ -329,7 +329,6 @@ def prepare_sessions(df: pd.DataFrame, params: SessionsParams | None = None) -> 
         One row per session with at least ``visitor_id, started_at, ended_at``.
     """
     import numpy as np
-    import pandas as pd
 
     flags = np.zeros(len(df), dtype=bool)
     if len(df) and {VISITOR_ID, STARTED_AT, ENDED_AT} <= set(df.columns):
@@ -340,7 +339,7 @@ def prepare_sessions(df: pd.DataFrame, params: SessionsParams | None = None) -> 
         prev_end = running_end.shift().where(same_visitor)
         overlap = (s[STARTED_AT] < prev_end).fillna(False).astype(bool)
         flags[s.index.to_numpy()] = overlap.to_numpy()
-    return df.assign(**{DQ_OVERLAPS_PREVIOUS: pd.Series(flags, index=df.index)})
+    return df.assign(**{DQ_OVERLAPS_PREVIOUS: flags})
 
 
 def build_sessions_suite(params: SessionsParams | None = None) -> ExpectationSuite:
@@ -548,10 +547,11 @@ def prepare_recommendations(
     coverage = df[ITEM_ID].nunique() / catalog_size if catalog_size else 0.0
     return df.assign(
         **{
-            DQ_IS_SELF_RECOMMENDATION: is_self.fillna(False).astype(bool),
-            DQ_ALREADY_PURCHASED: pd.Series(np.asarray(already, dtype=bool), index=df.index),
-            DQ_USER_LIST_LENGTH: user_list_length,
-            DQ_SCORE_INCREASES: pd.Series(increases, index=df.index),
+            # arrays, not Series: positional, whatever the caller's index looks like
+            DQ_IS_SELF_RECOMMENDATION: is_self.fillna(False).to_numpy(dtype=bool),
+            DQ_ALREADY_PURCHASED: np.asarray(already, dtype=bool),
+            DQ_USER_LIST_LENGTH: user_list_length.array,
+            DQ_SCORE_INCREASES: increases,
             DQ_CATALOG_COVERAGE: float(coverage),
         }
     )

@@ -8,6 +8,7 @@ stay fast; runner and report tests use :func:`expectations.gate.run_gate` on a t
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -559,7 +560,7 @@ def test_overlaps_previous_uses_running_end_per_visitor() -> None:
             "started_at": [t, t + 1 * h, t + 3 * h, t, t + h, t + 10 * h],
             "ended_at": [t + 10 * h, t + 2 * h, t + 4 * h, t + h, t + 2 * h, t + 11 * h],
         },
-        index=[10, 11, 12, 13, 14, 15],
+        index=[10, 10, 12, 13, 14, 15],  # a duplicated index must not misalign the flags
     )
     flags = prepare_sessions(frame)["dq_overlaps_previous"]
     assert flags.tolist() == [False, True, True, False, False, False]
@@ -696,6 +697,9 @@ def test_run_gate_raises_gate_failed_with_observed_values_and_link(data_dir: Pat
     assert [key(w) for w in exc.result.warnings] == [
         "expect_column_max_to_be_between:dq_quarantine_rate"
     ]
+    details = json.loads(json.dumps(exc.details))  # JSON-able, for include.roles.notify
+    assert details["owner_role"] == "DE" and details["docs_url"] == exc.docs_url
+    assert len(details["failures"]) == 2
     again = pickle.loads(pickle.dumps(exc))
     assert again.suite == exc.suite and again.failures == exc.failures
     overview = (data_dir / "reports" / "data_quality.html").read_text()
