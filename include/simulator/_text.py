@@ -15,11 +15,14 @@ def as_fixed(matrix: np.ndarray) -> np.ndarray:
 
 
 _HEX_PAIRS = np.stack([_HEX[np.arange(256) >> 4], _HEX[np.arange(256) & 15]], axis=1)
+# The same two characters as one uint16: one gather per byte instead of two.
+_HEX16 = np.ascontiguousarray(_HEX_PAIRS).view(np.uint16).ravel()
+DIGITS16 = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), np.uint16).copy()
 
 
 def hex_matrix(raw: np.ndarray) -> np.ndarray:
     """``(n, k)`` random bytes -> ``(n, 2k)`` uint8 matrix of lowercase hex characters."""
-    return _HEX_PAIRS[raw].reshape(raw.shape[0], raw.shape[1] * 2)
+    return _HEX16[raw].view(np.uint8).reshape(raw.shape[0], raw.shape[1] * 2)
 
 
 def hex_ids(rng: np.random.Generator, n: int, prefix: str, nbytes: int) -> np.ndarray:
@@ -40,11 +43,16 @@ def write_uuid4(out: np.ndarray, col: int, raw: np.ndarray) -> None:
     raw = raw.copy()
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-    n = raw.shape[0]
+    hexes = hex_matrix(raw)
     for lo, hi, at in _UUID_GROUPS:
-        out[:, col + at : col + at + 2 * (hi - lo)] = _HEX_PAIRS[raw[:, lo:hi]].reshape(n, -1)
+        out[:, col + at : col + at + 2 * (hi - lo)] = hexes[:, 2 * lo : 2 * hi]
     for dash in (8, 13, 18, 23):
         out[:, col + dash] = ord("-")
+
+
+def write_pairs(out: np.ndarray, col: int, values: np.ndarray) -> None:
+    """Write ``values`` (0..99) as two digits into ``out[:, col:col+2]``."""
+    out[:, col : col + 2] = DIGITS16[values].view(np.uint8).reshape(len(values), 2)
 
 
 def uuid4_matrix(raw: np.ndarray) -> np.ndarray:

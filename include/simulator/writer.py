@@ -169,10 +169,6 @@ class LineBuilder:
         self.p3 = _vocab(
             np.concatenate([[""], _text.concat(',"recommendation_id":"', _s(self.rec_ids), '"')])
         )
-        # Two-digit strings "00".."99" for the clock.
-        self.pairs = np.frombuffer(
-            "".join(f"{i:02d}" for i in range(100)).encode(), np.uint8
-        ).reshape(100, 2)
 
     def event_ids(self, idx: np.ndarray) -> np.ndarray:
         """``(len(idx),)`` S36 UUID4 strings of the events ``idx``."""
@@ -185,17 +181,18 @@ class LineBuilder:
         out[:] = np.frombuffer(_HEAD, np.uint8)
         _text.write_uuid4(out, _ID_AT, self.uuid_raw[idx])
         t = self.ev.time_us[idx]
-        day = t // DAY_US
-        rem = t - day * DAY_US
+        day, rem = np.divmod(t, DAY_US)
         sec, micro = np.divmod(rem, 1_000_000)
+        minute, second = np.divmod(sec, 60)
+        hour, minute = np.divmod(minute, 60)
+        centi, micro2 = np.divmod(micro, 100)
+        micro0, micro1 = np.divmod(centi, 100)
         at = _TIME_AT
         out[:, at : at + 10] = self.dates[day - self.day0]
-        out[:, at + 11 : at + 13] = self.pairs[sec // 3600]
-        out[:, at + 14 : at + 16] = self.pairs[(sec // 60) % 60]
-        out[:, at + 17 : at + 19] = self.pairs[sec % 60]
-        out[:, at + 20 : at + 22] = self.pairs[micro // 10_000]
-        out[:, at + 22 : at + 24] = self.pairs[(micro // 100) % 100]
-        out[:, at + 24 : at + 26] = self.pairs[micro % 100]
+        for col, value in ((11, hour), (14, minute), (17, second)):
+            _text.write_pairs(out, at + col, value)
+        for col, value in ((20, micro0), (22, micro1), (24, micro2)):
+            _text.write_pairs(out, at + col, value)
         offsets = np.arange(n + 1, dtype=np.int32) * len(_HEAD)
         return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(out))
 
