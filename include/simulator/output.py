@@ -318,26 +318,32 @@ def run(
     step("catalog")
     people, ses = build_people(cfg, cfg.n_segments, rng["people"])
     step("people")
-    events, times = build_events(cfg, cat, taste, people, ses, rng["events"])
-    step("events")
     sim_dir = landing / "_simulator"
-
-    def side_files() -> dict[str, object]:
-        write_snapshots(cfg, cat, people, landing)
-        return write_ground_truth(
-            cfg, cat, taste, people, ses, times, events, sim_dir / "ground_truth"
-        )
-
-    # Snapshots and ground truth are written by a helper thread while events are written
-    # (parquet and gzip release the GIL; the events' own gzip threads keep the cores busy).
-    with ThreadPoolExecutor(max_workers=1) as helper:
-        truth_future = helper.submit(side_files)
+    # Side work runs in helper threads while the main thread (then the gzip threads) works:
+    # snapshots, the vocabularies of the line builder, the ground truth. numpy, Arrow,
+    # parquet and zlib release the GIL for their heavy lifting.
+    with ThreadPoolExecutor(max_workers=2) as helper:
+        snapshots = helper.submit(write_snapshots, cfg, cat, people, landing)
+        events, times = build_events(cfg, cat, taste, people, ses, rng["events"])
+        step("events")
         uuid_raw = rng["ids"].integers(0, 256, size=(events.n, 16), dtype=np.uint8)
+        builder_future = helper.submit(LineBuilder, cfg, events, people, cat, uuid_raw)
+        truth_future = helper.submit(
+            write_ground_truth,
+            cfg,
+            cat,
+            taste,
+            people,
+            ses,
+            times,
+            events,
+            sim_dir / "ground_truth",
+        )
         layout: Layout = plan_layout(
             cfg, events.time_us, events.etype == ET["purchase"], late_window_days, rng["layout"]
         )
         step("layout")
-        builder = LineBuilder(cfg, events, people, cat, uuid_raw)
+        builder = builder_future.result()
         step("vocabularies")
         bar.close()
         lines_bar = tqdm(
@@ -347,6 +353,7 @@ def run(
         records, _ = write_events(cfg, layout, builder, landing, on_progress=lines_bar.update)
         lines_bar.close()
         step("write_events")
+        snapshots.result()
         truth = truth_future.result()
         step("side_files")
     sim_dir.mkdir(parents=True, exist_ok=True)

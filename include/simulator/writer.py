@@ -366,7 +366,7 @@ def write_events(
             lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
             bufs = lines.buffers()
             offsets = np.frombuffer(bufs[1], dtype=np.int32)[lines.offset :]
-            data = memoryview(bufs[2])
+            data = memoryview(bufs[2]) if bufs[2] is not None else memoryview(b"")
             futures: list[Future[int]] = []
             for f in range(f0, f1):
                 path = layout.paths[f]
