@@ -12,16 +12,20 @@ pandas first)::
 The GX file context is configured by ``expectations/gx/great_expectations.yml`` (in the repo)
 and opened in ``<data_dir>/gx/``, a derived copy refreshed on every run: validation results
 live under the data directory and the Data Docs site under ``<reports_dir>/data_docs/``.
-Runs are serialised with a file lock (a gate takes well under a second on 1M rows), so
-parallel tasks never interleave writes to the stores or the site.
+Runs are serialised with a file lock (a gate takes a few seconds on 1M rows), so parallel
+tasks never interleave writes to the stores or the site.
 
-The caller routes a :class:`GateFailed` to its owning role, e.g. in a task body::
+The caller routes a :class:`GateFailed` to the role that owns the asset, e.g. in a task body::
 
     try:
         run_gate("raw_events", df, n_quarantined=n_bad, run_name=run_id)
     except GateFailed as exc:
-        notify(exc.owner_role, dag_id, task_id, run_id, str(exc), exc.docs_url)
+        notify(exc.owner_role, subject=f"GX gate {exc.suite} failed", error=str(exc),
+               dag_id=dag_id, task_id=task_id, run_id=run_id, link=exc.docs_url,
+               details=exc.details)
         raise
+
+(``include.roles.on_failure`` already reads ``exc.docs_url`` and ``exc.details``.)
 """
 
 from __future__ import annotations

@@ -723,6 +723,17 @@ def test_warnings_are_logged_and_do_not_raise(
     summary = result.summary()
     assert summary["n_warnings"] == 1 and summary["success"] is True
 
+    # history is bounded: older validation results and their pages are pruned
+    for _ in range(2):
+        run_gate("training_set", training_set(), params=TRAIN_PARAMS, keep_runs=2)
+    results = list(
+        (data_dir / "gx" / "uncommitted" / "validations" / "training_set").rglob("*.json")
+    )
+    pages = list(
+        (data_dir / "reports" / "data_docs" / "validations" / "training_set").rglob("*.html")
+    )
+    assert len(results) == 2 and len(pages) == 2
+
 
 @pytest.mark.integration
 def test_data_docs_render_offline_in_chromium(data_dir: Path, tmp_path: Path) -> None:
