@@ -276,7 +276,7 @@ def build_raw_events_suite(params: RawEventsParams | None = None) -> Expectation
             column=DQ_QUARANTINE_RATE,
             min_value=0.0,
             max_value=p.max_quarantine_rate,
-            description=f"share of quarantined landing lines is at most {p.max_quarantine_rate:.2%}",
+            description=f"at most {p.max_quarantine_rate:.2%} of landing lines quarantined",
         ),
         _expect(
             "ExpectColumnMaxToBeBetween",
@@ -284,7 +284,7 @@ def build_raw_events_suite(params: RawEventsParams | None = None) -> Expectation
             column=DQ_QUARANTINE_RATE,
             min_value=0.0,
             max_value=p.warn_quarantine_rate,
-            description=f"share of quarantined landing lines is at most {p.warn_quarantine_rate:.2%} (early warning)",
+            description=f"early warning: over {p.warn_quarantine_rate:.2%} of lines quarantined",
         ),
         _expect(
             "ExpectColumnValuesToBeBetween",
@@ -410,7 +410,7 @@ class TrainingSetParams:
 
 
 def prepare_training_set(df: pd.DataFrame, params: TrainingSetParams | None = None) -> pd.DataFrame:
-    """Add ``dq_density`` (a constant column) to an interactions frame [user_id, item_id, weight, ...]."""
+    """Add ``dq_density`` (a constant column) to interactions [user_id, item_id, weight, ...]."""
     density = 0.0
     if len(df) and {USER_ID, ITEM_ID} <= set(df.columns):
         pairs = df[[USER_ID, ITEM_ID]].dropna()
@@ -622,7 +622,7 @@ def build_recommendations_suite(params: RecommendationsParams | None = None) -> 
             CRITICAL,
             column=DQ_CATALOG_COVERAGE,
             min_value=p.min_catalog_coverage,
-            description=f"recommended items cover at least {p.min_catalog_coverage:.0%} of the catalogue",
+            description=f"recommendations cover at least {p.min_catalog_coverage:.0%} of the catalogue",
         ),
         _expect(
             "ExpectColumnUniqueValueCountToBeBetween", WARNING, column=MODEL_VERSION, max_value=1

@@ -582,7 +582,7 @@ def test_recommendation_flags_by_hand() -> None:
     assert out["dq_catalog_coverage"].iloc[0] == pytest.approx(0.7)
 
 
-# --- tests: rules ----------------------------------------------------------------------------------
+# --- tests: rules ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("suite", list(GOOD))
 def test_suite_passes_on_good_data(suite: str) -> None:
     make, _, _ = GOOD[suite]
