@@ -2,9 +2,9 @@
 
 Every line is the element-wise concatenation of a few string columns (Arrow compute,
 in C++): a fixed-width head (event id, event time, built digit by digit in a numpy
-uint8 matrix) and pieces gathered from small vocabularies (event type, device with its
-context, user, item, page, one piece per property). Values are ASCII without quotes or
-backslashes, so no escaping is needed. A chunk of consecutive files is one Arrow array
+uint8 matrix) and pieces gathered from small vocabularies (event type; device with its
+context and user; item; page; up to three property pieces). Values are ASCII without
+quotes or backslashes, so no escaping is needed. A chunk of consecutive files is one Arrow array
 whose data buffer already *is* the files' content: each file is a zero-copy slice,
 gzipped (deterministic header: mtime 0, no file name) and written by a thread pool
 while the next chunk is built (zlib releases the GIL).
