@@ -1,0 +1,394 @@
+"""Benchmark: sessionisation in dbt on DuckDB against pandas, and an hourly incremental build.
+
+Generates a synthetic raw lake with DuckDB directly (no simulator needed), by default 10M
+events: devices with several sessions each (events a few seconds to two minutes apart, sessions
+at least a day apart), a share of devices that log in during their third session (their earlier
+anonymous events are stitched to the customer), customers with two devices, 1 % bot devices.
+
+Steps, each printing progress:
+
+1. generate the lake under ``--data-dir`` (default: a temporary directory, removed at the end);
+2. ``dbt build`` (full) with a fresh warehouse; the sessionisation figure uses dbt's own
+   per-model timings from ``target/run_results.json`` (int_identities_stitched +
+   int_events_sessionized), so dbt start-up is excluded and reported on its own;
+3. the same rule in plain pandas (sort, groupby, diff, cumsum), timed in-process, and an exact
+   comparison of every event's (visitor_id, session start) with dbt's;
+4. append 100k new events (a new hour) and time a whole ``dbt build`` again, start-up included.
+
+The LAST line printed is one JSON object with the figures. Run it on an idle machine: it uses
+both cores and a few GB of RAM.
+
+    .venv/bin/python bench/sessionize.py [--events 10000000] [--data-dir DIR] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+DBT = Path(sys.executable).parent / "dbt"
+
+EVENTS_PER_SESSION = 20  # on average (10..30)
+SESSIONS_PER_DEVICE = 5
+INACTIVITY = "30 minutes"  # keep in line with dbt var sessions__inactivity_minutes
+SESSION_MODELS = ("int_identities_stitched", "int_events_sessionized")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def generate_events_sql(
+    n_events: int, first_session: int = 0, base: str = "2024-03-01", hour: str | None = None
+) -> str:
+    """SELECT producing about ``n_events`` raw events (contracts.RAW_EVENT_COLUMNS order).
+
+    Sessions ``first_session ..`` are spread over devices; with ``hour`` set, every session
+    starts within that hour (the incremental batch), otherwise over 30 days from ``base``.
+    """
+    n_sessions = max(1, n_events // EVENTS_PER_SESSION)
+    n_devices = max(1, n_sessions // SESSIONS_PER_DEVICE)
+    if hour is None:
+        start = (
+            f"timestamp '{base}' + to_days(cast(session_ordinal * 6 as integer))"
+            " + to_seconds(cast(hash(s, 'start') % (5 * 86400) as bigint))"
+        )
+    else:
+        start = f"timestamp '{hour}' + to_seconds(cast(hash(s, 'start') % 1800 as bigint))"
+    # length 10..30 so the mean is EVENTS_PER_SESSION; trimmed to n_events at the end
+    return f"""
+    with sessions as (
+        select
+            s,
+            s % {n_devices} as device,
+            (s - {first_session}) // {n_devices} as session_ordinal,
+            10 + hash(s, 'len') % 21 as n_ev
+        from range({first_session}, {first_session + n_sessions}) t(s)
+    ),
+    timed as (
+        select *, {start} as started_at from sessions
+    ),
+    events as (
+        select
+            s, device, session_ordinal, started_at, k,
+            hash(s, k) % 100 as r
+        from timed, unnest(range(cast(n_ev as bigint))) u(k)
+    ),
+    typed as (
+        select
+            *,
+            case
+                when k = 0 and device % 10 < 3 and session_ordinal = 2 then 'login'
+                when r < 30 then 'page_view'
+                when r < 45 then 'scroll'
+                when r < 55 then 'click'
+                when r < 60 then 'search'
+                when r < 85 then 'product_view'
+                when r < 91 then 'add_to_cart'
+                when r < 92 then 'remove_from_cart'
+                when r < 95 then 'add_to_wishlist'
+                else 'purchase'
+            end as event_type,
+            started_at
+                + to_seconds(cast(k * 60 + hash(s, k, 'gap') % 50 as bigint))
+                + to_milliseconds(cast(hash(s, k, 'ms') % 1000 as bigint)) as event_time
+        from events
+    )
+    select
+        'e' || s || '-' || k as event_id,
+        event_time,
+        event_type,
+        'a' || device as anonymous_id,
+        case
+            when device % 10 < 3 and session_ordinal >= 2 then 'u' || (device // 2)
+        end as user_id,
+        case
+            when event_type in ('product_view', 'add_to_cart', 'remove_from_cart',
+                                'add_to_wishlist', 'purchase')
+                then 'i' || (hash(s, k, 'item') % 5000)
+        end as item_id,
+        case
+            when event_type = 'page_view' and k = 0 then '/'
+            when event_type in ('page_view', 'scroll', 'click') then '/c/' || (r % 12)
+            when event_type = 'search' then '/search'
+            when event_type = 'login' then '/login'
+            when event_type = 'purchase' then '/checkout'
+            else '/p/i' || (hash(s, k, 'item') % 5000)
+        end as page,
+        case when event_type = 'scroll' then cast(r as double) end as scroll_depth_pct,
+        cast(null as integer) as list_position,
+        case when event_type in ('add_to_cart', 'purchase') then 10.0 + r end as price,
+        case when event_type in ('add_to_cart', 'purchase') then 1 end as quantity,
+        case when event_type = 'purchase' then 'o' || s end as order_id,
+        case when event_type = 'search' then 'dress' end as search_query,
+        case when event_type = 'product_view' and r % 5 = 0 then 'rec' || s end
+            as recommendation_id,
+        case device % 3 when 0 then 'web' when 1 then 'ios' else 'android' end as platform,
+        case device % 4 when 0 then 'DE' when 1 then 'FR' when 2 then 'NL' else 'GB' end
+            as country,
+        'bench' as user_agent,
+        '{{}}' as properties,
+        device % 100 = 99 as is_bot,
+        event_time + interval 5 minute as received_at,
+        'bench.jsonl.gz' as source_file,
+        cast(k as bigint) as source_line,
+        cast(event_time as date) as event_date
+    from typed
+    limit {n_events}
+    """
+
+
+def write_lake(data_dir: Path, n_events: int) -> int:
+    lake = data_dir / "lake"
+    for sub in ("events", "catalog", "customers"):
+        (lake / sub).mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute(
+        f"copy ({generate_events_sql(n_events)}) to '{lake / 'events'}' "
+        "(format parquet, partition_by (event_date), overwrite_or_ignore, "
+        "filename_pattern 'history_{i}')"
+    )
+    con.execute(
+        f"""copy (
+            select 'i' || i as item_id, 'item ' || i as name,
+                case i % 3 when 0 then 'women' when 1 then 'men' else 'kids' end as department,
+                'cat' || (i % 20) as category, 'type' || (i % 50) as product_type,
+                'colour' || (i % 9) as colour, 'brand' || (i % 40) as brand,
+                5.0 + (i % 300) as price, 'c' || (i % 4) as collection,
+                date '2023-01-01' + cast(i % 400 as integer) as launch_date,
+                date '2024-04-01' as snapshot_date
+            from range(5000) t(i)
+        ) to '{lake / "catalog"}' (format parquet, partition_by (snapshot_date),
+            overwrite_or_ignore)"""
+    )
+    con.execute(
+        f"""copy (
+            select 'u' || i as user_id, date '2023-06-01' + cast(i % 300 as integer)
+                as signup_date, 'DE' as country, '25-34' as age_band,
+                i % 2 = 0 as is_newsletter_subscriber, date '2024-04-01' as snapshot_date
+            from range({max(1, n_events // EVENTS_PER_SESSION // SESSIONS_PER_DEVICE // 2)}) t(i)
+        ) to '{lake / "customers"}' (format parquet, partition_by (snapshot_date),
+            overwrite_or_ignore)"""
+    )
+    n = con.execute(f"select count(*) from read_parquet('{lake}/events/*/*.parquet')").fetchall()[
+        0
+    ][0]
+    con.close()
+    return int(n)
+
+
+def append_hour(data_dir: Path, n_events: int, history_events: int) -> str:
+    """Write ``n_events`` new events in one new hour after the history; return the file."""
+    con = duckdb.connect()
+    max_time = con.execute(
+        f"select max(event_time) from read_parquet('{data_dir}/lake/events/*/*.parquet')"
+    ).fetchall()[0][0]
+    hour = (max_time.replace(minute=0, second=0, microsecond=0)).isoformat(sep=" ")
+    first_session = history_events // EVENTS_PER_SESSION + 1_000_000_000
+    sql = generate_events_sql(n_events, first_session=first_session, hour=hour)
+    # new devices for most, plus returning ones: reuse device ids by taking s % n_devices
+    out = data_dir / "lake" / "events"
+    con.execute(
+        f"copy ({sql}) to '{out}' (format parquet, partition_by (event_date), "
+        "overwrite_or_ignore, filename_pattern 'hour_{i}')"
+    )
+    con.close()
+    return hour
+
+
+def dbt_env(data_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "TRASOS_DATA_DIR": str(data_dir),
+            "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+        }
+    )
+    env.pop("TRASOS_WAREHOUSE", None)
+    return env
+
+
+def run_dbt(args: list[str], data_dir: Path, target_path: Path) -> tuple[float, dict]:
+    """Run dbt in a subprocess; return (wall seconds, run_results)."""
+    cmd = [str(DBT), *args, "--target-path", str(target_path)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        cmd, cwd=DBT_PROJECT_DIR, env=dbt_env(data_dir), capture_output=True, text=True
+    )
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        print(proc.stdout[-4000:], proc.stderr[-4000:], sep="\n")
+        raise SystemExit(f"dbt {' '.join(args)} failed with code {proc.returncode}")
+    results = json.loads((target_path / "run_results.json").read_text())
+    return wall, results
+
+
+def model_timings(results: dict) -> dict[str, float]:
+    out = {}
+    for r in results["results"]:
+        name = r["unique_id"].split(".")[-1]
+        out[name] = round(float(r["execution_time"]), 3)
+    return out
+
+
+def pandas_sessions(data_dir: Path) -> tuple[float, float, object]:
+    """The same rule in pandas. Returns (load seconds, sessionise seconds, frame)."""
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    df = con.execute(
+        f"""select event_id, event_time as event_at, anonymous_id, user_id
+        from read_parquet('{data_dir}/lake/events/*/*.parquet', hive_partitioning = true)
+        where not coalesce(is_bot, false)"""
+    ).df()
+    con.close()
+    load_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    # identity stitching: each device belongs to its last known user
+    known = df[df["user_id"].notna()].sort_values(["anonymous_id", "event_at", "event_id"])
+    device_user = known.groupby("anonymous_id", sort=False)["user_id"].last()
+    df["visitor_id"] = (
+        df["user_id"].fillna(df["anonymous_id"].map(device_user)).fillna(df["anonymous_id"])
+    )
+    # sessionisation: order by visitor, time, event_id; new session after > 30 min
+    df = df.sort_values(["visitor_id", "event_at", "event_id"], ignore_index=True)
+    gap = df.groupby("visitor_id", sort=False)["event_at"].diff()
+    is_start = gap.isna() | (gap > pd.Timedelta(INACTIVITY))
+    df["session_index"] = is_start.astype("int64").groupby(df["visitor_id"], sort=False).cumsum()
+    df["session_started_at"] = df["event_at"].where(is_start).ffill()
+    sessionise_s = time.perf_counter() - t0
+    return load_s, sessionise_s, df[["event_id", "visitor_id", "session_started_at"]]
+
+
+def compare_sessions(warehouse: Path, frame) -> tuple[bool, int, int]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    con.register("pandas_sessions", frame)
+    mismatches = con.execute(
+        """select count(*) from intermediate.int_events_sessionized d
+        full outer join pandas_sessions p on d.event_id = p.event_id
+        where d.event_id is null or p.event_id is null
+            or d.visitor_id <> p.visitor_id or d.session_started_at <> p.session_started_at"""
+    ).fetchall()[0][0]
+    n_sessions_dbt = con.execute("select count(*) from fct_sessions").fetchall()[0][0]
+    n_sessions_pd = con.execute(
+        "select count(*) from (select distinct visitor_id, session_started_at from pandas_sessions)"
+    ).fetchall()[0][0]
+    con.close()
+    return mismatches == 0 and n_sessions_dbt == n_sessions_pd, n_sessions_dbt, n_sessions_pd
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--new-events", type=int, default=100_000)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the generated data")
+    parser.add_argument("--reuse", action="store_true", help="reuse an existing lake in --data-dir")
+    args = parser.parse_args()
+
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="trasos_bench_"))
+    data_dir = data_dir.resolve()
+    target_path = data_dir / "dbt_target"
+    figures: dict[str, object] = {"events": args.events}
+    try:
+        if args.reuse and (data_dir / "lake" / "events").exists():
+            log(f"reusing the lake in {data_dir} (drop its hour_* files first)")
+            for path in (data_dir / "lake" / "events").glob("*/hour_*.parquet"):
+                path.unlink()
+        else:
+            if data_dir.exists():
+                shutil.rmtree(data_dir / "lake", ignore_errors=True)
+            log(f"generating {args.events:,} events in {data_dir}")
+            t0 = time.perf_counter()
+            n = write_lake(data_dir, args.events)
+            log(f"lake written: {n:,} events in {time.perf_counter() - t0:.1f} s")
+        for path in (data_dir / "warehouse.duckdb", data_dir / "warehouse.duckdb.wal"):
+            path.unlink(missing_ok=True)
+
+        log("dbt parse (warms the partial-parse cache, as a deployed project has)")
+        subprocess.run(
+            [str(DBT), "parse", "--target-path", str(target_path)],
+            cwd=DBT_PROJECT_DIR,
+            env=dbt_env(data_dir),
+            capture_output=True,
+            check=True,
+        )
+
+        log("dbt build (full) on the history")
+        wall, results = run_dbt(["build"], data_dir, target_path)
+        timings = model_timings(results)
+        session_s = sum(timings[m] for m in SESSION_MODELS)
+        con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+        n_sessionized = con.execute(
+            "select count(*) from intermediate.int_events_sessionized"
+        ).fetchall()[0][0]
+        con.close()
+        startup = wall - float(results["elapsed_time"])
+        log(
+            f"dbt build: {wall:.1f} s wall, {results['elapsed_time']:.1f} s executing, "
+            f"sessionisation models {session_s:.2f} s for {n_sessionized:,} events"
+        )
+        log(f"per-node timings (s): {json.dumps(timings)}")
+        figures.update(
+            {
+                "events_per_s": round(n_sessionized / session_s),
+                "sessionisation_models_s": round(session_s, 3),
+                "sessionized_events": n_sessionized,
+                "dbt_startup_s": round(startup, 2),
+                "full_build_s": round(wall, 2),
+                "full_build_node_s": timings,
+            }
+        )
+
+        log("pandas: the same rule (sort, groupby, diff, cumsum)")
+        load_s, pd_s, frame = pandas_sessions(data_dir)
+        log(f"pandas: load {load_s:.1f} s, sessionise {pd_s:.1f} s")
+        match, n_dbt, n_pd = compare_sessions(data_dir / "warehouse.duckdb", frame)
+        del frame
+        log(f"sessions: dbt {n_dbt:,}, pandas {n_pd:,}, identical assignment: {match}")
+        figures.update(
+            {
+                "pandas_events_per_s": round(n_sessionized / pd_s),
+                "pandas_load_s": round(load_s, 2),
+                "sessions": n_dbt,
+                "sessions_match": bool(match),
+            }
+        )
+
+        log(f"appending {args.new_events:,} new events (one hour)")
+        hour = append_hour(data_dir, args.new_events, args.events)
+        log(f"dbt build after the new hour {hour}")
+        wall_inc, results_inc = run_dbt(["build"], data_dir, target_path)
+        log(
+            f"hourly dbt build: {wall_inc:.1f} s wall ({results_inc['elapsed_time']:.1f} s "
+            "executing)"
+        )
+        log(f"per-node timings (s): {json.dumps(model_timings(results_inc))}")
+        figures.update(
+            {
+                "incremental_hour_s": round(wall_inc, 2),
+                "incremental_hour_node_s": model_timings(results_inc),
+            }
+        )
+    finally:
+        if not args.keep and args.data_dir is None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

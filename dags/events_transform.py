@@ -1,0 +1,138 @@
+"""
+### events_transform (DE)
+
+Turns the raw Parquet lake into the marts every other role reads. Runs whenever ingestion
+has written new events (Asset `raw_events`).
+
+1. **dbt** (a Cosmos task group, one task per dbt node, each model followed by its tests):
+   seeds -> `stg_lake__*` (typed, bots excluded) -> `int_identities_stitched` (each device
+   belongs to its last known customer) -> `int_events_sessionized` (30-minute inactivity
+   sessions per stitched visitor, incremental) -> core marts `fct_events`, `fct_sessions`,
+   `dim_items`, `dim_customers` -> ML marts `ml_interactions`, `ml_item_features`,
+   `ml_user_features`. Every dbt task runs in the one-slot `duckdb_writer` pool.
+2. **validate_marts**: row counts of the marts, fails on an empty one. The slot for the GX
+   gate on the marts (`include.transform.validate_marts`).
+3. **publish_marts**: emits the Assets `sessions` and `interactions`, which start
+   `business_metrics` (DA) and `train_recommender` (DS).
+
+Models, grains and tests: `dbt_project/` (and its README for the incremental measurement);
+`make dbt-docs` renders the dbt docs. DA's `marts/metrics` models are built by
+`business_metrics`, not here. Owner: data engineering (DE).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import dag, task
+
+import include.assets
+import include.roles
+from include.roles import Role
+from include.settings import REPO_ROOT, get_settings
+from include.transform import ensure_manifest
+
+WRITER_POOL = "duckdb_writer"  # include.warehouse.WRITER_POOL, without importing duckdb here
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+DBT_EXECUTABLE = REPO_ROOT / ".venv" / "bin" / "dbt"
+# Rendered here (DE); DA's marts/metrics are built by business_metrics.
+DE_SELECT = [
+    "path:seeds",
+    "path:models/staging",
+    "path:models/intermediate",
+    "path:models/marts/core",
+    "path:models/marts/ml",
+]
+
+_settings = get_settings()
+# Cosmos reads its settings when imported: keep its dbt ls / partial-parse cache in the
+# git-ignored state directory and its telemetry off, unless the environment says otherwise.
+os.environ.setdefault("AIRFLOW__COSMOS__CACHE_DIR", str(_settings.state_dir / "cosmos"))
+os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
+
+from cosmos import (  # noqa: E402 - after the cache settings above
+    DbtTaskGroup,
+    ExecutionConfig,
+    ProfileConfig,
+    ProjectConfig,
+    RenderConfig,
+)
+from cosmos.constants import ExecutionMode, LoadMode, TestBehavior  # noqa: E402
+
+# Absolute paths for dbt: Cosmos runs dbt from a temporary copy of the project, where the
+# profile's relative defaults would point nowhere.
+DBT_ENV = {
+    "TRASOS_DATA_DIR": str(_settings.data_dir),
+    "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+}
+if os.environ.get("TRASOS_WAREHOUSE"):
+    DBT_ENV["TRASOS_WAREHOUSE"] = str(_settings.warehouse_path)
+
+
+def _dbt_executable() -> Path:
+    return DBT_EXECUTABLE if DBT_EXECUTABLE.exists() else Path(sys.executable).with_name("dbt")
+
+
+@dag(
+    dag_id="events_transform",
+    schedule=[include.assets.RAW_EVENTS],
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
+    max_active_runs=1,
+    **include.roles.dag_kwargs(Role.DE, doc_md=__doc__, domain="transform"),
+)
+def events_transform() -> None:
+    dbt = DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(
+            dbt_project_path=DBT_PROJECT_DIR,
+            # refreshed by `dbt parse` only when a project file is newer (include/transform.py)
+            manifest_path=ensure_manifest(),
+            env_vars=DBT_ENV,
+            install_dbt_deps=False,
+        ),
+        profile_config=ProfileConfig(
+            profile_name="trasos",
+            target_name="dev",
+            profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
+        ),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL,
+            dbt_executable_path=str(_dbt_executable()),
+        ),
+        render_config=RenderConfig(
+            # DBT_LS caches in Airflow Variables, which the DAG processor cannot write; the
+            # manifest costs one JSON read per parse (measured in dbt_project/README.md)
+            load_method=LoadMode.DBT_MANIFEST,
+            select=DE_SELECT,
+            test_behavior=TestBehavior.AFTER_EACH,
+            # Airflow owners stay the DAG's (data-engineering), not dbt's meta.owner ("DE")
+            enable_owner_inheritance=False,
+            # the Assets below are the contract; no per-model datasets
+            emit_datasets=False,
+        ),
+        operator_args={"install_deps": False, "pool": WRITER_POOL},
+    )
+
+    @task(pool=WRITER_POOL)
+    def validate_marts() -> dict[str, Any]:
+        """Gate slot on the marts: summary now, the GX checkpoint joins here."""
+        from include import transform
+
+        return transform.validate_marts()
+
+    @task(outlets=[include.assets.SESSIONS, include.assets.INTERACTIONS])
+    def publish_marts(summary: dict[str, Any]) -> dict[str, int]:
+        """Emit the mart Assets; the XCom carries the row counts only."""
+        return {name: info["rows"] for name, info in summary["tables"].items()}
+
+    summary = validate_marts()
+    dbt >> summary
+    publish_marts(summary)
+
+
+events_transform()

@@ -1,0 +1,43 @@
+{#-
+    The one engine-specific file read of the project.
+
+    Sources in models/staging/_staging__sources.yml carry only a location (a glob of
+    hive-partitioned Parquet files, via dbt-duckdb's `external_location`); staging models wrap
+    the source in this macro to get a table expression:
+
+        select * from {{ read_lake(source('lake', 'events')) }}
+
+    DuckDB reads the glob with hive partitioning (the partition key, e.g. event_date, becomes a
+    column) and unions files by column name, so a column added later reads as null in old files.
+    Another engine adds its own `<adapter>__read_lake` (Spark: parquet.`<path>`).
+-#}
+{% macro read_lake(source_relation) -%}
+    {{ return(adapter.dispatch('read_lake', 'trasos')(source_relation)) }}
+{%- endmacro %}
+
+
+{% macro duckdb__read_lake(source_relation) -%}
+    {%- set location = source_relation.external -%}
+    {%- if not execute -%}
+        {#- parsing: source() gives a placeholder relation, nothing to read yet -#}
+        {{ return(source_relation) }}
+    {%- endif -%}
+    {%- if not location -%}
+        {{ exceptions.raise_compiler_error(
+            "read_lake() needs a source with meta.external_location, got " ~ source_relation
+        ) }}
+    {%- endif -%}
+    {%- set found = run_query("select count(*) from glob(" ~ location ~ ")").columns[0].values()[0] -%}
+    {%- if found == 0 -%}
+        {{ exceptions.raise_compiler_error(
+            "No Parquet files match " ~ location ~ ": the raw lake is empty or TRASOS_DATA_DIR "
+            ~ "points elsewhere. Load data first (the events_ingest DAG, `make run`)."
+        ) }}
+    {%- endif -%}
+    read_parquet({{ location }}, hive_partitioning = true, union_by_name = true)
+{%- endmacro %}
+
+
+{% macro default__read_lake(source_relation) -%}
+    {{ source_relation }}
+{%- endmacro %}

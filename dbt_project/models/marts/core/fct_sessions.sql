@@ -1,0 +1,98 @@
+{%- set engagement_types = ['click', 'search', 'add_to_cart', 'remove_from_cart',
+    'add_to_wishlist', 'purchase', 'login'] -%}
+{%- set counted_types = [
+    ('page_view', 'n_page_views'),
+    ('scroll', 'n_scrolls'),
+    ('click', 'n_clicks'),
+    ('search', 'n_searches'),
+    ('product_view', 'n_product_views'),
+    ('add_to_cart', 'n_add_to_carts'),
+    ('remove_from_cart', 'n_remove_from_carts'),
+    ('add_to_wishlist', 'n_wishlist_adds'),
+    ('purchase', 'n_purchases'),
+    ('login', 'n_logins'),
+] -%}
+
+with
+
+events as (
+
+    select * from {{ ref('fct_events') }}
+
+),
+
+sessions as (
+
+    select
+        session_id,
+        visitor_id,
+        max(stitched_user_id) as user_id,
+        min(session_index) as session_index,
+        min(event_at) as started_at,
+        max(event_at) as ended_at,
+        count(*) as n_events,
+        {%- for event_type, column in counted_types %}
+        count(case when event_type = '{{ event_type }}' then 1 end) as {{ column }},
+        {%- endfor %}
+        count(case when event_type in ('page_view', 'product_view') then 1 end) as n_views,
+        count(
+            case when event_type in ('{{ engagement_types | join("', '") }}') then 1 end
+        ) as n_engagement_events,
+        count(
+            distinct case when event_type = 'product_view' then item_id end
+        ) as n_products_viewed,
+        max(scroll_depth_pct) as max_scroll_depth_pct,
+        sum(
+            case
+                when event_type = 'purchase' then coalesce(price, 0) * coalesce(quantity, 1)
+                else 0
+            end
+        ) as purchase_revenue,
+        count(recommendation_id) as n_recommendation_events,
+        count(distinct anonymous_id) as n_devices,
+        -- one start event per session: max() picks its value
+        max(case when is_session_start then page end) as landing_page,
+        max(case when is_session_start then page_type end) as landing_page_type,
+        max(case when is_session_start then platform end) as platform,
+        max(case when is_session_start then country end) as country
+    from events
+    group by 1, 2
+
+),
+
+final as (
+
+    select
+        sessions.session_id,
+        sessions.visitor_id,
+        sessions.user_id,
+        sessions.session_index,
+        sessions.session_index > 1 as is_returning_visitor,
+        sessions.started_at,
+        sessions.ended_at,
+        cast(sessions.started_at as date) as session_date,
+        cast(
+            {{ dbt.datediff('sessions.started_at', 'sessions.ended_at', 'second') }}
+            as {{ dbt.type_bigint() }}
+        ) as duration_s,
+        sessions.n_events,
+        {%- for event_type, column in counted_types %}
+        sessions.{{ column }},
+        {%- endfor %}
+        sessions.n_products_viewed,
+        sessions.max_scroll_depth_pct,
+        sessions.purchase_revenue,
+        sessions.n_recommendation_events,
+        sessions.n_views <= 1 and sessions.n_engagement_events = 0 as is_bounce,
+        sessions.n_purchases > 0 as is_converted,
+        sessions.n_recommendation_events > 0 as has_recommendation_click,
+        sessions.landing_page,
+        sessions.landing_page_type,
+        sessions.platform,
+        sessions.country,
+        sessions.n_devices
+    from sessions
+
+)
+
+select * from final

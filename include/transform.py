@@ -1,0 +1,230 @@
+"""The dbt side of the platform from Python: environment, builds, docs, the marts summary.
+
+The ``events_transform`` DAG renders the dbt models as tasks with Cosmos; this module holds
+what runs around them, and the command line used by ``make``:
+
+    python -m include.transform build [dbt args...]   # dbt build on the local warehouse
+    python -m include.transform docs                  # static dbt docs -> <reports>/dbt_docs/
+    python -m include.transform summary               # row counts of the marts (JSON)
+    python -m include.transform parse                 # refresh the manifest the DAG renders
+
+dbt's target and logs go under the state directory, never ``dbt_project/target``, so a run
+from Airflow or a test does not race a developer's own ``dbt build``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from include.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+# Marts the validate_marts gate summarises; (schema-qualified table, time column or None).
+CORE_MARTS: tuple[tuple[str, str | None], ...] = (
+    ("main.fct_sessions", "started_at"),
+    ("main.fct_events", "event_at"),
+    ("main.dim_customers", None),
+    ("main.dim_items", None),
+    ("main.ml_interactions", "last_interaction_at"),
+    ("main.ml_item_features", None),
+    ("main.ml_user_features", None),
+)
+# dbt selectors of the DE-owned part of the project (DA builds marts/metrics on its own).
+DE_SELECT: tuple[str, ...] = (
+    "path:seeds",
+    "path:models/staging",
+    "path:models/intermediate",
+    "path:models/marts/core",
+    "path:models/marts/ml",
+)
+
+
+def dbt_executable() -> str:
+    """The dbt of this interpreter's environment (the project venv), else dbt on PATH."""
+    local = Path(sys.executable).parent / "dbt"
+    found = str(local) if local.exists() else shutil.which("dbt")
+    if not found:
+        raise FileNotFoundError("dbt is not installed in this environment: run `make setup`")
+    return found
+
+
+def dbt_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a dbt process: absolute data paths from settings, telemetry off.
+
+    profiles.yml resolves a relative ``TRASOS_DATA_DIR`` against the repository root; dbt
+    runs from elsewhere (Cosmos copies the project to a temporary directory) therefore always
+    get absolute paths from here.
+    """
+    settings = get_settings()
+    env = dict(os.environ if base is None else base)
+    env["TRASOS_DATA_DIR"] = str(settings.data_dir)
+    env["DBT_PROFILES_DIR"] = str(settings.dbt_project_dir)
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
+    if "TRASOS_WAREHOUSE" in env:
+        env["TRASOS_WAREHOUSE"] = str(settings.warehouse_path)
+    return env
+
+
+def dbt_env_vars() -> dict[str, str]:
+    """Only the variables dbt needs (for Cosmos' ProjectConfig.env_vars)."""
+    full = dbt_env({})
+    return {k: v for k, v in full.items() if k.startswith(("TRASOS_", "DBT_"))}
+
+
+def run_dbt(args: list[str], target_path: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``dbt <args>`` in the project with target/logs under the state dir.
+
+    Raises ``RuntimeError`` with dbt's last lines when dbt fails.
+    """
+    settings = get_settings()
+    target = target_path or settings.state_dir / "dbt" / "target"
+    command = [
+        dbt_executable(),
+        *args,
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(target.parent / "logs"),
+    ]
+    log.info("running %s", " ".join(command))
+    proc = subprocess.run(
+        command,
+        cwd=settings.dbt_project_dir,
+        env=dbt_env(),
+        capture_output=True,
+        text=True,
+    )
+    output = (proc.stdout or "") + (proc.stderr or "")
+    for line in output.splitlines():
+        log.info("dbt | %s", line)
+    if proc.returncode != 0:
+        tail = "\n".join(output.splitlines()[-40:])
+        raise RuntimeError(
+            f"`dbt {' '.join(args)}` failed (exit {proc.returncode}). Fix the model or test "
+            f"named below; the whole log is in {target.parent / 'logs'}.\n{tail}"
+        )
+    return proc
+
+
+def _project_mtime(project_dir: Path) -> float:
+    """Newest modification time of the files dbt parses (not target/, logs/, .user.yml)."""
+    newest = 0.0
+    for path in project_dir.rglob("*"):
+        rel = path.relative_to(project_dir).parts
+        if rel[0] in {"target", "logs", "dbt_packages"} or path.name == ".user.yml":
+            continue
+        if path.is_file():
+            newest = max(newest, path.stat().st_mtime)
+    return newest
+
+
+def ensure_manifest(target_path: Path | None = None) -> Path:
+    """A ``manifest.json`` of the project no older than any project file; ``dbt parse`` if not.
+
+    The events_transform DAG renders its tasks from this manifest (Cosmos
+    ``LoadMode.DBT_MANIFEST``): parsing the DAG then reads one JSON file, runs no dbt and needs
+    no metadata database (Cosmos' dbt ls cache lives in Airflow Variables, which a DAG
+    processor cannot write). A file lock keeps concurrent parsers from racing.
+    """
+    import fcntl
+
+    settings = get_settings()
+    target = target_path or settings.state_dir / "dbt" / "parse"
+    manifest = target / "manifest.json"
+    project_mtime = _project_mtime(settings.dbt_project_dir)
+    if manifest.exists() and manifest.stat().st_mtime >= project_mtime:
+        return manifest
+    target.mkdir(parents=True, exist_ok=True)
+    with (target / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if manifest.exists() and manifest.stat().st_mtime >= project_mtime:
+            return manifest  # another process parsed while we waited
+        run_dbt(["parse"], target_path=target)
+    return manifest
+
+
+def generate_docs(out_dir: Path | None = None) -> Path:
+    """``dbt docs generate --static`` into ``<reports>/dbt_docs/index.html`` (works offline).
+
+    Opens the warehouse to read the catalog: run it when no dbt build is writing.
+    """
+    settings = get_settings()
+    out = out_dir or settings.reports_dir / "dbt_docs"
+    target = settings.state_dir / "dbt" / "docs_target"
+    run_dbt(["docs", "generate", "--static"], target_path=target)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(target / "static_index.html", out / "index.html")
+    for name in ("manifest.json", "catalog.json"):
+        shutil.copyfile(target / name, out / name)
+    log.info("dbt docs written to %s", out / "index.html")
+    return out / "index.html"
+
+
+def marts_summary(path: Path | None = None) -> dict[str, Any]:
+    """Row counts (and time ranges) of the core and ML marts, read-only.
+
+    Returns ``{"tables": {name: {"rows": n, "min": ..., "max": ...}}, "warehouse": path}``.
+    """
+    from include.warehouse import connect
+
+    summary: dict[str, Any] = {"tables": {}}
+    with connect(read_only=True, path=path) as con:
+        for table, time_column in CORE_MARTS:
+            if time_column:
+                rows, lo, hi = con.execute(
+                    f"select count(*), min({time_column}), max({time_column}) from {table}"
+                ).fetchall()[0]
+                summary["tables"][table] = {"rows": rows, "min": str(lo), "max": str(hi)}
+            else:
+                rows = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+                summary["tables"][table] = {"rows": rows}
+    summary["warehouse"] = str(path or get_settings().warehouse_path)
+    return summary
+
+
+def validate_marts(path: Path | None = None) -> dict[str, Any]:
+    """The gate slot after the dbt build: a summary of the marts, failing when one is empty.
+
+    dbt tests already guard the model logic; the data-quality gate on the marts (GX) is added
+    here by the owner of ``expectations/``. Raises ``ValueError`` naming empty marts.
+    """
+    summary = marts_summary(path)
+    empty = [name for name, info in summary["tables"].items() if info["rows"] == 0]
+    if empty:
+        raise ValueError(
+            f"marts built but empty: {', '.join(empty)}. Check that the raw lake has human "
+            "(non-bot) events under TRASOS_DATA_DIR/lake/events and re-run events_transform."
+        )
+    log.info("marts: %s", json.dumps(summary["tables"]))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv else "build"
+    if command == "build":
+        proc = run_dbt(["build", *argv[1:]])
+        print(proc.stdout.splitlines()[-1] if proc.stdout else "dbt build done")
+    elif command == "parse":
+        print(ensure_manifest())
+    elif command == "docs":
+        print(generate_docs())
+    elif command == "summary":
+        print(json.dumps(marts_summary(), indent=2, default=str))
+    else:
+        print(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
