@@ -37,6 +37,7 @@ $(SYNCED): requirements.lock $(LIGHTFM) | $(UV)
 
 setup: $(SYNCED)  ## create .venv with the locked stack and initialise Airflow (idempotent)
 	@$(CTL) init
+	@$(PY) -m expectations.docs vendor
 
 run: setup  ## simulate 30 days (or DATASET=rees46|hm|...) and run every DAG in data order
 	$(CTL) run --dataset $(DATASET)

@@ -154,8 +154,10 @@ def on_failure(context: dict[str, Any]) -> None:
     except Exception:  # noqa: BLE001 - a missing link must not break the callback
         link = None
     details = getattr(exc, "details", None)
+    # A data-quality gate names the role that owns the failing asset; else the task's owner.
+    owner_role = getattr(exc, "owner_role", None)
     notify(
-        role_of_context(context),
+        Role(owner_role) if owner_role in ROLE_TAGS else role_of_context(context),
         subject=f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')} failed",
         error=f"{type(exc).__name__}: {exc}" if exc else "task failed",
         dag_id=getattr(ti, "dag_id", None),
