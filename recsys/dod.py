@@ -1,0 +1,167 @@
+"""Definition-of-done gate: clauses from ``definition_of_done.yaml`` checked on the metrics table.
+
+Each clause yields pass / fail / skipped with the observed value, the required value and the
+margin (``observed - required`` for ``>=``, ``required - observed`` for ``<=``: positive means
+passing by that much; ``margin_pct`` relative to the required value).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recsys import columns as C
+
+DEFAULT_CONTRACT = Path(__file__).with_name("definition_of_done.yaml")
+PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
+
+
+@dataclass(frozen=True)
+class ClauseResult:
+    id: str
+    status: str  # pass | fail | skipped
+    observed: float
+    required: float
+    margin: float
+    margin_pct: float
+    description: str
+    owner: str
+    detail: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status != FAIL
+
+
+@dataclass(frozen=True)
+class DoDReport:
+    passed: bool
+    candidate: str
+    clauses: tuple[ClauseResult, ...] = field(default_factory=tuple)
+
+    @property
+    def failed(self) -> tuple[ClauseResult, ...]:
+        return tuple(c for c in self.clauses if c.status == FAIL)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "candidate": self.candidate,
+            "clauses": [asdict(c) for c in self.clauses],
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(c) for c in self.clauses])
+
+    def summary(self) -> str:
+        lines = [f"definition of done: {'PASSED' if self.passed else 'FAILED'} ({self.candidate})"]
+        for c in self.clauses:
+            lines.append(
+                f"  [{c.status:7s}] {c.id}: observed {c.observed:.4g} {c.detail} "
+                f"(margin {c.margin:+.4g}, {c.margin_pct:+.1f}%)"
+            )
+        return "\n".join(lines)
+
+
+def load_contract(path: str | Path | None = None) -> dict[str, Any]:
+    """Read a definition-of-done YAML (default: the one shipped next to this module)."""
+    import yaml
+
+    with open(path or DEFAULT_CONTRACT, encoding="utf-8") as fh:
+        contract = yaml.safe_load(fh)
+    if not isinstance(contract, dict) or "clauses" not in contract:
+        raise ValueError(f"{path or DEFAULT_CONTRACT}: expected a mapping with 'clauses'")
+    return contract
+
+
+def _value(table: pd.DataFrame, model: str, segment: str, metric: str) -> float:
+    if metric not in table.columns:
+        raise KeyError(f"metric {metric!r} is not in the evaluation table ({list(table.columns)})")
+    sel = table[(table[C.MODEL] == model) & (table[C.SEGMENT] == segment)]
+    if sel.empty:
+        return float("nan")
+    value = sel[metric].iloc[0]
+    return float(value) if value is not None else float("nan")
+
+
+def check_definition_of_done(
+    table: pd.DataFrame,
+    contract: dict[str, Any] | str | Path | None = None,
+    candidate: str | None = None,
+) -> DoDReport:
+    """Check every clause of the contract against an evaluation table.
+
+    Parameters
+    ----------
+    table
+        Output of :func:`recsys.evaluate.evaluate_models` (columns ``model``, ``segment``,
+        metrics).
+    contract
+        Parsed contract, a path to one, or None for the shipped default.
+    candidate
+        Overrides the contract's ``candidate``.
+    """
+    if not isinstance(contract, dict):
+        contract = load_contract(contract)
+    cand = candidate or contract.get("candidate")
+    if not cand:
+        raise ValueError("no candidate model named (contract 'candidate' or argument)")
+    baselines = list(contract.get("baselines", []))
+    results = []
+    for clause in contract["clauses"]:
+        cid = clause["id"]
+        metric = clause["metric"]
+        segment = clause.get("segment", C.SEGMENT_ALL)
+        model = cand if clause.get("model", "candidate") == "candidate" else clause["model"]
+        op = clause.get("op", ">=")
+        if op not in (">=", "<="):
+            raise ValueError(f"clause {cid}: op {op!r} must be '>=' or '<='")
+        observed = _value(table, model, segment, metric)
+        if "threshold" in clause:
+            required = float(clause["threshold"])
+            detail = f"{op} {required:.4g}"
+        else:
+            ref = clause["compare_to"]
+            factor = float(clause.get("factor", 1.0))
+            if ref == "best_baseline":
+                values = {b: _value(table, b, segment, metric) for b in baselines}
+                values = {b: v for b, v in values.items() if not math.isnan(v)}
+                if values:
+                    pick = max if op == ">=" else min
+                    ref = pick(values, key=values.__getitem__)
+                    base = values[ref]
+                else:
+                    ref, base = "best_baseline", float("nan")
+            else:
+                base = _value(table, ref, segment, metric)
+            required = factor * base
+            detail = f"{op} {factor:g} x {ref} ({base:.4g}) = {required:.4g}"
+        if math.isnan(observed) or math.isnan(required):
+            status = SKIPPED if clause.get("on_missing", "fail") == "skip" else FAIL
+            margin = margin_pct = float("nan")
+            detail += " [undefined value]"
+        else:
+            margin = observed - required if op == ">=" else required - observed
+            margin_pct = 100.0 * margin / abs(required) if required != 0 else float("inf")
+            status = PASS if margin >= 0 else FAIL
+            if required == 0 and margin == 0:
+                margin_pct = 0.0
+        results.append(
+            ClauseResult(
+                id=cid,
+                status=status,
+                observed=observed,
+                required=required,
+                margin=margin,
+                margin_pct=margin_pct,
+                description=clause.get("description", ""),
+                owner=clause.get("owner", "DS"),
+                detail=f"{metric}[{model}, {segment}] {detail}",
+            )
+        )
+    passed = all(r.status != FAIL for r in results)
+    return DoDReport(passed=passed, candidate=cand, clauses=tuple(results))

@@ -1,0 +1,196 @@
+"""Ranking metrics, vectorised over all users at once (no per-user Python loops).
+
+Conventions (shared by every function):
+
+* ``reco`` is ``(n_users, k_max)`` int: recommended item indices best first, ``-1`` padding.
+* ``truth`` is CSR ``(n_users, n_items)``: non-zero = relevant; rows align with ``reco``.
+* Averages run over users with at least one relevant item (as ``lightfm.evaluation`` does with
+  ``preserve_rows=False``); with no such user the result is NaN (undefined, not 0).
+* ``precision@k = hits@k / k``; ``recall@k = hits@k / n_rel``;
+  ``nDCG@k = sum_j hit_j / log2(j+2) / sum_{j < min(k, n_rel)} 1 / log2(j+2)``;
+  ``AP@k = sum_j hit_j * precision@(j+1) / min(k, n_rel)``; ``hit_rate@k = P(hits@k > 0)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def _as_csr(truth: sp.spmatrix) -> sp.csr_matrix:
+    t = sp.csr_matrix(truth)
+    t.eliminate_zeros()
+    t.sort_indices()
+    return t
+
+
+def hit_matrix(reco: np.ndarray, truth: sp.spmatrix) -> np.ndarray:
+    """``(n_users, k_max)`` bool: whether each recommended item is relevant."""
+    reco = np.asarray(reco)
+    t = _as_csr(truth)
+    if reco.shape[0] != t.shape[0]:
+        raise ValueError(f"reco has {reco.shape[0]} rows, truth {t.shape[0]}; align them")
+    if reco.size == 0:
+        return np.zeros(reco.shape, dtype=bool)
+    n_items = t.shape[1]
+    rows = np.repeat(np.arange(t.shape[0], dtype=np.int64), np.diff(t.indptr))
+    truth_keys = rows * n_items + t.indices  # sorted: rows ascending, indices sorted
+    reco_keys = np.arange(reco.shape[0], dtype=np.int64)[:, None] * n_items + reco
+    pos = np.searchsorted(truth_keys, reco_keys)
+    pos = np.minimum(pos, max(len(truth_keys) - 1, 0))
+    found = truth_keys[pos] == reco_keys if len(truth_keys) else np.zeros(reco.shape, bool)
+    return found & (reco >= 0)
+
+
+def _n_relevant(truth: sp.spmatrix) -> np.ndarray:
+    return np.diff(_as_csr(truth).indptr)
+
+
+def _users_mean(values: np.ndarray, n_rel: np.ndarray) -> float:
+    sel = n_rel > 0
+    return float(values[sel].mean()) if sel.any() else float("nan")
+
+
+def precision_at_k(reco: np.ndarray, truth: sp.spmatrix, k: int) -> float:
+    """Mean over users of ``hits@k / k``."""
+    h = hit_matrix(reco, truth)[:, :k]
+    return _users_mean(h.sum(axis=1) / k, _n_relevant(truth))
+
+
+def recall_at_k(reco: np.ndarray, truth: sp.spmatrix, k: int) -> float:
+    """Mean over users of ``hits@k / n_relevant``."""
+    n_rel = _n_relevant(truth)
+    h = hit_matrix(reco, truth)[:, :k]
+    return _users_mean(h.sum(axis=1) / np.maximum(n_rel, 1), n_rel)
+
+
+def hit_rate_at_k(reco: np.ndarray, truth: sp.spmatrix, k: int) -> float:
+    """Share of users with at least one hit in the top ``k``."""
+    h = hit_matrix(reco, truth)[:, :k]
+    return _users_mean((h.sum(axis=1) > 0).astype(float), _n_relevant(truth))
+
+
+def _discounts(k: int) -> np.ndarray:
+    return 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
+
+
+def ndcg_at_k(reco: np.ndarray, truth: sp.spmatrix, k: int) -> float:
+    """Mean over users of binary-relevance nDCG@k."""
+    n_rel = _n_relevant(truth)
+    h = hit_matrix(reco, truth)[:, :k]
+    disc = _discounts(k)
+    dcg = h @ disc[: h.shape[1]]
+    ideal = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(n_rel, k)]
+    return _users_mean(np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0), n_rel)
+
+
+def map_at_k(reco: np.ndarray, truth: sp.spmatrix, k: int) -> float:
+    """Mean over users of AP@k, normalised by ``min(k, n_relevant)``."""
+    n_rel = _n_relevant(truth)
+    h = hit_matrix(reco, truth)[:, :k].astype(np.float64)
+    prec = np.cumsum(h, axis=1) / np.arange(1, h.shape[1] + 1)
+    ap = (prec * h).sum(axis=1) / np.maximum(np.minimum(n_rel, k), 1)
+    return _users_mean(ap, n_rel)
+
+
+def per_user_auc(scores: np.ndarray, truth: sp.spmatrix, chunk: int = 256) -> np.ndarray:
+    """ROC AUC of each user's full score row, ``(n_users,)`` float64, NaN where undefined.
+
+    Parameters
+    ----------
+    scores
+        ``(n_users, n_items)``; ``-inf`` (or NaN) marks excluded items (known positives,
+        non-candidates): they are neither positives nor negatives.
+    truth
+        CSR ``(n_users, n_items)`` relevant items.
+
+    Notes
+    -----
+    ``AUC_u = mean over positives p of 1 - (#neg > s_p + 0.5 #neg == s_p) / #neg``: the
+    probability that a random positive outranks a random negative, ties counting half. It
+    equals ``lightfm.evaluation.auc_score`` when there are no ties.
+    """
+    t = _as_csr(truth)
+    n_users = t.shape[0]
+    out = np.full(n_users, np.nan)
+    if n_users == 0 or t.nnz == 0:
+        return out
+    neg = np.array(scores, dtype=np.float64, copy=True)
+    neg[~np.isfinite(neg)] = np.nan
+    rows = np.repeat(np.arange(n_users), np.diff(t.indptr))
+    cols = t.indices
+    pos_scores = neg[rows, cols]
+    valid = ~np.isnan(pos_scores)
+    neg[rows, cols] = np.nan
+    n_neg = np.count_nonzero(~np.isnan(neg), axis=1)
+    pair_auc = np.full(len(rows), np.nan)
+    for start in range(0, len(rows), chunk):
+        r = rows[start : start + chunk]
+        s = pos_scores[start : start + chunk, None]
+        block = neg[r]
+        gt = np.count_nonzero(block > s, axis=1)
+        eq = np.count_nonzero(block == s, axis=1)
+        nn = n_neg[r]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pair_auc[start : start + chunk] = 1.0 - (gt + 0.5 * eq) / nn
+    ok = valid & (n_neg[rows] > 0)
+    sums = np.bincount(rows[ok], weights=pair_auc[ok], minlength=n_users)
+    counts = np.bincount(rows[ok], minlength=n_users)
+    np.divide(sums, counts, out=out, where=counts > 0)
+    return out
+
+
+def auc(scores: np.ndarray, truth: sp.spmatrix) -> float:
+    """Mean of :func:`per_user_auc` over users where it is defined (NaN if none)."""
+    values = per_user_auc(scores, truth)
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def catalog_coverage(reco: np.ndarray, n_items: int) -> float:
+    """Share of the ``n_items`` candidate items recommended to at least one user."""
+    if n_items <= 0:
+        return float("nan")
+    valid = np.asarray(reco)[np.asarray(reco) >= 0]
+    return float(len(np.unique(valid)) / n_items)
+
+
+def novelty(reco: np.ndarray, item_user_counts: np.ndarray, n_users: int) -> float:
+    """Mean self-information ``-log2((c_i + 1) / (n_users + 1))`` of recommended items.
+
+    ``c_i`` is the number of training users who interacted with item ``i``; the +1 smoothing
+    keeps never-seen (cold) items finite. Higher = less popular recommendations.
+    """
+    reco = np.asarray(reco)
+    valid = reco[reco >= 0]
+    if len(valid) == 0:
+        return float("nan")
+    p = (np.asarray(item_user_counts, dtype=np.float64)[valid] + 1.0) / (n_users + 1.0)
+    return float(np.mean(-np.log2(p)))
+
+
+def ranking_metrics(reco: np.ndarray, truth: sp.spmatrix, ks: tuple[int, ...]) -> dict:
+    """precision, recall, nDCG, MAP and hit rate at each ``k`` in one pass over the hits.
+
+    Returns ``{"precision@10": ..., "recall@10": ..., ...}`` plus ``"n_users"`` (users with at
+    least one relevant item).
+    """
+    n_rel = _n_relevant(truth)
+    h_all = hit_matrix(reco, truth)
+    out: dict = {"n_users": int((n_rel > 0).sum())}
+    for k in ks:
+        h = h_all[:, :k]
+        hk = h.sum(axis=1)
+        disc = _discounts(k)
+        dcg = h @ disc[: h.shape[1]]
+        ideal = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(n_rel, k)]
+        prec_run = np.cumsum(h, axis=1) / np.arange(1, h.shape[1] + 1)
+        ap = (prec_run * h).sum(axis=1) / np.maximum(np.minimum(n_rel, k), 1)
+        out[f"precision@{k}"] = _users_mean(hk / k, n_rel)
+        out[f"recall@{k}"] = _users_mean(hk / np.maximum(n_rel, 1), n_rel)
+        out[f"ndcg@{k}"] = _users_mean(
+            np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0), n_rel
+        )
+        out[f"map@{k}"] = _users_mean(ap, n_rel)
+        out[f"hit_rate@{k}"] = _users_mean((hk > 0).astype(float), n_rel)
+    return out

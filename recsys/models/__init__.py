@@ -1,0 +1,60 @@
+"""Recommenders behind one interface: ``fit(dataset, validation)`` then ``recommend(...)``."""
+
+from __future__ import annotations
+
+from recsys.config import DEFAULT_PIPELINE, PipelineConfig
+from recsys.models.als import ALSRecommender
+from recsys.models.base import ExportedModel, Recommender, reco_frame
+from recsys.models.blend import LightFMCooccurrenceBlend
+from recsys.models.cooccurrence import CooccurrenceRecommender
+from recsys.models.lightfm_model import LightFMRecommender
+from recsys.models.popularity import (
+    CategoryPopularityRecommender,
+    PopularityRecommender,
+    RecentlyViewedRecommender,
+)
+
+MODEL_NAMES: tuple[str, ...] = (
+    PopularityRecommender.name,
+    CategoryPopularityRecommender.name,
+    CooccurrenceRecommender.name,
+    ALSRecommender.name,
+    RecentlyViewedRecommender.name,
+    LightFMRecommender.name,
+    LightFMCooccurrenceBlend.name,
+)
+
+
+def make_model(name: str, config: PipelineConfig = DEFAULT_PIPELINE) -> Recommender:
+    """A fresh, unfitted model by name (one of :data:`MODEL_NAMES`)."""
+    if name == PopularityRecommender.name:
+        return PopularityRecommender()
+    if name == CategoryPopularityRecommender.name:
+        return CategoryPopularityRecommender()
+    if name == CooccurrenceRecommender.name:
+        return CooccurrenceRecommender(config.cooccurrence)
+    if name == ALSRecommender.name:
+        return ALSRecommender(config.als)
+    if name == RecentlyViewedRecommender.name:
+        return RecentlyViewedRecommender()
+    if name == LightFMRecommender.name:
+        return LightFMRecommender(config.lightfm)
+    if name == LightFMCooccurrenceBlend.name:
+        return LightFMCooccurrenceBlend(config.lightfm, config.cooccurrence, config.blend)
+    raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
+
+
+__all__ = [
+    "MODEL_NAMES",
+    "ALSRecommender",
+    "CategoryPopularityRecommender",
+    "CooccurrenceRecommender",
+    "ExportedModel",
+    "LightFMCooccurrenceBlend",
+    "LightFMRecommender",
+    "PopularityRecommender",
+    "RecentlyViewedRecommender",
+    "Recommender",
+    "make_model",
+    "reco_frame",
+]

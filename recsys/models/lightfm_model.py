@@ -1,0 +1,198 @@
+"""LightFM hybrid recommender (item and user features) with early stopping on validation."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.config import DEFAULT_LIGHTFM, LightFMConfig
+from recsys.data import Dataset, Holdout
+from recsys.metrics import ndcg_at_k
+from recsys.models.base import ExportedModel, Recommender
+from recsys.ranking import factor_scores, top_k_for_users
+
+
+@dataclass(frozen=True)
+class FactorState:
+    """LightFM reduced to per-user / per-item representations (float32).
+
+    ``user_emb`` ``(n_users, d)``, ``user_bias`` ``(n_users,)``, ``item_emb`` ``(n_items, d)``,
+    ``item_bias`` ``(n_items,)``.
+    """
+
+    user_emb: np.ndarray
+    user_bias: np.ndarray
+    item_emb: np.ndarray
+    item_bias: np.ndarray
+
+    def score_block(self, users: np.ndarray) -> np.ndarray:
+        return factor_scores(
+            self.user_emb[users], self.user_bias[users], self.item_emb, self.item_bias
+        )
+
+
+def sample_users(users: np.ndarray, max_users: int | None, random_state: int) -> np.ndarray:
+    """A seeded, sorted sample of at most ``max_users`` of ``users``."""
+    if max_users is None or len(users) <= max_users:
+        return users
+    rng = np.random.default_rng(random_state)
+    return np.sort(rng.choice(users, size=max_users, replace=False))
+
+
+def validation_ndcg(
+    score_block, holdout: Holdout, k: int, users: np.ndarray, block_size: int = 2048
+) -> float:
+    """nDCG@k on a validation holdout for the given users (known positives filtered)."""
+    idx, _ = top_k_for_users(
+        score_block,
+        users,
+        k,
+        known=holdout.dataset.known_positives,
+        candidates=np.flatnonzero(holdout.candidates),
+        block_size=block_size,
+    )
+    return ndcg_at_k(idx, holdout.truth[users], k)
+
+
+class LightFMRecommender(Recommender):
+    """LightFM with the dataset's item and user feature matrices (WARP by default).
+
+    With a validation holdout and ``config.early_stopping``, trains on the validation slice's
+    dataset one epoch at a time, records nDCG@k per epoch (``learning_curve_``), stops after
+    ``patience`` epochs without improvement, then (``config.refit``) refits on the full
+    training dataset for the best number of epochs. ``validation_state_`` keeps the best
+    validation-slice representations (the blend tunes its weight on them).
+    """
+
+    name = "lightfm"
+
+    def __init__(self, config: LightFMConfig = DEFAULT_LIGHTFM) -> None:
+        super().__init__()
+        self.config = config
+        self.learning_curve_: list[dict] = []
+        self.best_epoch_: int | None = None
+        self.validation_state_: FactorState | None = None
+
+    # --- LightFM plumbing ----------------------------------------------------------------------
+    def _new_model(self):
+        from lightfm import LightFM
+
+        c = self.config
+        return LightFM(
+            no_components=c.no_components,
+            loss=c.loss,
+            learning_rate=c.learning_rate,
+            item_alpha=c.item_alpha,
+            user_alpha=c.user_alpha,
+            max_sampled=c.max_sampled,
+            random_state=np.random.RandomState(c.random_state),
+        )
+
+    def _train_inputs(self, ds: Dataset) -> tuple[sp.coo_matrix, sp.coo_matrix | None]:
+        x = sp.coo_matrix(ds.interactions, dtype=np.float32)
+        positives = sp.coo_matrix(
+            (np.ones_like(x.data), (x.row, x.col)), shape=x.shape, dtype=np.float32
+        )
+        if self.config.sample_weight == "none":
+            return positives, None
+        w = np.log1p(x.data) if self.config.sample_weight == "log1p" else x.data
+        weights = sp.coo_matrix((w.astype(np.float32), (x.row, x.col)), shape=x.shape)
+        return positives, weights
+
+    def _fit_epochs(self, model, ds: Dataset, inputs, epochs: int) -> None:
+        positives, weights = inputs
+        model.fit_partial(
+            positives,
+            user_features=ds.user_features,
+            item_features=ds.item_features,
+            sample_weight=weights,
+            epochs=epochs,
+            num_threads=self.config.num_threads,
+        )
+
+    @staticmethod
+    def _state(model, ds: Dataset) -> FactorState:
+        ub, ue = model.get_user_representations(ds.user_features)
+        ib, ie = model.get_item_representations(ds.item_features)
+        return FactorState(
+            user_emb=np.ascontiguousarray(ue, dtype=np.float32),
+            user_bias=np.ascontiguousarray(ub, dtype=np.float32),
+            item_emb=np.ascontiguousarray(ie, dtype=np.float32),
+            item_bias=np.ascontiguousarray(ib, dtype=np.float32),
+        )
+
+    # --- fit -------------------------------------------------------------------------------------
+    def _fit(self, dataset: Dataset, validation: Holdout | None) -> None:
+        c = self.config
+        self.learning_curve_ = []
+        epochs = c.epochs
+        if c.early_stopping and validation is not None and len(validation.eval_users):
+            epochs = self._early_stopping(validation)
+            if not c.refit:
+                # Keep the validation-slice model; its feature spaces are the slice's (same id
+                # maps, but identity / preferred-category features of the shorter window).
+                self.model_ = self._validation_model
+                self.state_ = self._state(self.model_, validation.dataset)
+                return
+        model = self._new_model()
+        self._fit_epochs(model, dataset, self._train_inputs(dataset), epochs)
+        self.model_ = model
+        self.state_ = self._state(model, dataset)
+
+    def _early_stopping(self, validation: Holdout) -> int:
+        c = self.config
+        vds = validation.dataset
+        users = sample_users(validation.eval_users, c.validation_max_users, c.random_state)
+        model = self._new_model()
+        inputs = self._train_inputs(vds)
+        best, best_epoch, since = -np.inf, 0, 0
+        best_state: FactorState | None = None
+        for epoch in range(1, c.epochs + 1):
+            t0 = time.perf_counter()
+            self._fit_epochs(model, vds, inputs, 1)
+            fit_s = time.perf_counter() - t0
+            state = self._state(model, vds)
+            value = validation_ndcg(state.score_block, validation, c.validation_k, users)
+            self.learning_curve_.append(
+                {
+                    "epoch": epoch,
+                    f"validation_ndcg@{c.validation_k}": value,
+                    "epoch_fit_s": fit_s,
+                    "eval_s": time.perf_counter() - t0 - fit_s,
+                }
+            )
+            if value > best + c.min_delta:
+                best, best_epoch, since, best_state = value, epoch, 0, state
+            else:
+                since += 1
+                if since >= c.patience:
+                    break
+        self.best_epoch_ = max(best_epoch, 1)
+        self.validation_state_ = best_state if best_state is not None else state
+        self._validation_model = model
+        return self.best_epoch_
+
+    # --- scoring -------------------------------------------------------------------------------
+    def score_block(self, users: np.ndarray) -> np.ndarray:
+        return self.state_.score_block(users)
+
+    def export(self) -> ExportedModel:
+        s = self.state_
+        m = self.model_
+        return ExportedModel(
+            kind="factors",
+            user_embeddings=s.user_emb,
+            user_biases=s.user_bias,
+            item_embeddings=s.item_emb,
+            item_biases=s.item_bias,
+            extra={
+                "user_feature_embeddings": np.asarray(m.user_embeddings, dtype=np.float32),
+                "user_feature_biases": np.asarray(m.user_biases, dtype=np.float32),
+                "item_feature_embeddings": np.asarray(m.item_embeddings, dtype=np.float32),
+                "item_feature_biases": np.asarray(m.item_biases, dtype=np.float32),
+            },
+            params={"name": self.name, "best_epoch": self.best_epoch_},
+        )

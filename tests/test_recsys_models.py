@@ -1,0 +1,170 @@
+"""Models behind one interface: frames, known positives, determinism, early stopping, blend."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from recsys import columns as C
+from recsys.config import BlendConfig, CooccurrenceConfig, LightFMConfig, PipelineConfig
+from recsys.data import prepare_split
+from recsys.models import (
+    MODEL_NAMES,
+    CooccurrenceRecommender,
+    LightFMCooccurrenceBlend,
+    LightFMRecommender,
+    make_model,
+)
+from recsys.models.cooccurrence import item_similarity
+from recsys.synthetic import SyntheticConfig, generate
+
+FAST_LFM = LightFMConfig(num_threads=1, epochs=6, patience=2, validation_max_users=300)
+CFG = PipelineConfig(lightfm=FAST_LFM)
+
+
+@pytest.fixture(scope="module")
+def split():
+    d = generate(SyntheticConfig(n_users=500, n_items=200, n_interactions=5000, random_state=1))
+    return prepare_split(
+        d.events, d.item_features, d.user_features, CFG.features, CFG.split, d.split_at
+    )
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_model_shares_the_interface(split, name):
+    ds = split.test.dataset
+    model = make_model(name, CFG).fit(ds, split.validation)
+    users = list(ds.users.ids[:40])
+    frame = model.recommend(users, k=7)
+    assert list(frame.columns) == list(C.RECO_COLUMNS)
+    assert set(frame[C.USER_ID]) <= set(users)
+    per_user = frame.groupby(C.USER_ID)
+    assert per_user.size().max() <= 7
+    for _, g in per_user:
+        assert g[C.RANK].tolist() == list(range(1, len(g) + 1))
+        assert (np.diff(g[C.SCORE].to_numpy()) <= 1e-6).all()  # best first
+        assert g[C.ITEM_ID].is_unique
+    # known positives (bought items) never come back
+    known = ds.known_positives
+    u_idx = ds.users.index(frame[C.USER_ID].to_numpy())
+    i_idx = ds.items.index(frame[C.ITEM_ID].to_numpy())
+    assert np.asarray(known[u_idx, i_idx]).ravel().sum() == 0
+    # ... unless asked for
+    unfiltered = model.recommend(users, k=ds.n_items, filter_known=False)
+    assert len(unfiltered) == len(users) * ds.n_items
+    # score_block is the dense form of the same ranking
+    s = model.score_block(np.array([0, 1]))
+    assert s.shape == (2, ds.n_items) and s.dtype == np.float32
+
+
+def test_recommend_among_a_whitelist(split):
+    ds = split.test.dataset
+    model = make_model("popularity", CFG).fit(ds)
+    items = list(ds.items.ids[:5])
+    frame = model.recommend([ds.users.ids[0]], k=10, item_ids=items)
+    assert set(frame[C.ITEM_ID]) <= set(items)
+
+
+def test_unknown_user_raises(split):
+    model = make_model("popularity", CFG).fit(split.test.dataset)
+    with pytest.raises(KeyError, match="unknown ids"):
+        model.recommend(["nobody"], k=3)
+
+
+def test_lightfm_is_deterministic_with_one_thread_and_a_seed(split):
+    ds = split.test.dataset
+    a = LightFMRecommender(FAST_LFM).fit(ds, split.validation)
+    b = LightFMRecommender(FAST_LFM).fit(ds, split.validation)
+    c = LightFMRecommender(dataclasses.replace(FAST_LFM, random_state=7)).fit(ds, split.validation)
+    users = np.arange(ds.n_users)
+    np.testing.assert_array_equal(a.score_block(users), b.score_block(users))
+    key = "validation_ndcg@10"
+    assert [r[key] for r in a.learning_curve_] == [r[key] for r in b.learning_curve_]
+    assert not np.array_equal(a.score_block(users), c.score_block(users))
+
+
+def test_lightfm_scores_equal_lightfm_predict(split):
+    ds = split.test.dataset
+    m = LightFMRecommender(dataclasses.replace(FAST_LFM, early_stopping=False, epochs=2)).fit(ds)
+    u = np.repeat(np.arange(5), ds.n_items)
+    i = np.tile(np.arange(ds.n_items), 5)
+    expected = m.model_.predict(
+        u, i, user_features=ds.user_features, item_features=ds.item_features, num_threads=1
+    )
+    np.testing.assert_allclose(m.score_block(np.arange(5)).ravel(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_early_stopping_records_a_learning_curve(split):
+    ds = split.test.dataset
+    m = LightFMRecommender(FAST_LFM).fit(ds, split.validation)
+    curve = m.learning_curve_
+    assert [r["epoch"] for r in curve] == list(range(1, len(curve) + 1))
+    assert 1 <= m.best_epoch_ <= len(curve) <= FAST_LFM.epochs
+    best = max(r["validation_ndcg@10"] for r in curve)
+    assert curve[m.best_epoch_ - 1]["validation_ndcg@10"] == best
+    # a model that cannot learn stops after `patience` epochs without improvement
+    frozen = LightFMRecommender(dataclasses.replace(FAST_LFM, learning_rate=0.0, epochs=20))
+    frozen.fit(ds, split.validation)
+    assert len(frozen.learning_curve_) == 1 + FAST_LFM.patience
+
+
+def test_cooccurrence_by_hand():
+    # baskets: u0 {0,1}, u1 {0,1,2}, u2 {2}
+    baskets = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 1], [0, 0, 1]], dtype=np.float32))
+    sim = item_similarity(baskets, CooccurrenceConfig(shrinkage=0.0)).toarray()
+    # c01 = 2, n0 = n1 = 2: cosine 2 / 2 = 1; c02 = 1, n2 = 2: 1 / 2; diagonal 0
+    np.testing.assert_allclose(sim, [[0, 1, 0.5], [1, 0, 0.5], [0.5, 0.5, 0]])
+    cond = item_similarity(baskets, CooccurrenceConfig(shrinkage=0.0, normalisation="conditional"))
+    np.testing.assert_allclose(cond.toarray()[2], [0.5, 0.5, 0])  # c20 / n2
+    top1 = item_similarity(baskets, CooccurrenceConfig(shrinkage=0.0, max_neighbours=1)).toarray()
+    assert (top1 > 0).sum(axis=1).tolist() == [1, 1, 1]
+
+
+def test_also_bought_never_returns_the_item_itself(split):
+    m = CooccurrenceRecommender().fit(split.test.dataset)
+    items = np.arange(split.test.dataset.n_items)
+    idx, _ = m.similar_items(items, 10)
+    assert not (idx == items[:, None]).any()
+
+
+def test_blend_picks_weights_on_validation_and_scores_the_formula(split):
+    ds = split.test.dataset
+    cfg = BlendConfig(
+        weight_grid=(0.0, 0.5, 1.0), self_weight_grid=(0.0, 4.0), search_max_users=200
+    )
+    blend = LightFMCooccurrenceBlend(FAST_LFM, CooccurrenceConfig(), cfg).fit(ds, split.validation)
+    assert len(blend.weight_curve_) == 6
+    key = "validation_ndcg@10"
+    best = max(blend.weight_curve_, key=lambda r: r[key])
+    assert (blend.weight_, blend.self_weight_) == (best["weight"], best["self_weight"])
+    # the blend of z-scores, recomputed densely by hand
+    users = np.arange(20)
+    f = blend.lightfm.score_block(users).astype(np.float64)
+    hist = ds.recency[users].toarray()
+    sim = blend.cooccurrence.similarity_.toarray() + blend.self_weight_ * np.eye(ds.n_items)
+    c = hist @ sim
+
+    def z(x):
+        sd = x.std(axis=1, keepdims=True)
+        return np.divide(x - x.mean(axis=1, keepdims=True), sd, out=np.zeros_like(x), where=sd > 0)
+
+    w = blend.weight_
+    expected = (1 - w) * z(f) + w * z(c)
+    np.testing.assert_allclose(blend.score_block(users), expected, rtol=1e-3, atol=1e-3)
+
+
+def test_blend_with_fixed_weights_skips_the_search(split):
+    cfg = BlendConfig(weight=0.3, self_weight=1.0)
+    blend = LightFMCooccurrenceBlend(FAST_LFM, CooccurrenceConfig(), cfg)
+    blend.fit(split.test.dataset, split.validation)
+    assert blend.weight_curve_ == [] and (blend.weight_, blend.self_weight_) == (0.3, 1.0)
+
+
+def test_recommend_frame_types(split):
+    frame = make_model("category_popularity", CFG).fit(split.test.dataset).recommend(k=3)
+    assert frame[C.RANK].dtype == np.int32 and frame[C.SCORE].dtype == np.float32
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 3 * split.test.dataset.n_users

@@ -1,0 +1,188 @@
+"""End to end on small synthetic data: train_evaluate -> save -> gate -> score -> publish.
+
+Registry round trip (saved arrays score exactly like the in-memory model), scoring rules
+(no known positives, no item in its own also-bought list), the DoD gate blocking a
+deliberately bad model without moving `current`, and a self-contained HTML report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys import columns as C
+from recsys import registry, scoring
+from recsys.config import ALSConfig, BlendConfig, LightFMConfig, PipelineConfig
+from recsys.pipeline import run_training, save_result, train_evaluate
+from recsys.synthetic import SyntheticConfig, generate
+
+pytestmark = pytest.mark.slow
+
+CFG = PipelineConfig(
+    lightfm=LightFMConfig(num_threads=1, epochs=8, validation_max_users=400),
+    als=ALSConfig(factors=16, iterations=5, num_threads=1),
+    blend=BlendConfig(
+        weight_grid=(0.0, 0.5, 0.9), self_weight_grid=(0.0, 4.0), search_max_users=400
+    ),
+)
+LENIENT = {
+    "candidate": "lightfm_cooc_blend",
+    "baselines": ["popularity", "category_popularity", "cooccurrence", "als"],
+    "clauses": [
+        {"id": "vs_popularity", "metric": "ndcg@10", "compare_to": "popularity", "factor": 1.5},
+        {"id": "coverage", "metric": "coverage@20", "threshold": 0.1},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate(SyntheticConfig(n_users=800, n_items=250, n_interactions=8000, random_state=2))
+
+
+@pytest.fixture(scope="module")
+def result(data):
+    return train_evaluate(
+        data.events, data.item_features, data.user_features, CFG, contract=LENIENT
+    )
+
+
+def test_every_model_is_evaluated_warm_and_cold(result):
+    m = result.metrics
+    models = set(m[C.MODEL])
+    assert {*CFG.baselines, "lightfm", CFG.candidate} <= models
+    assert set(m[C.SEGMENT]) == {"all", "warm", "cold"}
+    assert len(m) == 3 * len(models)
+    cold = m[m[C.SEGMENT] == "cold"]
+    assert (cold["n_items"] == int(result.split.test.cold_items.sum())).all()
+    for col in (
+        "precision@10",
+        "recall@20",
+        "ndcg@10",
+        "map@10",
+        "hit_rate@20",
+        "auc",
+        "coverage@20",
+        "novelty@20",
+    ):
+        assert m[col].notna().any(), col
+    assert result.dod.passed, result.dod.summary()
+    assert result.learning_curve and result.best_epoch >= 1
+    assert result.blend_search
+
+
+def test_final_model_is_refit_on_all_events(result):
+    assert result.final_dataset.interactions.nnz > result.split.test.dataset.interactions.nnz
+    assert result.final_model is not result.models[CFG.candidate]
+    assert result.final_model.lightfm.config.epochs == result.best_epoch
+    assert not result.final_model.lightfm.config.early_stopping
+
+
+def test_registry_round_trip_scores_like_memory(result, tmp_path):
+    version, path = save_result(result, tmp_path / "models")
+    saved = registry.load_version(tmp_path / "models", version)
+    assert saved.kind == "factors+cooccurrence"
+    users = np.arange(result.final_dataset.n_users)
+    in_memory = result.final_model.score_block(users)
+    from_disk = scoring.SavedScorer(saved).score_block(users)
+    np.testing.assert_allclose(from_disk, in_memory, rtol=1e-5, atol=1e-5)
+    idx_mem, _ = result.final_model.top_k_indices(users, 20)
+    _, idx_disk, _ = scoring.user_top_k(saved, 20)
+    np.testing.assert_array_equal(idx_disk, idx_mem)
+
+
+def test_scoring_rules(result, tmp_path):
+    version, _ = save_result(result, tmp_path / "models")
+    saved = registry.load_version(tmp_path / "models", version)
+    frame = scoring.build_recommendations(
+        saved, k=10, generated_at=datetime(2025, 5, 1, tzinfo=UTC)
+    )
+    assert list(frame.columns) == list(C.RECOMMENDATION_COLUMNS)
+    assert (frame[C.MODEL_VERSION] == version).all()
+    assert (frame[C.GENERATED_AT] == pd.Timestamp("2025-05-01")).all()
+    users = frame[frame[C.LIST_TYPE] == C.LIST_USER]
+    ds = result.final_dataset
+    u = ds.users.index(users[C.KEY_ID].to_numpy())
+    i = ds.items.index(users[C.ITEM_ID].to_numpy())
+    assert np.asarray(ds.known_positives[u, i]).ravel().sum() == 0  # nothing already bought
+    assert users.groupby(C.KEY_ID).size().max() == 10
+    also = frame[frame[C.LIST_TYPE] == C.LIST_ALSO_BOUGHT]
+    assert (also[C.KEY_ID] != also[C.ITEM_ID]).all()  # never the item itself
+    assert also[C.KEY_ID].nunique() == ds.n_items  # cold items get backfilled lists too
+    cold = frame[frame[C.LIST_TYPE] == C.LIST_COLD_START]
+    keys = set(cold[C.KEY_ID])
+    assert {C.COLD_KEY_POPULAR, C.COLD_KEY_TRENDING} <= keys
+    assert any(k.startswith(C.COLD_KEY_CATEGORY_PREFIX) for k in keys)
+    for _, g in frame.groupby([C.LIST_TYPE, C.KEY_ID]):
+        assert g[C.RANK].tolist() == list(range(1, len(g) + 1))
+
+
+def test_recommendation_columns_match_the_shared_contract():
+    contracts = pytest.importorskip("include.contracts")
+    assert C.RECOMMENDATION_COLUMNS == contracts.RECOMMENDATION_COLUMNS
+
+
+def test_gate_blocks_a_bad_model_and_current_stays(data, tmp_path):
+    models = tmp_path / "models"
+    good = run_training(
+        data.events,
+        data.item_features,
+        data.user_features,
+        models_dir=models,
+        config=CFG,
+        contract=LENIENT,
+        now=datetime(2025, 5, 1, tzinfo=UTC),
+    )
+    assert good["dod_passed"]
+    registry.promote(models, good["version"])
+    # deliberately bad: LightFM that never learns (learning rate 0), no co-occurrence help
+    bad_cfg = dataclasses.replace(
+        CFG,
+        lightfm=dataclasses.replace(CFG.lightfm, learning_rate=0.0, early_stopping=False, epochs=1),
+        blend=dataclasses.replace(CFG.blend, weight=0.0, self_weight=0.0),
+    )
+    bad = run_training(
+        data.events,
+        data.item_features,
+        data.user_features,
+        models_dir=models,
+        config=bad_cfg,
+        contract=LENIENT,
+        now=datetime(2025, 5, 2, tzinfo=UTC),
+    )
+    assert not bad["dod_passed"] and "vs_popularity" in bad["failed_clauses"]
+    with pytest.raises(registry.DefinitionOfDoneError):
+        registry.promote(models, bad["version"])
+    assert registry.current_version(models) == good["version"]
+    assert registry.list_versions(models) == [good["version"], bad["version"]]
+
+
+def test_report_is_self_contained(result, tmp_path):
+    _, path = save_result(result, tmp_path / "models", tmp_path / "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert (path / "report.html").read_text() == html
+    assert "data:image/png;base64," in html
+    assert not re.search(r"(src|href)\s*=\s*['\"]?https?://", html)  # nothing from the network
+    for clause in result.dod.clauses:
+        assert clause.id in html
+    for model in set(result.metrics[C.MODEL]):
+        assert model in html
+    assert "learning curve" in html.lower()
+
+
+def test_score_and_publish(result, tmp_path):
+    models, published = tmp_path / "models", tmp_path / "published"
+    version, _ = save_result(result, models)
+    out = published / version / "recommendations.parquet"
+    summary = scoring.score_version(models, out, version=version, k=5)
+    assert summary["rows"] == len(pd.read_parquet(out)) > 0
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+    scoring.publish(models, published, version)
+    assert (published / "CURRENT").read_text().strip() == version
+    meta = (published / version / "model.json").read_text()
+    assert '"trained_at"' in meta
