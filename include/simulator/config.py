@@ -49,6 +49,9 @@ class SimulatorConfig:
         Ingestion's lateness window; ``None`` reads ``TRASOS_LATE_WINDOW_DAYS`` (default 3).
     batch_minutes
         The collector flushes a batch file every this many minutes (1..60).
+    chunk_days
+        Days generated and written together (memory and pipelining; part of the seed's
+        meaning: another value gives other, equally valid, data).
     gzip_level
         zlib level of the landing files (1 = fastest; the bytes are deterministic either way).
     workers
@@ -71,6 +74,7 @@ class SimulatorConfig:
     fault_rate: float = 0.0
     late_window_days: int | None = None
     batch_minutes: int = 30
+    chunk_days: int = 3
     gzip_level: int = 1
     workers: int = 2
 
@@ -85,6 +89,7 @@ class SimulatorConfig:
             "existing_customer_share must be in [0, 1)": 0.0 <= self.existing_customer_share < 1,
             "fault_rate must be in [0, 0.5]": 0.0 <= self.fault_rate <= 0.5,
             "batch_minutes must be in 1..60": 1 <= self.batch_minutes <= 60,
+            "chunk_days must be >= 1": self.chunk_days >= 1,
             "gzip_level must be in 0..9": 0 <= self.gzip_level <= 9,
             "cold_item_share must be in [0, 0.9]": 0.0 <= self.cold_item_share <= 0.9,
             "bot_share must be in [0, 0.1]": 0.0 <= self.bot_share <= 0.1,

@@ -67,6 +67,39 @@ class Layout:
         ]
 
 
+@dataclass
+class FaultQuota:
+    """Hands out a run's fault counts chunk by chunk, so that in total (after E events in
+    F files) each line fault kind was planned ``max(1, round(rate * E / 9))`` times
+    (``late`` ``max(2, ...)``, half of them too late) and each file fault
+    ``max(1, round(rate * F))`` times. A chunk may place fewer when it lacks candidates."""
+
+    rate: float
+    events: int = 0
+    files: int = 0
+    late: int = 0
+
+    def _target(self, x: int, floor: int, per: float) -> int:
+        return max(floor, int(round(self.rate * x / per))) if self.rate > 0 and x > 0 else 0
+
+    def lines(self, n_events: int) -> tuple[int, int, int]:
+        """(count per line kind, late count, of which too late) for the next chunk."""
+        before, after = self.events, self.events + n_events
+        self.events = after
+        k = self._target(after, 1, len(LINE_FAULTS)) - self._target(before, 1, len(LINE_FAULTS))
+        late_after = self._target(after, 2, len(LINE_FAULTS))
+        n_late = late_after - self._target(before, 2, len(LINE_FAULTS))
+        too_late = late_after // 2 - self.late // 2
+        self.late = late_after
+        return k, n_late, too_late
+
+    def file_faults(self, n_files: int) -> int:
+        """Count of each file fault (empty_file, crlf) for the next chunk."""
+        before, after = self.files, self.files + n_files
+        self.files = after
+        return self._target(after, 1, 1.0) - self._target(before, 1, 1.0)
+
+
 def _pick(rng: np.random.Generator, eligible: np.ndarray, k: int) -> np.ndarray:
     pool = np.flatnonzero(eligible)
     k = min(k, len(pool))
@@ -79,10 +112,12 @@ def plan_layout(
     is_purchase: np.ndarray,
     late_window_days: int,
     rng: np.random.Generator,
+    quota: FaultQuota,
 ) -> Layout:
-    """Assign every event to its batch file and plan ``cfg.fault_rate`` worth of faults.
+    """Assign every event of a chunk to its batch file and plan the chunk's faults.
 
     ``time_us`` must be sorted (the events' time order is their order inside a file).
+    Moved and re-sent lines go to later files of the same chunk.
     """
     n = len(time_us)
     hour = time_us // HOUR_US
@@ -100,12 +135,10 @@ def plan_layout(
     extra_order: list[np.ndarray] = []
     extra_fault: list[np.ndarray] = []
     extra_params: list[dict[str, Any]] = []
-    n_empty = n_crlf = 0
 
-    if cfg.fault_rate > 0 and n > 0:
-        k = max(1, int(round(cfg.fault_rate * n / len(LINE_FAULTS))))
-        n_files = len(natural_keys)
-        n_empty = n_crlf = max(1, int(round(cfg.fault_rate * n_files)))
+    k, n_late, n_too_late = quota.lines(n)
+    n_empty = n_crlf = quota.file_faults(len(natural_keys))
+    if k or n_late:
         window_us = late_window_days * DAY_US
         taken = np.zeros(n, dtype=bool)
 
@@ -136,9 +169,7 @@ def plan_layout(
             params[int(e)] = {"field": "event_time"}
         fault[qty_ev] = fault[time_ev] = FAULT_CODE["wrong_type"]
 
-        # late: half moved to a later batch within the window, half re-stamped far too old.
-        n_late = max(2, k)
-        n_too_late = n_late // 2
+        # late: moved to a later batch within the window, or re-stamped far too old.
         moved = take(can_move, n_late - n_too_late)
         key[moved] = later_file(moved)
         order[moved] = append_order(len(moved))

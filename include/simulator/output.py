@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from include.contracts import CUSTOMER_COLUMNS, EVENT_TYPES, ITEM_COLUMNS
 from include.simulator import _text
-from include.simulator.behaviour import ET, Events, SessionTimes, build_events
+from include.simulator.behaviour import ET, SessionTimes, build_events
 from include.simulator.catalog import (
     CATEGORY_NAMES,
     PRODUCT_TYPES,
@@ -39,7 +39,7 @@ from include.simulator.config import (
     SimulationSummary,
     SimulatorConfig,
 )
-from include.simulator.layout import Layout, plan_layout
+from include.simulator.layout import FaultQuota, plan_layout
 from include.simulator.population import (
     BOT,
     EXISTING,
@@ -50,9 +50,9 @@ from include.simulator.population import (
     Sessions,
     build_people,
 )
-from include.simulator.writer import LineBuilder, write_events, write_gzip
+from include.simulator.writer import EventWriter, LineBuilder, write_gzip
 
-_STREAMS = ("catalog", "taste", "people", "events", "ids", "layout")
+_STREAMS = ("catalog", "taste", "people", "events", "ids", "layout", "orders")
 
 
 def _json_lines(frame: pd.DataFrame) -> list[bytes]:
@@ -151,7 +151,8 @@ def write_ground_truth(
     people: People,
     ses: Sessions,
     times: SessionTimes,
-    events: Events,
+    type_counts: np.ndarray,
+    n_orders: int,
     out: Path,
 ) -> dict[str, object]:
     """What was planted, for checking recommenders and the pipeline against it."""
@@ -244,7 +245,6 @@ def write_ground_truth(
 
     n_new = int((people.kind == NEW).sum())
     n_conv = int(ses.conversion.sum())
-    type_counts = np.bincount(events.etype, minlength=len(EVENT_TYPES))
     truth: dict[str, object] = {
         "config": cfg.to_dict(),
         "people": {
@@ -268,7 +268,7 @@ def write_ground_truth(
             "human": int((~ses.is_bot).sum()),
             "bot": int(ses.is_bot.sum()),
             "with_purchase": int(ses.purchase.sum()),
-            "orders": int(events.n_orders),
+            "orders": int(n_orders),
         },
         "event_types": {t: int(c) for t, c in zip(EVENT_TYPES, type_counts, strict=True)},
         "vocabularies": {
@@ -294,68 +294,89 @@ def write_ground_truth(
 def run(
     cfg: SimulatorConfig, landing: Path, late_window_days: int, *, progress: bool = False
 ) -> SimulationSummary:
-    streams = dict(
-        zip(_STREAMS, np.random.SeedSequence(cfg.seed).spawn(len(_STREAMS)), strict=True)
-    )
-    rng = {name: np.random.default_rng(seq) for name, seq in streams.items()}
-    bar = tqdm(
-        total=5, desc="simulate", unit="step", file=sys.stderr, disable=not progress, leave=False
-    )
+    """The whole run: global model, then chunk by chunk of days: events, layout, files.
+
+    While the gzip threads write chunk ``c``, the main thread already generates chunk
+    ``c + 1``; snapshots, vocabularies and ground truth are built by helper threads.
+    """
+
+    def rng(name: str, *extra: int) -> np.random.Generator:
+        return np.random.default_rng([cfg.seed, _STREAMS.index(name), *extra])
 
     stage_s: dict[str, float] = {}
     clock = [time.perf_counter()]
 
     def step(label: str) -> None:
         now = time.perf_counter()
-        stage_s[label] = round(now - clock[0], 4)
+        stage_s[label] = round(stage_s.get(label, 0.0) + now - clock[0], 4)
         clock[0] = now
-        if bar.n < bar.total:
-            bar.set_postfix_str(label)
-            bar.update(1)
 
-    cat = build_catalog(cfg, rng["catalog"])
-    taste = build_taste(cfg, cat, rng["taste"])
-    step("catalog")
-    people, ses = build_people(cfg, cfg.n_segments, rng["people"])
-    step("people")
+    bar = tqdm(
+        total=cfg.days, desc="simulate", unit="day", file=sys.stderr,
+        disable=not progress, leave=False,
+    )  # fmt: skip
+    cat = build_catalog(cfg, rng("catalog"))
+    taste = build_taste(cfg, cat, rng("taste"))
+    people, ses = build_people(cfg, cfg.n_segments, rng("people"))
+    step("model")
     sim_dir = landing / "_simulator"
-    # Side work runs in helper threads while the main thread (then the gzip threads) works:
-    # snapshots, the vocabularies of the line builder, the ground truth. numpy, Arrow,
-    # parquet and zlib release the GIL for their heavy lifting.
-    with ThreadPoolExecutor(max_workers=2) as helper:
+    n_ses = len(ses.person)
+    start_us = np.zeros(n_ses, dtype=np.int64)
+    end_us = np.zeros(n_ses, dtype=np.int64)
+    n_events = np.zeros(n_ses, dtype=np.int64)
+    type_counts = np.zeros(len(EVENT_TYPES), dtype=np.int64)
+    n_orders = total_events = total_rows = total_files = 0
+    quota = FaultQuota(cfg.fault_rate)
+    ses_bounds = np.searchsorted(ses.day, np.arange(0, cfg.days + cfg.chunk_days, cfg.chunk_days))
+
+    with ThreadPoolExecutor(max_workers=2) as helper, EventWriter(cfg, landing) as writer:
         snapshots = helper.submit(write_snapshots, cfg, cat, people, landing)
-        events, times = build_events(cfg, cat, taste, people, ses, rng["events"])
-        step("events")
-        uuid_raw = rng["ids"].integers(0, 256, size=(events.n, 16), dtype=np.uint8)
-        builder_future = helper.submit(LineBuilder, cfg, events, people, cat, uuid_raw)
+        builder_future = helper.submit(LineBuilder, cfg, people, cat)
+        builder: LineBuilder | None = None
+        for c in range(len(ses_bounds) - 1):
+            lo, hi = int(ses_bounds[c]), int(ses_bounds[c + 1])
+            if lo == hi:
+                bar.update(min(cfg.chunk_days, cfg.days - c * cfg.chunk_days))
+                continue
+            events, times = build_events(
+                cfg, cat, taste, people, ses.take(slice(lo, hi)), rng("events", c)
+            )
+            start_us[lo:hi], end_us[lo:hi], n_events[lo:hi] = (
+                times.start_us,
+                times.end_us,
+                times.n_events,
+            )
+            type_counts += np.bincount(events.etype, minlength=len(EVENT_TYPES))
+            n_orders += events.n_orders
+            uuid_raw = rng("ids", c).integers(0, 256, size=(events.n, 16), dtype=np.uint8)
+            step("events")
+            layout = plan_layout(
+                cfg, events.time_us, events.etype == ET["purchase"], late_window_days,
+                rng("layout", c), quota,
+            )  # fmt: skip
+            step("layout")
+            if builder is None:
+                builder = builder_future.result()
+                step("vocabularies")
+            builder.bind(events, uuid_raw, rng("orders", c))
+            writer.write(layout, builder)
+            total_events += events.n
+            total_rows += layout.n_rows
+            total_files += len(layout.file_key)
+            step("write_events")
+            bar.update(min(cfg.chunk_days, cfg.days - c * cfg.chunk_days))
         truth_future = helper.submit(
-            write_ground_truth,
-            cfg,
-            cat,
-            taste,
-            people,
-            ses,
-            times,
-            events,
-            sim_dir / "ground_truth",
-        )
-        layout: Layout = plan_layout(
-            cfg, events.time_us, events.etype == ET["purchase"], late_window_days, rng["layout"]
-        )
-        step("layout")
-        builder = builder_future.result()
-        step("vocabularies")
-        bar.close()
-        lines_bar = tqdm(
-            total=layout.n_rows, desc="write events", unit="line", unit_scale=True,
-            file=sys.stderr, disable=not progress, leave=False,
+            write_ground_truth, cfg, cat, taste, people, ses,
+            SessionTimes(start_us=start_us, end_us=end_us, n_events=n_events),
+            type_counts, n_orders, sim_dir / "ground_truth",
         )  # fmt: skip
-        records, _ = write_events(cfg, layout, builder, landing, on_progress=lines_bar.update)
-        lines_bar.close()
-        step("write_events")
+        writer.close()
+        step("drain_gzip")
         snapshots.result()
         truth = truth_future.result()
         step("side_files")
+    bar.close()
+    records = writer.records
     sim_dir.mkdir(parents=True, exist_ok=True)
     records.sort(key=lambda r: (r["file"], r["line"] or 0, r["fault"]))
     with (sim_dir / "faults.jsonl").open("w") as fh:
@@ -370,10 +391,10 @@ def run(
         landing_dir=landing,
         start=cfg.start,
         days=cfg.days,
-        events=events.n,
-        lines=layout.n_rows,
-        files=len(layout.file_key),
-        sessions=len(ses.person),
+        events=total_events,
+        lines=total_rows,
+        files=total_files,
+        sessions=n_ses,
         visitors=int(t_people["visitors_with_sessions"]),
         bots=int(t_people["bots"]),
         customers=int((people.user_num >= 0).sum()),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -69,7 +69,11 @@ class People:
 
 @dataclass(frozen=True)
 class Sessions:
-    """Planned visits, one row each, ordered by (person, day); shape ``(n_sessions,)``."""
+    """Planned visits, one row each, ordered by day (then person); shape ``(n_sessions,)``.
+
+    A visit never crosses midnight, so the events of a range of days come from the visits
+    of those days only: the run is generated and written chunk by chunk of days.
+    """
 
     person: np.ndarray
     day: np.ndarray  # relative to start
@@ -79,6 +83,9 @@ class Sessions:
     purchase: np.ndarray
     conversion: np.ndarray  # first purchase of a new visitor (also their sign-up)
     login: np.ndarray
+
+    def take(self, idx: np.ndarray | slice) -> Sessions:
+        return Sessions(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
 
 def _weekday_accept(cfg: SimulatorConfig, day: np.ndarray) -> np.ndarray:
@@ -237,4 +244,4 @@ def build_people(
         conversion=np.concatenate([conversion, np.zeros(n_b, bool)]),
         login=np.concatenate([login, np.zeros(n_b, bool)]),
     )
-    return people, sessions
+    return people, sessions.take(np.argsort(sessions.day, kind="stable"))

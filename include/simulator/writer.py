@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -81,21 +81,12 @@ def _s(values: np.ndarray) -> np.ndarray:
 class LineBuilder:
     """Builds the JSON line of any event index with Arrow compute."""
 
-    def __init__(
-        self,
-        cfg: SimulatorConfig,
-        events: Events,
-        people: People,
-        cat: Catalog,
-        event_uuid_raw: np.ndarray,
-    ) -> None:
-        self.ev = events
-        self.uuid_raw = event_uuid_raw
+    def __init__(self, cfg: SimulatorConfig, people: People, cat: Catalog) -> None:
         self.n_items = cat.n
-        day0 = int(events.time_us.min() // DAY_US) if events.n else 0
-        day1 = int(events.time_us.max() // DAY_US) if events.n else 0
+        # Clean events lie inside the run; a day of margin on each side.
+        day0 = int(np.datetime64(cfg.start, "D").astype(np.int64)) - 1
         self.day0 = day0
-        days = np.arange(day0, day1 + 1).astype("datetime64[D]")
+        days = np.arange(day0, day0 + cfg.days + 2).astype("datetime64[D]")
         self.dates = np.frombuffer(
             np.datetime_as_string(days).astype("S10").tobytes(), np.uint8
         ).reshape(-1, 10)
@@ -138,24 +129,18 @@ class LineBuilder:
         )
         # Properties: at most three pieces, each from one vocabulary, joined without a
         # separator. p1 is the event type's own key (scroll depth, list position, query,
-        # order id or login method: never two at once), p2 quantity and price (with a
+        # login method or order id: never two at once), p2 quantity and price (with a
         # leading comma after an order id), p3 the recommendation id (after a position).
+        # Order and recommendation ids are new in every chunk: see bind().
         q = query_vocab()
-        rng = np.random.default_rng([cfg.seed, 77])
-        self.order_ids = _text.hex_ids(rng, events.n_orders, "ord-", 6)
-        self.rec_ids = _text.hex_ids(rng, events.n_recs, "rec-", 6)
-        p1 = np.concatenate(
-            [
-                [""],
-                [f'"scroll_depth_pct":{i}' for i in range(101)],
-                [f'"list_position":{i}' for i in range(128)],
-                [f'"search_query":"{x}"' for x in q],
-                _text.concat('"order_id":"', _s(self.order_ids), '"').astype(object),
-                [f'"method":"{m}"' for m in LOGIN_METHODS],
-            ]
+        self.p1_static = _vocab(
+            [""]
+            + [f'"scroll_depth_pct":{i}' for i in range(101)]
+            + [f'"list_position":{i}' for i in range(128)]
+            + [f'"search_query":"{x}"' for x in q]
+            + [f'"method":"{m}"' for m in LOGIN_METHODS]
         )
-        self.p1_at = np.cumsum([1, 101, 128, len(q), events.n_orders])
-        self.p1 = _vocab(p1)
+        self.p1_at = np.cumsum([1, 101, 128, len(q), len(LOGIN_METHODS)])
         cents = cat.price_cents
         price = _text.concat(
             (cents // 100).astype(str), ".", np.char.zfill((cents % 100).astype(str), 2)
@@ -166,6 +151,16 @@ class LineBuilder:
                 head = f'{comma}"quantity":{qty},"price":' if qty else f'{comma}"price":'
                 p2.append(_text.concat(head, price))
         self.p2 = _vocab(np.concatenate(p2))
+        self.ev: Events | None = None
+
+    def bind(self, events: Events, uuid_raw: np.ndarray, rng: np.random.Generator) -> None:
+        """Serve the lines of one chunk's events (``uuid_raw``: ``(n, 16)`` id bytes)."""
+        self.ev = events
+        self.uuid_raw = uuid_raw
+        self.order_ids = _text.hex_ids(rng, events.n_orders, "ord-", 8)
+        self.rec_ids = _text.hex_ids(rng, events.n_recs, "rec-", 8)
+        orders = _text.concat('"order_id":"', _s(self.order_ids), '"')
+        self.p1 = pa.concat_arrays([self.p1_static, _vocab(orders)])
         self.p3 = _vocab(
             np.concatenate([[""], _text.concat(',"recommendation_id":"', _s(self.rec_ids), '"')])
         )
@@ -180,6 +175,7 @@ class LineBuilder:
         out = np.empty((n, len(_HEAD)), dtype=np.uint8)
         out[:] = np.frombuffer(_HEAD, np.uint8)
         _text.write_uuid4(out, _ID_AT, self.uuid_raw[idx])
+        assert self.ev is not None, "bind() a chunk first"
         t = self.ev.time_us[idx]
         day, rem = np.divmod(t, DAY_US)
         sec, micro = np.divmod(rem, 1_000_000)
@@ -199,6 +195,7 @@ class LineBuilder:
     def lines(self, idx: np.ndarray) -> pa.Array:
         """JSON lines (each ending in ``\\n``) of the events ``idx``, as an Arrow array."""
         ev = self.ev
+        assert ev is not None, "bind() a chunk first"
 
         def take(vocab: pa.Array, codes: np.ndarray) -> pa.Array:
             return vocab.take(pa.array(codes.astype(np.int32, copy=False)))
@@ -206,14 +203,14 @@ class LineBuilder:
         item = ev.item[idx]
         a = self.p1_at
         p1 = np.select(
-            [ev.scroll[idx] >= 0, ev.lpos[idx] >= 0, ev.query[idx] >= 0, ev.order[idx] >= 0],
+            [ev.scroll[idx] >= 0, ev.lpos[idx] >= 0, ev.query[idx] >= 0, ev.method[idx] >= 0],
             [
                 a[0] + ev.scroll[idx].astype(np.int32),
                 a[1] + ev.lpos[idx].astype(np.int32),
                 a[2] + ev.query[idx].astype(np.int32),
-                a[3] + ev.order[idx],
+                a[3] + ev.method[idx].astype(np.int32),
             ],
-            np.where(ev.method[idx] >= 0, a[4] + ev.method[idx].astype(np.int32), 0),
+            np.where(ev.order[idx] >= 0, a[4] + ev.order[idx], 0),
         )
         priced = _PRICE_TYPES[ev.etype[idx]]
         variant = (ev.order[idx] >= 0) * 4 + ev.qty[idx]
@@ -310,82 +307,126 @@ def manifest_record(
     }
 
 
-def write_events(
-    cfg: SimulatorConfig,
-    layout: Layout,
-    builder: LineBuilder,
-    landing: Path,
-    on_progress: Callable[[int], None] | None = None,
-    chunk_rows: int = 64_000,
-) -> tuple[list[dict[str, Any]], int]:
-    """Write every batch file; returns the fault manifest records and bytes written."""
-    records: list[dict[str, Any]] = []
-    mutating = {FAULT_CODE[f] for f in LINE_FAULTS if f not in ("duplicate",)}
-    mutating.discard(FAULT_CODE["late"])  # only too-late ones are re-stamped, checked below
-    starts = layout.file_row_start
-    n_files = len(layout.file_key)
-    pending: list[list[Future[int]]] = []
-    written = 0
+class EventWriter:
+    """Writes the batch files of successive chunks; gzip runs in a thread pool.
 
-    def file_chunks() -> Iterator[tuple[int, int]]:
+    ``write(layout, builder)`` returns once the chunk's lines are built and handed to the
+    pool, so the caller can generate the next chunk meanwhile; at most ``max_pending``
+    chunks wait in memory. ``records`` collects the fault manifest.
+    """
+
+    def __init__(
+        self,
+        cfg: SimulatorConfig,
+        landing: Path,
+        *,
+        chunk_rows: int = 64_000,
+        max_pending: int = 2,
+    ) -> None:
+        self.cfg = cfg
+        self.landing = landing
+        self.chunk_rows = chunk_rows
+        self.max_pending = max_pending
+        self.records: list[dict[str, Any]] = []
+        self.bytes_written = 0
+        self._pool = ThreadPoolExecutor(max_workers=cfg.workers)
+        self._pending: list[list[Future[int]]] = []
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Wait for every file (re-raising a failed write) and stop the threads."""
+        try:
+            while self._pending:
+                self.bytes_written += sum(fu.result() for fu in self._pending.pop(0))
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def write(
+        self,
+        layout: Layout,
+        builder: LineBuilder,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        starts = layout.file_row_start
+        n_files = len(layout.file_key)
         f = 0
         while f < n_files:
-            g = int(np.searchsorted(starts, starts[f] + chunk_rows, side="right")) - 1
+            g = int(np.searchsorted(starts, starts[f] + self.chunk_rows, side="right")) - 1
             g = min(max(g, f + 1), n_files)
-            yield f, g
+            self._write_files(layout, builder, f, g)
+            if on_progress:
+                on_progress(int(starts[g] - starts[f]))
             f = g
 
-    with ThreadPoolExecutor(max_workers=cfg.workers) as pool:
-        for f0, f1 in file_chunks():
-            r0, r1 = int(starts[f0]), int(starts[f1])
-            src = layout.row_src[r0:r1]
-            lines = builder.lines(np.maximum(src, 0)).cast(pa.binary())
-            fault = layout.row_fault[r0:r1]
-            faulty = np.flatnonzero(fault >= 0)
-            if len(faulty):
-                file_of = np.searchsorted(starts, r0 + faulty, side="right") - 1
-                ids = builder.event_ids(np.maximum(src[faulty], 0))
-                mask = np.zeros(r1 - r0, dtype=bool)
-                repl: list[bytes] = []
-                for n_j, (j, r, f) in enumerate(zip(faulty, r0 + faulty, file_of, strict=True)):
-                    name = FAULT_NAMES[int(fault[j])]
-                    p = layout.params.get(int(r), {})
-                    hour_start = int(layout.file_key[f] // 64) * HOUR_US
-                    if int(fault[j]) in mutating or (name == "late" and p.get("too_late")):
-                        line = lines[int(j)].as_py()[:-1]
-                        repl.append(mutate(line, name, p, hour_start) + b"\n")
-                        mask[j] = True
-                    event_id = None if src[j] < 0 else ids[n_j].decode()
-                    records.append(
-                        manifest_record(layout.paths[f], int(r - starts[f] + 1), name, p, event_id)
-                    )
-                if repl:
-                    lines = pc.replace_with_mask(
-                        lines, pa.array(mask), pa.array(repl, type=pa.binary())
-                    )
-            lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
-            bufs = lines.buffers()
-            offsets = np.frombuffer(bufs[1], dtype=np.int32)[lines.offset :]
-            data = memoryview(bufs[2]) if bufs[2] is not None else memoryview(b"")
-            futures: list[Future[int]] = []
-            for f in range(f0, f1):
-                path = layout.paths[f]
-                if starts[f + 1] == starts[f]:
-                    records.append(manifest_record(path, None, "empty_file", {}, None))
-                if layout.file_crlf[f]:
-                    records.append(manifest_record(path, None, "crlf", {}, None))
-                a = int(offsets[starts[f] - r0])
-                b = int(offsets[starts[f + 1] - r0])
-                chunk: bytes | memoryview = data[a:b]
-                if layout.file_crlf[f]:
-                    chunk = bytes(chunk).replace(b"\n", b"\r\n")
-                futures.append(pool.submit(write_gzip, landing / path, chunk, cfg.gzip_level))
-            pending.append(futures)
-            # Keep at most two chunks in flight: bounded memory, both cores busy.
-            while len(pending) > 2:
-                written += sum(fu.result() for fu in pending.pop(0))
-            if on_progress:
-                on_progress(r1 - r0)
-        for futures in pending:
-            written += sum(fu.result() for fu in futures)
-    return records, written
+    def _write_files(self, layout: Layout, builder: LineBuilder, f0: int, f1: int) -> None:
+        starts = layout.file_row_start
+        r0, r1 = int(starts[f0]), int(starts[f1])
+        src = layout.row_src[r0:r1]
+        lines = builder.lines(np.maximum(src, 0)).cast(pa.binary())
+        fault = layout.row_fault[r0:r1]
+        faulty = np.flatnonzero(fault >= 0)
+        if len(faulty):
+            lines = self._apply_faults(layout, builder, lines, src, fault, faulty, r0)
+        if isinstance(lines, pa.ChunkedArray):
+            lines = lines.combine_chunks()
+        bufs = lines.buffers()
+        offsets = np.frombuffer(bufs[1], dtype=np.int32)[lines.offset :]
+        data = memoryview(bufs[2]) if bufs[2] is not None else memoryview(b"")
+        futures: list[Future[int]] = []
+        for f in range(f0, f1):
+            path = layout.paths[f]
+            if starts[f + 1] == starts[f]:
+                self.records.append(manifest_record(path, None, "empty_file", {}, None))
+            if layout.file_crlf[f]:
+                self.records.append(manifest_record(path, None, "crlf", {}, None))
+            a = int(offsets[starts[f] - r0])
+            b = int(offsets[starts[f + 1] - r0])
+            content: bytes | memoryview = data[a:b]
+            if layout.file_crlf[f]:
+                content = bytes(content).replace(b"\n", b"\r\n")
+            futures.append(
+                self._pool.submit(write_gzip, self.landing / path, content, self.cfg.gzip_level)
+            )
+        self._pending.append(futures)
+        while len(self._pending) > self.max_pending:
+            self.bytes_written += sum(fu.result() for fu in self._pending.pop(0))
+
+    def _apply_faults(
+        self,
+        layout: Layout,
+        builder: LineBuilder,
+        lines: pa.Array,
+        src: np.ndarray,
+        fault: np.ndarray,
+        faulty: np.ndarray,
+        r0: int,
+    ) -> pa.Array:
+        """Edit the faulty lines of rows ``r0 + faulty`` and record them in the manifest."""
+        starts = layout.file_row_start
+        file_of = np.searchsorted(starts, r0 + faulty, side="right") - 1
+        ids = builder.event_ids(np.maximum(src[faulty], 0))
+        mask = np.zeros(len(src), dtype=bool)
+        repl: list[bytes] = []
+        for n_j, (j, f) in enumerate(zip(faulty.tolist(), file_of.tolist(), strict=True)):
+            name = FAULT_NAMES[int(fault[j])]
+            p = layout.params.get(r0 + j, {})
+            if name in _EDITED or (name == "late" and p.get("too_late")):
+                hour_start = int(layout.file_key[f] // 64) * HOUR_US
+                line = lines[j].as_py()[:-1]
+                repl.append(mutate(line, name, p, hour_start) + b"\n")
+                mask[j] = True
+            event_id = None if src[j] < 0 else ids[n_j].decode()
+            line_no = r0 + j - int(starts[f]) + 1
+            self.records.append(manifest_record(layout.paths[f], line_no, name, p, event_id))
+        if not repl:
+            return lines
+        return pc.replace_with_mask(lines, pa.array(mask), pa.array(repl, type=pa.binary()))
+
+
+# Faults that change the line's bytes (late: only the too-late ones, re-stamped).
+_EDITED = frozenset(LINE_FAULTS) - {"duplicate", "late"}
