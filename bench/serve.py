@@ -1,0 +1,373 @@
+"""Latency and throughput of the recommendations API on this machine (loopback only).
+
+Publishes a realistic synthetic version (default 100k users x 20 personal recs, 20k items x 20
+also-bought, cold-start lists) into a temporary data directory, starts
+``python -m include.serving serve`` in its own process on 127.0.0.1, and drives it from another
+process: ``wrk`` (Debian package; a Lua script adds the API key and draws random ids) or, when
+wrk is missing, an asyncio+httpx generator. Traffic: 70 % user lists (about 9 % of them for
+users the model does not know -> cold start), 30 % also-bought, k=10.
+
+Per server configuration (``--workers 1,2``) two runs, each bounded by ``--duration``:
+
+* ``paced``: ``--connections`` connections sending ``--rate`` requests/s in total (wrk's
+  ``delay()``); latency at that rate. This is the figure against the goal (p99 < 10 ms at
+  >= 500 requests/s, no errors).
+* ``saturated``: the same connections without pause: maximum throughput, and its latency.
+
+The last line printed is one JSON object: the paced run of the configuration with the lowest
+p99 (``workers``), ``errors`` summed over every run, ``max_rps`` from its saturated run, a
+short line per configuration, and the 1-minute load average (other work on the machine
+shows up there: compare figures only at similar load).
+
+    .venv/bin/python bench/serve.py [--users 100000 --items 20000 --duration 10 --rate 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from include.serving.publish import publish_fixture  # noqa: E402
+
+API_KEY = "bench-" + os.urandom(8).hex()
+USER_SHARE = 0.7
+UNKNOWN_USER_SHARE = 0.09
+
+WRK_SCRIPT = r"""
+local key = os.getenv("BENCH_API_KEY")
+local users = tonumber(os.getenv("BENCH_USERS"))
+local items = tonumber(os.getenv("BENCH_ITEMS"))
+local user_share = tonumber(os.getenv("BENCH_USER_SHARE"))
+local unknown_share = tonumber(os.getenv("BENCH_UNKNOWN_SHARE"))
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS"))
+local headers = {["X-API-Key"] = key}
+local user_span = math.floor(users / (1 - unknown_share))
+local seeded = false
+
+request = function()
+  if not seeded then
+    math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+    seeded = true
+  end
+  local path
+  if math.random() < user_share then
+    path = string.format("/v1/users/U%07d/recommendations?k=10", math.random(0, user_span - 1))
+  else
+    path = string.format("/v1/items/I%06d/also-bought?k=10", math.random(0, items - 1))
+  end
+  return wrk.format("GET", path, headers)
+end
+
+if delay_ms > 0 then
+  delay = function()
+    return delay_ms
+  end
+end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT {"requests":%d,"duration_us":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,' ..
+    '"max_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process and its children (uvicorn workers), MiB."""
+    total = 0
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+class Server:
+    """``python -m include.serving serve`` in its own process; stopped by its pid only."""
+
+    def __init__(self, env: dict[str, str], workers: int, log_path: Path) -> None:
+        self.port = free_port()
+        self.workers = workers
+        self.log_path = log_path
+        self.log = open(log_path, "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "include.serving", "serve", "--host", "127.0.0.1"]
+            + ["--port", str(self.port), "--workers", str(workers)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 180) -> float:
+        """Seconds until every worker has loaded the model."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.log_path.read_text()}")
+            text = self.log_path.read_text()
+            loaded = text.count("serving model")
+            if loaded >= self.workers and "Application startup complete" in text:
+                return time.monotonic() - started
+            time.sleep(0.2)
+        raise TimeoutError(f"server not ready after {timeout} s:\n{self.log_path.read_text()}")
+
+    def load_seconds(self) -> float | None:
+        found = re.findall(r"loaded in ([0-9.]+) s", self.log_path.read_text())
+        return float(found[0]) if found else None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def run_wrk(url: str, args: argparse.Namespace, rate: float, duration: float, tmp: Path) -> dict:
+    script = tmp / "bench.lua"
+    script.write_text(WRK_SCRIPT)
+    delay_ms = int(round(args.connections * 1000 / rate)) if rate > 0 else 0
+    env = {
+        **os.environ,
+        "BENCH_API_KEY": API_KEY,
+        "BENCH_USERS": str(args.users),
+        "BENCH_ITEMS": str(args.items),
+        "BENCH_USER_SHARE": str(USER_SHARE),
+        "BENCH_UNKNOWN_SHARE": str(UNKNOWN_USER_SHARE),
+        "BENCH_DELAY_MS": str(delay_ms),
+    }
+    cmd = ["wrk", "-t1", f"-c{args.connections}", f"-d{duration:.0f}s", "--timeout", "2s"]
+    cmd += ["-s", str(script), url]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 60)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("WRK_RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed:\n{out.stdout}\n{out.stderr}")
+    raw = json.loads(line.split(" ", 1)[1])
+    errors = sum(raw[k] for k in ("connect", "read", "write", "status", "timeout"))
+    return {
+        "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
+        "p50_ms": round(raw["p50_us"] / 1000, 2),
+        "p90_ms": round(raw["p90_us"] / 1000, 2),
+        "p99_ms": round(raw["p99_us"] / 1000, 2),
+        "max_ms": round(raw["max_us"] / 1000, 2),
+        "requests": raw["requests"],
+        "errors": errors,
+    }
+
+
+def _httpx_loadgen(url: str, users: int, items: int, rate: float, duration: float, conns: int, q):
+    """Runs in its own process: ``conns`` tasks, each paced to rate/conns (0: no pause)."""
+    import httpx
+
+    async def main() -> dict:
+        latencies: list[float] = []
+        errors = 0
+        user_span = int(users / (1 - UNKNOWN_USER_SHARE))
+        interval = conns / rate if rate > 0 else 0.0
+        end = time.perf_counter() + duration
+        limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
+        async with httpx.AsyncClient(
+            base_url=url, headers={"X-API-Key": API_KEY}, limits=limits, timeout=2
+        ) as client:
+
+            async def worker(i: int) -> None:
+                nonlocal errors
+                rng = random.Random(i)
+                next_at = time.perf_counter() + rng.random() * interval
+                while True:
+                    now = time.perf_counter()
+                    if now >= end:
+                        return
+                    if interval and next_at > now:
+                        await asyncio.sleep(next_at - now)
+                    next_at += interval
+                    if rng.random() < USER_SHARE:
+                        path = f"/v1/users/U{rng.randrange(user_span):07d}/recommendations?k=10"
+                    else:
+                        path = f"/v1/items/I{rng.randrange(items):06d}/also-bought?k=10"
+                    t0 = time.perf_counter()
+                    try:
+                        response = await client.get(path)
+                        ok = response.status_code == 200
+                    except httpx.HTTPError:
+                        ok = False
+                    latencies.append(time.perf_counter() - t0)
+                    errors += not ok
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker(i) for i in range(conns)))
+            took = time.perf_counter() - started
+        latencies.sort()
+
+        def pct(p: float) -> float:
+            return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
+
+        return {
+            "rps": round(len(latencies) / took, 1),
+            "p50_ms": pct(0.50),
+            "p90_ms": pct(0.90),
+            "p99_ms": pct(0.99),
+            "max_ms": round(latencies[-1] * 1000, 2),
+            "requests": len(latencies),
+            "errors": errors,
+        }
+
+    q.put(asyncio.run(main()))
+
+
+def run_httpx(url: str, args: argparse.Namespace, rate: float, duration: float, _: Path) -> dict:
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    proc = ctx.Process(
+        target=_httpx_loadgen,
+        args=(url, args.users, args.items, rate, duration, args.connections, q),
+    )
+    proc.start()
+    result = q.get(timeout=duration + 120)
+    proc.join(timeout=30)
+    return result
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--k", type=int, default=20, help="items published per list")
+    parser.add_argument("--duration", type=float, default=10, help="seconds per run")
+    parser.add_argument("--rate", type=float, default=1000, help="paced run, requests/s")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", default="1,2", help="uvicorn workers to measure, e.g. 1,2")
+    parser.add_argument("--loadgen", choices=("auto", "wrk", "httpx"), default="auto")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary data directory")
+    args = parser.parse_args()
+    loadgen = args.loadgen
+    if loadgen == "auto":
+        loadgen = "wrk" if shutil.which("wrk") else "httpx"
+    run = run_wrk if loadgen == "wrk" else run_httpx
+
+    tmp = Path(tempfile.mkdtemp(prefix="trasos-bench-serve-"))
+    env = {
+        **os.environ,
+        "TRASOS_DATA_DIR": str(tmp / "data"),
+        "TRASOS_STATE_DIR": str(tmp / "state"),
+        "TRASOS_API_KEYS": API_KEY,
+    }
+    results: list[dict] = []
+    try:
+        started = time.perf_counter()
+        publish_fixture(
+            tmp / "data" / "published",
+            "bench-v1",
+            n_users=args.users,
+            n_items=args.items,
+            k=args.k,
+        )
+        size = (tmp / "data" / "published" / "bench-v1" / "recommendations.parquet").stat().st_size
+        rows = (args.users + args.items + 4) * args.k
+        print(
+            f"published {rows:,} rows ({args.users:,} users, {args.items:,} items, k={args.k}; "
+            f"{size / 2**20:.1f} MiB parquet) in {time.perf_counter() - started:.1f} s; "
+            f"load generator: {loadgen}; {os.cpu_count()} cores",
+            flush=True,
+        )
+        for workers in [int(w) for w in args.workers.split(",")]:
+            server = Server(env, workers, tmp / f"server-{workers}.log")
+            try:
+                ready = server.wait_ready()
+                rss = rss_mib(server.proc.pid)
+                run(server.url, args, args.rate, 2, tmp)  # warm-up, not counted
+                load_before = load_average()
+                paced = run(server.url, args, args.rate, args.duration, tmp)
+                saturated = run(server.url, args, 0, args.duration, tmp)
+                record = {
+                    "workers": workers,
+                    "ready_s": round(ready, 1),
+                    "load_s": server.load_seconds(),
+                    "rss_mib": round(rss),
+                    "loadavg_1m_before": load_before[0],
+                    "paced": paced,
+                    "saturated": saturated,
+                }
+                results.append(record)
+                print(json.dumps(record), flush=True)
+            finally:
+                server.stop()
+    finally:
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # The last line: the configuration with the lowest paced p99, the others alongside.
+    best = min(results, key=lambda r: (r["paced"]["errors"], r["paced"]["p99_ms"]))
+    summary = {
+        "rps": best["paced"]["rps"],
+        "p50_ms": best["paced"]["p50_ms"],
+        "p99_ms": best["paced"]["p99_ms"],
+        "errors": sum(r["paced"]["errors"] + r["saturated"]["errors"] for r in results),
+        "workers": best["workers"],
+        "target_rps": args.rate,
+        "connections": args.connections,
+        "max_rps": best["saturated"]["rps"],
+        "max_rps_p99_ms": best["saturated"]["p99_ms"],
+        "by_workers": {
+            str(r["workers"]): {
+                "rps": r["paced"]["rps"],
+                "p99_ms": r["paced"]["p99_ms"],
+                "max_rps": r["saturated"]["rps"],
+                "rss_mib": r["rss_mib"],
+            }
+            for r in results
+        },
+        "loadgen": loadgen,
+        "loadavg_1m": load_average()[0],
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,551 @@
+"""The recommendations API (FastAPI). ``create_app()`` builds it; see ``docs/serving.md``.
+
+Hot paths (the two list endpoints) return pre-rendered JSON bytes from the current
+:class:`~include.serving.loader.Snapshot`; the pydantic models below document those bodies in
+the OpenAPI document, and the tests check that the bytes validate against them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ConfigDict, Field
+
+from include.serving.auth import API_KEY_HEADER, KeyRing, load_api_keys
+from include.serving.loader import COLD_START_DEFAULT, ID_PATTERN, ModelStore, Snapshot
+from include.settings import get_settings
+
+API_TITLE = "Trasos recommendations API"
+API_VERSION = "1.0.0"
+MAX_K = 100
+DEFAULT_K = 10
+MODEL_VERSION_HEADER = "X-Model-Version"
+POLL_ENV = "TRASOS_SERVING_POLL_S"
+ID_RULE = (
+    "1 to 64 characters from A-Z a-z 0-9 _ . : - , the first one a letter, digit or underscore"
+)
+_JSON = "application/json"
+
+_EXAMPLE_ITEMS = [
+    {"rank": 1, "item_id": "I000123", "score": 0.9312},
+    {"rank": 2, "item_id": "I004567", "score": 0.8871},
+]
+
+
+# --- response models (the contract; OpenAPI is generated from these) ------------------------
+class RecommendedItem(BaseModel):
+    rank: int = Field(ge=1, description="1 is the best recommendation.")
+    item_id: str = Field(description="Catalog item id.")
+    score: float = Field(description="Model score; higher is better, comparable within a list.")
+
+
+class UserRecommendations(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "U0000042",
+                    "source": "personal",
+                    "model_version": "20260301T020000Z-lightfm",
+                    "generated_at": "2026-03-01T02:14:07Z",
+                    "items": _EXAMPLE_ITEMS,
+                }
+            ]
+        }
+    )
+
+    user_id: str
+    source: Literal["personal", "cold_start"] = Field(
+        description="'personal': the user's own list. 'cold_start': the user is unknown to "
+        "this model version, so the global cold-start list answered."
+    )
+    model_version: str
+    generated_at: datetime = Field(description="When the batch recommendations were computed.")
+    items: list[RecommendedItem] = Field(description="At most k items, best first.")
+
+
+class AlsoBought(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "item_id": "I000123",
+                    "model_version": "20260301T020000Z-lightfm",
+                    "generated_at": "2026-03-01T02:14:07Z",
+                    "items": _EXAMPLE_ITEMS,
+                }
+            ]
+        }
+    )
+
+    item_id: str
+    model_version: str
+    generated_at: datetime
+    items: list[RecommendedItem] = Field(description="At most k items, best first.")
+
+
+class ModelCounts(BaseModel):
+    users: int = Field(description="Users with a personal list.")
+    items: int = Field(description="Items with an also-bought list.")
+    cold_start_segments: list[str] = Field(description="'all' plus any 'category:<name>'.")
+    rows: int
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_version": "20260301T020000Z-lightfm",
+                    "trained_at": "2026-03-01T02:00:00Z",
+                    "generated_at": "2026-03-01T02:14:07Z",
+                    "loaded_at": "2026-03-01T02:15:01Z",
+                    "candidate": "lightfm",
+                    "metrics": {"ndcg@10": 0.142, "recall@20": 0.231},
+                    "counts": {
+                        "users": 100000,
+                        "items": 20000,
+                        "cold_start_segments": ["all", "category:dresses"],
+                        "rows": 2400080,
+                    },
+                }
+            ]
+        }
+    )
+
+    model_version: str
+    trained_at: datetime
+    generated_at: datetime
+    loaded_at: datetime = Field(description="When this server process loaded the version.")
+    candidate: str = Field(description="Name of the model that won the evaluation.")
+    metrics: dict[str, float] = Field(description="Offline metrics of the published model.")
+    counts: ModelCounts
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ok",
+                    "model_version": "20260301T020000Z-lightfm",
+                    "loaded_at": "2026-03-01T02:15:01Z",
+                }
+            ]
+        }
+    )
+
+    status: Literal["ok"]
+    model_version: str
+    loaded_at: datetime
+
+
+class FieldError(BaseModel):
+    location: str = Field(description="Where: 'query.k', 'path.user_id', ...")
+    message: str
+
+
+class Problem(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": "invalid request: query.k: Input should be less than or equal "
+                    "to 100 (got '500')",
+                    "errors": [
+                        {
+                            "location": "query.k",
+                            "message": "Input should be less than or equal to 100 (got '500')",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    detail: str = Field(description="What went wrong, for humans and logs.")
+    errors: list[FieldError] = Field(default=[], description="Per-field errors (422 only).")
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description}
+
+
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _problem(f"No API key: send one in the {API_KEY_HEADER} header."),
+    403: _problem("The API key is not valid."),
+    503: _problem("No model version is loaded yet."),
+}
+_INVALID = {
+    422: _problem(
+        "Invalid input (k out of range, malformed id, unknown query parameter); `detail` says what."
+    )
+}
+_VERSION_HEADER_DOC = {
+    MODEL_VERSION_HEADER: {
+        "description": "The model version that answered (same as `model_version`).",
+        "schema": {"type": "string"},
+    }
+}
+
+UserId = Annotated[
+    str,
+    PathParam(pattern=ID_PATTERN, description=f"Customer id: {ID_RULE}.", examples=["U0000042"]),
+]
+ItemId = Annotated[
+    str,
+    PathParam(pattern=ID_PATTERN, description=f"Item id: {ID_RULE}.", examples=["I000123"]),
+]
+K = Annotated[int, Query(ge=1, le=MAX_K, description=f"How many items to return (1..{MAX_K}).")]
+
+
+_API_KEY_SCHEME = APIKeyHeader(
+    name=API_KEY_HEADER,
+    scheme_name="ApiKeyAuth",
+    description=f"An API key in the `{API_KEY_HEADER}` header (see docs/serving.md).",
+    auto_error=False,
+)
+
+
+async def require_api_key(
+    request: Request, key: Annotated[str | None, Security(_API_KEY_SCHEME)]
+) -> None:
+    """401 without a key, 403 with a wrong one (constant-time comparison); then 422 for
+    unknown query parameters (one dependency, not two: each costs ~20 us a request)."""
+    if not key:
+        raise HTTPException(401, f"missing API key: send it in the {API_KEY_HEADER} header")
+    if not request.app.state.keyring().accepts(key):
+        raise HTTPException(403, "invalid API key")
+    _reject_unknown_query_parameters(request)
+
+
+async def known_query_parameters_only(request: Request) -> None:
+    _reject_unknown_query_parameters(request)
+
+
+def _reject_unknown_query_parameters(request: Request) -> None:
+    """422 for query parameters the endpoint does not declare (a typo like ``?limit=5`` would
+    otherwise silently return the default ``k``)."""
+    if not request.query_params:
+        return
+    allowed = {p.alias for p in request.scope["route"].dependant.query_params}
+    unknown = [name for name in request.query_params if name not in allowed]
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": "unknown query parameter (allowed: "
+                    + (", ".join(sorted(allowed)) or "none")
+                    + ")",
+                    "type": "extra_forbidden",
+                }
+                for name in unknown
+            ]
+        )
+
+
+def user_body(snap: Snapshot, user_id: str, k: int) -> bytes:
+    """UserRecommendations as JSON bytes (``user_id`` already matches ID_PATTERN)."""
+    items = snap.items_json("user", user_id, k)
+    source = b"personal"
+    if items is None:
+        items = snap.items_json("cold_start", COLD_START_DEFAULT, k) or b""
+        source = b"cold_start"
+    # The id pattern admits no JSON special character: no escaping needed.
+    return b"".join(
+        (
+            b'{"user_id":"',
+            user_id.encode(),
+            b'","source":"',
+            source,
+            b'"',
+            snap.version_fields,
+            b',"items":[',
+            items,
+            b"]}",
+        )
+    )
+
+
+def also_bought_body(snap: Snapshot, item_id: str, k: int) -> bytes | None:
+    """AlsoBought as JSON bytes, or None when the item has no list."""
+    items = snap.items_json("also_bought", item_id, k)
+    if items is None:
+        return None
+    return b"".join(
+        (b'{"item_id":"', item_id.encode(), b'"', snap.version_fields, b',"items":[', items, b"]}")
+    )
+
+
+class FastLists:
+    """Pure-ASGI answer to the two list endpoints on their happy path only.
+
+    FastAPI's parameter and dependency machinery costs ~150 us a request; this costs ~20 us.
+    It answers only when everything is unambiguously valid: a GET to exactly
+    ``/v1/users/{id}/recommendations`` or ``/v1/items/{id}/also-bought``, a valid API key (one
+    ``X-API-Key`` header), an id that fully matches ID_PATTERN, no query string or exactly
+    ``k=<1..100>`` in canonical form, a loaded model, and (also-bought) a known item. Anything
+    else, every error included, goes on to FastAPI, so status codes and error bodies have one
+    source. The bodies come from the same functions as the FastAPI handlers; a test compares
+    both paths.
+    """
+
+    def __init__(self, app: Any, store: ModelStore, ring: Any) -> None:
+        self.app = app
+        self.store = store
+        self.ring = ring
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            body, version = self._answer(scope)
+            if body is not None:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-length", str(len(body)).encode()),
+                            (b"content-type", b"application/json"),
+                            (b"x-model-version", version),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    def _answer(self, scope: dict[str, Any]) -> tuple[bytes | None, bytes]:
+        parts = scope["path"].split("/")
+        # ['', 'v1', 'users', id, 'recommendations'] or ['', 'v1', 'items', id, 'also-bought']
+        if len(parts) != 5 or parts[1] != "v1" or not _ID_FULLMATCH(parts[3]):
+            return None, b""
+        kind = (parts[2], parts[4])
+        if kind != ("users", "recommendations") and kind != ("items", "also-bought"):
+            return None, b""
+        query = scope["query_string"]
+        if not query:
+            k = DEFAULT_K
+        else:
+            k = _CANONICAL_K.get(query, 0)
+            if not k:
+                return None, b""
+        key = None
+        for name, value in scope["headers"]:
+            if name == b"x-api-key":
+                if key is not None:
+                    return None, b""
+                key = value
+        if key is None or not self.ring().accepts(key.decode("latin-1")):
+            return None, b""
+        snap = self.store.current
+        if snap is None:
+            return None, b""
+        if kind[0] == "users":
+            body = user_body(snap, parts[3], k)
+        else:
+            body = also_bought_body(snap, parts[3], k)
+        return body, snap.model_version.encode()
+
+
+_ID_FULLMATCH = re.compile(ID_PATTERN).fullmatch  # fullmatch: no trailing-newline loophole
+_CANONICAL_K = {f"k={k}".encode(): k for k in range(1, MAX_K + 1)}
+
+
+def _validation_message(error: dict[str, Any]) -> FieldError:
+    location = ".".join(str(part) for part in error.get("loc", ()))
+    message = error.get("msg", "invalid")
+    if error.get("type") == "string_pattern_mismatch":
+        message = f"must be {ID_RULE}"
+    given = error.get("input")
+    if isinstance(given, str | int | float):
+        message += f" (got {str(given)[:80]!r})"
+    return FieldError(location=location, message=message)
+
+
+def create_app(
+    store: ModelStore | None = None,
+    api_keys: Sequence[str] | None = None,
+    *,
+    start_watcher: bool = True,
+    fast_path: bool = True,
+) -> FastAPI:
+    """The API over ``store`` (default: follow ``settings.published_dir``).
+
+    ``api_keys`` None reads them at startup (:func:`include.serving.auth.load_api_keys`).
+    With ``start_watcher``, startup loads the current version and starts the watcher thread.
+    ``fast_path`` answers the list endpoints' valid requests without FastAPI (:class:`FastLists`).
+    """
+    if store is None:
+        store = ModelStore(
+            get_settings().published_dir, poll_interval=float(os.environ.get(POLL_ENV, "1.0"))
+        )
+    keyring: list[KeyRing] = [] if api_keys is None else [KeyRing(api_keys)]
+
+    def ring() -> KeyRing:
+        if not keyring:
+            keyring.append(KeyRing(load_api_keys()[0]))
+        return keyring[0]
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        ring()
+        if start_watcher:
+            store.start()
+        try:
+            yield
+        finally:
+            if start_watcher:
+                store.stop()
+
+    app = FastAPI(
+        title=API_TITLE,
+        version=API_VERSION,
+        summary="Batch recommendations of the current published model, for the Scala backend.",
+        description=(
+            "Serves the published, immutable recommendation files of the current model "
+            "version (`<published_dir>/CURRENT`); a new version is picked up within about a "
+            "second, without restart. Every endpoint except `/v1/health` needs an API key in "
+            f"the `{API_KEY_HEADER}` header: missing -> 401, wrong -> 403. Invalid input -> "
+            "422 with a message. See docs/serving.md."
+        ),
+        lifespan=lifespan,
+        servers=[{"url": "http://127.0.0.1:8000", "description": "make serve (loopback)"}],
+    )
+    app.state.store = store
+    app.state.keyring = ring
+    if fast_path:
+        app.add_middleware(FastLists, store=store, ring=ring)
+
+    def snapshot() -> Snapshot:
+        snap = store.current
+        if snap is None:
+            raise HTTPException(503, "no model version is loaded yet (nothing published?)")
+        return snap
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [_validation_message(error) for error in exc.errors()]
+        detail = "invalid request: " + "; ".join(f"{e.location}: {e.message}" for e in errors)
+        body = Problem(detail=detail, errors=errors)
+        return JSONResponse(body.model_dump(), status_code=422)
+
+    authed = [Depends(require_api_key)]
+
+    @app.get(
+        "/v1/users/{user_id}/recommendations",
+        operation_id="getUserRecommendations",
+        summary="Personal recommendations for a user (cold-start list for unknown users)",
+        tags=["recommendations"],
+        response_model=UserRecommendations,
+        responses={200: {"headers": _VERSION_HEADER_DOC}, **_AUTH_ERRORS, **_INVALID},
+        dependencies=authed,
+    )
+    async def user_recommendations(user_id: UserId, k: K = DEFAULT_K) -> Response:
+        """The user's top-k items. A user this model version does not know gets the global
+        cold-start list, with `source: "cold_start"`; known users get `source: "personal"`."""
+        snap = snapshot()
+        body = user_body(snap, user_id, k)
+        return Response(body, media_type=_JSON, headers={MODEL_VERSION_HEADER: snap.model_version})
+
+    @app.get(
+        "/v1/items/{item_id}/also-bought",
+        operation_id="getAlsoBought",
+        summary="Customers who bought this item also bought",
+        tags=["recommendations"],
+        response_model=AlsoBought,
+        responses={
+            200: {"headers": _VERSION_HEADER_DOC},
+            404: _problem("The item has no also-bought list in the current model version."),
+            **_AUTH_ERRORS,
+            **_INVALID,
+        },
+        dependencies=authed,
+    )
+    async def also_bought(item_id: ItemId, k: K = DEFAULT_K) -> Response:
+        """Top-k items bought by customers who bought `item_id`. An item the current model
+        version has no list for is a 404 (no fallback: a popular-items list would be
+        mislabelled as 'also bought'; the caller decides what to show instead)."""
+        snap = snapshot()
+        body = also_bought_body(snap, item_id, k)
+        if body is None:
+            raise HTTPException(
+                404,
+                f"unknown item_id {item_id!r}: model version {snap.model_version} has no "
+                "also-bought list for it",
+            )
+        return Response(body, media_type=_JSON, headers={MODEL_VERSION_HEADER: snap.model_version})
+
+    @app.get(
+        "/v1/model",
+        operation_id="getModel",
+        summary="The model version being served, when it was trained, its headline metrics",
+        tags=["model"],
+        response_model=ModelInfo,
+        responses={200: {"headers": _VERSION_HEADER_DOC}, **_AUTH_ERRORS, **_INVALID},
+        dependencies=authed,
+    )
+    async def model(response: Response) -> ModelInfo:
+        snap = snapshot()
+        response.headers[MODEL_VERSION_HEADER] = snap.model_version
+        return ModelInfo(
+            model_version=snap.model_version,
+            trained_at=snap.trained_at,
+            generated_at=snap.generated_at,
+            loaded_at=snap.loaded_at,
+            candidate=snap.candidate,
+            metrics=snap.metrics,
+            counts=ModelCounts(
+                users=snap.count("user"),
+                items=snap.count("also_bought"),
+                cold_start_segments=list(snap.index["cold_start"]),
+                rows=snap.rows,
+            ),
+        )
+
+    @app.get(
+        "/v1/health",
+        operation_id="getHealth",
+        summary="Readiness (no authentication)",
+        tags=["ops"],
+        response_model=Health,
+        responses={503: _problem("No model version is loaded yet: not ready."), **_INVALID},
+        dependencies=[Depends(known_query_parameters_only)],
+        openapi_extra={"security": []},
+    )
+    async def health() -> Response:
+        """200 when a model version is loaded and served, 503 before. **No API key needed**
+        (for load balancers and probes); it reveals only the version being served."""
+        snap = store.current
+        if snap is None:
+            body = Problem(detail="no model version is loaded yet")
+            return JSONResponse(body.model_dump(), status_code=503)
+        return Response(
+            json.dumps(
+                {"status": "ok", "model_version": snap.model_version, "loaded_at": snap.loaded_at}
+            ),
+            media_type=_JSON,
+        )
+
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document as committed in ``docs/openapi.json`` (no I/O, no keys needed)."""
+    app = create_app(store=ModelStore(get_settings().published_dir), api_keys=[])
+    return app.openapi()
+
+
+def render_openapi() -> str:
+    return json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"

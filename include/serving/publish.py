@@ -1,0 +1,178 @@
+"""Write a published model version and flip ``CURRENT``; synthetic versions for tests and benches.
+
+The layout the API reads (``docs/serving.md``)::
+
+    <published_dir>/<model_version>/recommendations.parquet   contracts.RECOMMENDATION_COLUMNS
+    <published_dir>/<model_version>/model.json
+    <published_dir>/CURRENT                                    one line: the model_version
+
+:func:`publish_version` writes the version into a temporary sibling directory and renames it
+into place (a version directory is complete or absent, never half-written, and never
+overwritten), then replaces ``CURRENT`` with :func:`os.replace`. The training DAG may call it;
+readers only ever see a finished version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from include.contracts import RECOMMENDATION_COLUMNS
+from include.serving.loader import (
+    COLD_START_DEFAULT,
+    CURRENT_FILE,
+    MODEL_FILE,
+    RECOMMENDATIONS_FILE,
+    iso_utc,
+)
+
+FIXTURE_CATEGORIES: tuple[str, ...] = ("dresses", "shoes", "knitwear")
+
+
+def user_id(n: int) -> str:
+    """The synthetic user id ``n`` (the bench's load generator builds the same strings)."""
+    return f"U{n:07d}"
+
+
+def item_id(n: int) -> str:
+    return f"I{n:06d}"
+
+
+def set_current(published_dir: Path, model_version: str) -> None:
+    """Point ``CURRENT`` at ``model_version`` atomically (write a temp file, ``os.replace``)."""
+    published_dir = Path(published_dir)
+    if not (published_dir / model_version).is_dir():
+        raise FileNotFoundError(f"{published_dir / model_version} is not a published version")
+    tmp = published_dir / f".{CURRENT_FILE}.{uuid.uuid4().hex}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(model_version + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, published_dir / CURRENT_FILE)
+
+
+def publish_version(
+    published_dir: Path,
+    recommendations: pd.DataFrame,
+    *,
+    model_version: str,
+    trained_at: datetime | str,
+    candidate: str,
+    metrics: Mapping[str, float],
+    generated_at: datetime | str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    make_current: bool = True,
+) -> Path:
+    """Publish ``recommendations`` (RECOMMENDATION_COLUMNS) as ``model_version``; returns its dir.
+
+    ``model_version``/``generated_at`` columns are filled in when absent. Raises
+    ``FileExistsError`` if that version was already published (versions are immutable).
+    """
+    published_dir = Path(published_dir)
+    published_dir.mkdir(parents=True, exist_ok=True)
+    final = published_dir / model_version
+    if final.exists():
+        raise FileExistsError(f"{final} already exists: published versions are immutable")
+    generated = generated_at or datetime.now(UTC).replace(microsecond=0)
+    frame = recommendations.copy()
+    if "model_version" not in frame:
+        frame["model_version"] = model_version
+    if "generated_at" not in frame:
+        frame["generated_at"] = pd.Timestamp(iso_utc(generated)).tz_convert(None)
+    missing = [c for c in RECOMMENDATION_COLUMNS if c not in frame]
+    if missing:
+        raise ValueError(f"recommendations lack columns {missing}")
+    frame = frame[list(RECOMMENDATION_COLUMNS)]
+    model = {
+        "model_version": model_version,
+        "trained_at": iso_utc(trained_at),
+        "generated_at": iso_utc(generated),
+        "candidate": candidate,
+        "metrics": dict(metrics),
+        **(extra or {}),
+    }
+    tmp = published_dir / f".{model_version}.{uuid.uuid4().hex}.tmp"
+    tmp.mkdir()
+    try:
+        frame.to_parquet(tmp / RECOMMENDATIONS_FILE, index=False)
+        (tmp / MODEL_FILE).write_text(json.dumps(model, indent=2) + "\n", encoding="utf-8")
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if make_current:
+        set_current(published_dir, model_version)
+    return final
+
+
+def fixture_frame(
+    *,
+    n_users: int = 50,
+    n_items: int = 200,
+    k: int = 20,
+    also_bought_items: int | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Synthetic recommendations: ``n_users`` personal lists ``U0000000..``, ``also_bought``
+    lists for the first ``also_bought_items`` items (default all), a global cold-start list
+    ``all`` and one per :data:`FIXTURE_CATEGORIES`; ``k`` distinct items each, scores falling.
+    Columns: list_type, key_id, rank, item_id, score (the publisher adds the rest).
+    """
+    if k >= n_items:
+        raise ValueError("k must be smaller than n_items")
+    rng = np.random.default_rng(seed)
+    n_ab = n_items if also_bought_items is None else also_bought_items
+    segments = [COLD_START_DEFAULT, *(f"category:{c}" for c in FIXTURE_CATEGORIES)]
+    list_types = ["user"] * n_users + ["also_bought"] * n_ab + ["cold_start"] * len(segments)
+    keys = [user_id(i) for i in range(n_users)] + [item_id(i) for i in range(n_ab)] + segments
+    n_lists = len(keys)
+    # k distinct items per list: a random start plus strictly increasing steps, mod n_items.
+    max_step = max(1, (n_items - 1) // k)
+    steps = rng.integers(1, max_step + 1, size=(n_lists, k))
+    steps[:, 0] = rng.integers(0, n_items, size=n_lists)
+    items = np.cumsum(steps, axis=1) % n_items
+    scores = -np.sort(-rng.random((n_lists, k)), axis=1).round(6)
+    item_names = np.array([item_id(i) for i in range(n_items)], dtype=object)
+    return pd.DataFrame(
+        {
+            "list_type": np.repeat(np.array(list_types, dtype=object), k),
+            "key_id": np.repeat(np.array(keys, dtype=object), k),
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n_lists),
+            "item_id": item_names[items.ravel()],
+            "score": scores.ravel(),
+        }
+    )
+
+
+def publish_fixture(
+    published_dir: Path,
+    model_version: str = "fixture-v1",
+    *,
+    frame: pd.DataFrame | None = None,
+    make_current: bool = True,
+    trained_at: datetime | str | None = None,
+    metrics: Mapping[str, float] | None = None,
+    **frame_kwargs: Any,
+) -> Path:
+    """Publish a synthetic version (``frame`` or :func:`fixture_frame(**frame_kwargs)`)."""
+    if frame is None:
+        frame = fixture_frame(**frame_kwargs)
+    trained = trained_at or datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    return publish_version(
+        published_dir,
+        frame,
+        model_version=model_version,
+        trained_at=trained,
+        candidate="fixture",
+        metrics=metrics or {"ndcg@10": 0.1234, "recall@20": 0.2345, "coverage": 0.5},
+        make_current=make_current,
+    )

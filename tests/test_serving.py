@@ -1,0 +1,566 @@
+"""The recommendations API (include/serving): contract, auth, validation, loading, hot swap."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+
+from include.serving import __main__ as cli
+from include.serving.app import (
+    MODEL_VERSION_HEADER,
+    AlsoBought,
+    Health,
+    ModelInfo,
+    Problem,
+    UserRecommendations,
+    create_app,
+    render_openapi,
+)
+from include.serving.auth import API_KEY_HEADER, KeyRing, load_api_keys
+from include.serving.loader import CURRENT_FILE, ModelLoadError, ModelStore, load_version
+from include.serving.publish import fixture_frame, publish_fixture, set_current
+from include.settings import REPO_ROOT, get_settings
+
+KEY = "test-key-0123456789"
+AUTH = {API_KEY_HEADER: KEY}
+OPENAPI_PATH = REPO_ROOT / "docs" / "openapi.json"
+FIXTURE = {"n_users": 30, "n_items": 60, "k": 20}
+
+
+def expected_items(frame: pd.DataFrame, list_type: str, key: str, k: int) -> list[dict]:
+    rows = frame[(frame.list_type == list_type) & (frame.key_id == key)].sort_values("rank")
+    return [
+        {"rank": int(r.rank), "item_id": r.item_id, "score": float(r.score)}
+        for r in rows.head(k).itertuples()
+    ]
+
+
+@pytest.fixture
+def published(data_dir: Path) -> Path:
+    published_dir = get_settings().published_dir
+    publish_fixture(published_dir, "v1", **FIXTURE)
+    return published_dir
+
+
+@pytest.fixture
+def store(published: Path) -> ModelStore:
+    store = ModelStore(published)
+    assert store.check()
+    return store
+
+
+@pytest.fixture
+def client(store: ModelStore) -> TestClient:
+    return TestClient(create_app(store=store, api_keys=[KEY], start_watcher=False))
+
+
+# --- the OpenAPI document --------------------------------------------------------------------
+def test_openapi_document_is_generated_from_the_code() -> None:
+    committed = OPENAPI_PATH.read_text(encoding="utf-8")
+    assert committed == render_openapi(), (
+        "docs/openapi.json is stale: python -m include.serving openapi > docs/openapi.json"
+    )
+    doc = json.loads(committed)
+    assert doc["components"]["securitySchemes"]["ApiKeyAuth"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": API_KEY_HEADER,
+        "description": doc["components"]["securitySchemes"]["ApiKeyAuth"]["description"],
+    }
+    assert doc["paths"]["/v1/health"]["get"]["security"] == []
+    for path in ("/v1/users/{user_id}/recommendations", "/v1/items/{item_id}/also-bought"):
+        assert doc["paths"][path]["get"]["security"] == [{"ApiKeyAuth": []}]
+
+
+class _AppUnderTest:
+    """ASGI app that forwards to the app of the running test (set by `contract_app`)."""
+
+    target = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.target(scope, receive, send)
+
+
+# Generated from the committed document (not the live app), run in process against the app.
+contract = schemathesis.openapi.from_path(OPENAPI_PATH)
+contract.app = _AppUnderTest()
+contract.config.update(base_url="http://testserver")
+
+
+@pytest.fixture
+def contract_app(client: TestClient):
+    _AppUnderTest.target = client.app
+    yield
+    _AppUnderTest.target = None
+
+
+@contract.parametrize()
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_contract_from_openapi_document(case, contract_app) -> None:
+    case.call_and_validate(headers=AUTH)
+
+
+def test_serving_does_not_import_airflow() -> None:
+    code = (
+        "import sys, include.serving.app, include.serving.__main__, include.serving.publish;"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'airflow');"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
+
+
+# --- endpoints -------------------------------------------------------------------------------
+def test_personal_recommendations(client: TestClient) -> None:
+    frame = fixture_frame(**FIXTURE)
+    response = client.get("/v1/users/U0000003/recommendations?k=5", headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers[MODEL_VERSION_HEADER] == "v1"
+    body = UserRecommendations.model_validate_json(response.content)
+    assert (body.user_id, body.source, body.model_version) == ("U0000003", "personal", "v1")
+    assert response.json()["items"] == expected_items(frame, "user", "U0000003", 5)
+    assert body.generated_at.tzinfo is not None
+
+    default = client.get("/v1/users/U0000003/recommendations", headers=AUTH).json()
+    assert [i["rank"] for i in default["items"]] == list(range(1, 11))
+    everything = client.get("/v1/users/U0000003/recommendations?k=100", headers=AUTH).json()
+    assert len(everything["items"]) == 20  # fewer published than asked: all of them
+
+
+def test_unknown_user_gets_the_cold_start_list(client: TestClient) -> None:
+    frame = fixture_frame(**FIXTURE)
+    response = client.get("/v1/users/never-seen:42/recommendations?k=7", headers=AUTH)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["user_id"], body["source"]) == ("never-seen:42", "cold_start")
+    assert body["items"] == expected_items(frame, "cold_start", "all", 7)
+
+
+def test_also_bought(client: TestClient) -> None:
+    frame = fixture_frame(**FIXTURE)
+    response = client.get("/v1/items/I000017/also-bought?k=3", headers=AUTH)
+    assert response.status_code == 200
+    body = AlsoBought.model_validate_json(response.content)
+    assert body.item_id == "I000017"
+    assert response.json()["items"] == expected_items(frame, "also_bought", "I000017", 3)
+
+    missing = client.get("/v1/items/I999999/also-bought", headers=AUTH)
+    assert missing.status_code == 404
+    assert "unknown item_id 'I999999'" in Problem.model_validate_json(missing.content).detail
+
+
+def test_model_and_health(client: TestClient) -> None:
+    info = ModelInfo.model_validate_json(client.get("/v1/model", headers=AUTH).content)
+    assert info.model_version == "v1"
+    assert info.candidate == "fixture"
+    assert info.metrics["ndcg@10"] == pytest.approx(0.1234)
+    assert info.counts.users == 30 and info.counts.items == 60
+    assert info.counts.cold_start_segments[0] == "all"
+    assert info.trained_at < info.generated_at
+
+    health = client.get("/v1/health")  # no key needed
+    assert health.status_code == 200
+    assert Health.model_validate_json(health.content).model_version == "v1"
+
+
+def test_nothing_published_yet_is_503(data_dir: Path) -> None:
+    store = ModelStore(get_settings().published_dir)
+    assert not store.check()
+    client = TestClient(create_app(store=store, api_keys=[KEY], start_watcher=False))
+    assert client.get("/v1/health").status_code == 503
+    response = client.get("/v1/users/U0000001/recommendations", headers=AUTH)
+    assert response.status_code == 503
+    assert "no model version is loaded" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/users/U0000003/recommendations",
+        "/v1/users/U0000003/recommendations?k=1",
+        "/v1/users/U0000003/recommendations?k=100",
+        "/v1/users/a.b:c-d_e/recommendations?k=3",  # unknown user: cold start
+        "/v1/users/U0000003/recommendations?k=010",  # not canonical: FastAPI answers
+        "/v1/users/U0000003/recommendations?k=5&k=6",
+        "/v1/users/U0000003/recommendations?k=0",
+        "/v1/users/U0000003/recommendations?k=",
+        "/v1/users/U0000003/recommendations?limit=5",
+        "/v1/users/U0000003%0A/recommendations",  # a trailing newline is not a valid id
+        "/v1/users/-x/recommendations",
+        "/v1/items/I000017/also-bought?k=4",
+        "/v1/items/I999999/also-bought",
+        "/v1/items/I000017/also-bought/",
+        "/v1/users/U0000003/recommendations/extra",
+    ],
+)
+@pytest.mark.parametrize("key", [KEY, None, "wrong"])
+def test_fast_path_answers_exactly_like_fastapi(store: ModelStore, url: str, key) -> None:
+    headers = {API_KEY_HEADER: key} if key else {}
+    answers = []
+    for fast in (True, False):
+        app = create_app(store=store, api_keys=[KEY], start_watcher=False, fast_path=fast)
+        response = TestClient(app).get(url, headers=headers, follow_redirects=False)
+        answers.append(
+            (
+                response.status_code,
+                response.content,
+                response.headers.get("content-type"),
+                response.headers.get(MODEL_VERSION_HEADER),
+            )
+        )
+    assert answers[0] == answers[1]
+
+
+# --- auth ------------------------------------------------------------------------------------
+def test_api_key_missing_is_401_wrong_is_403(client: TestClient) -> None:
+    for path in (
+        "/v1/users/U0000001/recommendations",
+        "/v1/items/I000001/also-bought",
+        "/v1/model",
+    ):
+        missing = client.get(path)
+        assert missing.status_code == 401, path
+        assert API_KEY_HEADER in missing.json()["detail"]
+        wrong = client.get(path, headers={API_KEY_HEADER: KEY + "x"})
+        assert wrong.status_code == 403, path
+        assert wrong.json()["detail"] == "invalid API key"
+        assert client.get(path, headers=AUTH).status_code == 200
+    # Authentication comes before validation: no hints for anonymous callers.
+    assert client.get("/v1/users/U1/recommendations?k=0").status_code == 401
+
+
+def test_keyring_accepts_only_its_keys() -> None:
+    ring = KeyRing(["alpha", "beta"])
+    assert ring.accepts("beta") and ring.accepts("alpha")
+    assert not ring.accepts("gamma") and not ring.accepts("") and not ring.accepts("alph")
+    assert not KeyRing([]).accepts("anything")
+
+
+def test_api_keys_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRASOS_API_KEYS", " k1, k2 ,,")
+    assert load_api_keys() == (["k1", "k2"], "env TRASOS_API_KEYS")
+
+
+def test_api_keys_file_generated_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TRASOS_API_KEYS", raising=False)
+    monkeypatch.setenv("TRASOS_STATE_DIR", str(tmp_path / "state"))
+    keys, source = load_api_keys()
+    path = tmp_path / "state" / "api_keys.txt"
+    assert source == str(path) and len(keys) == 1 and len(keys[0]) > 30
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert str(path) in capsys.readouterr().err
+    assert load_api_keys() == (keys, str(path))  # reused, not regenerated
+
+
+# --- validation ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "location", "words"),
+    [
+        ("/v1/users/U1/recommendations?k=0", "query.k", "greater than or equal to 1"),
+        ("/v1/users/U1/recommendations?k=101", "query.k", "less than or equal to 100"),
+        ("/v1/users/U1/recommendations?k=ten", "query.k", "valid integer"),
+        ("/v1/users/bad%20id!/recommendations", "path.user_id", "must be 1 to 64 characters"),
+        (f"/v1/users/{'u' * 65}/recommendations", "path.user_id", "must be 1 to 64 characters"),
+        ("/v1/users/.hidden/recommendations", "path.user_id", "the first one a letter"),
+        ("/v1/items/I%22x/also-bought?k=3", "path.item_id", "must be 1 to 64 characters"),
+    ],
+)
+def test_bad_input_is_422_with_a_message(
+    client: TestClient, url: str, location: str, words: str
+) -> None:
+    response = client.get(url, headers=AUTH)
+    assert response.status_code == 422
+    problem = Problem.model_validate_json(response.content)
+    assert problem.detail.startswith("invalid request: ")
+    assert location in problem.detail and words in problem.detail, problem.detail
+    assert problem.errors[0].location == location
+
+
+# --- loading and publishing ------------------------------------------------------------------
+def test_snapshot_indexes(published: Path) -> None:
+    snap = load_version(published, "v1")
+    assert snap.rows == (30 + 60 + 4) * 20
+    assert snap.count("user") == 30 and snap.count("also_bought") == 60
+    assert set(snap.index["cold_start"]) == {
+        "all",
+        "category:dresses",
+        "category:shoes",
+        "category:knitwear",
+    }
+    assert snap.items_json("user", "nobody", 5) is None
+    assert json.loads(b"[" + snap.items_json("user", "U0000000", 2) + b"]")[1]["rank"] == 2
+
+
+def test_loader_escapes_ids_and_keeps_given_order(data_dir: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "list_type": ["cold_start", "cold_start", "user", "user"],
+            "key_id": ["all", "all", "u1", "u1"],
+            "rank": [2, 1, 1, 3],  # unsorted, with a gap: the gap is fine
+            "item_id": ['odd"item\\', "é", "a", "b"],
+            "score": np.array([0.5, 0.75, 1e-7, 3.0], dtype=np.float32),
+        }
+    )
+    published_dir = get_settings().published_dir
+    publish_fixture(published_dir, "odd", frame=frame)
+    snap = load_version(published_dir, "odd")
+    cold = json.loads(b"[" + snap.items_json("cold_start", "all", 10) + b"]")
+    assert cold == [
+        {"rank": 1, "item_id": "é", "score": 0.75},
+        {"rank": 2, "item_id": 'odd"item\\', "score": 0.5},
+    ]
+    assert json.loads(b"[" + snap.items_json("user", "u1", 10) + b"]")[0]["score"] == 1e-7
+
+
+def _broken(frame: pd.DataFrame, case: str) -> pd.DataFrame:
+    frame = frame.copy()
+    if case == "no global cold start":
+        frame = frame[~((frame.list_type == "cold_start") & (frame.key_id == "all"))]
+    elif case == "repeated rank":
+        frame.loc[1, "rank"] = frame.loc[0, "rank"]
+    elif case == "infinite score":
+        frame.loc[5, "score"] = np.inf
+    elif case == "unknown list type":
+        frame.loc[0, "list_type"] = "trending"
+    elif case == "null item":
+        frame["item_id"] = frame["item_id"].astype(object)
+        frame.loc[3, "item_id"] = None
+    elif case == "rank 0":
+        frame.loc[0, "rank"] = 0
+    elif case == "control character":
+        frame.loc[0, "item_id"] = "I\n1"
+
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("no global cold start", "no global cold-start list"),
+        ("repeated rank", "repeats in list"),
+        ("infinite score", "NaN or infinite"),
+        ("unknown list type", "unknown list_type"),
+        ("null item", "null values in item_id"),
+        ("rank 0", "rank must start at 1"),
+        ("control character", "control characters"),
+        ("missing column", r"lacks columns \['score'\]"),
+    ],
+)
+def test_loader_rejects_contract_violations(data_dir: Path, case: str, message: str) -> None:
+    published_dir = get_settings().published_dir
+    publish_fixture(published_dir, "bad", frame=_broken(fixture_frame(**FIXTURE), case))
+    if case == "missing column":  # the publisher refuses to write that: break it by hand
+        path = published_dir / "bad" / "recommendations.parquet"
+        pd.read_parquet(path).drop(columns="score").to_parquet(path)
+    with pytest.raises(ModelLoadError, match=message):
+        load_version(published_dir, "bad")
+
+
+def test_loader_rejects_wrong_version_and_missing_files(published: Path) -> None:
+    (published / "v1" / "model.json").rename(published / "model.json.bak")
+    with pytest.raises(ModelLoadError, match="model.json does not exist"):
+        load_version(published, "v1")
+    info = json.loads((published / "model.json.bak").read_text())
+    info["model_version"] = "v0"
+    (published / "v1" / "model.json").write_text(json.dumps(info))
+    with pytest.raises(ModelLoadError, match="says model_version='v0'"):
+        load_version(published, "v1")
+    with pytest.raises(ModelLoadError, match="invalid model_version"):
+        load_version(published, "../etc")
+
+
+def test_failed_load_keeps_serving_the_old_version(
+    store: ModelStore, published: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = publish_fixture(published, "v2", make_current=True, **FIXTURE)
+    (bad / "recommendations.parquet").write_bytes(b"not parquet")
+    assert not store.check()
+    assert store.current.model_version == "v1"
+    assert "v2" in caplog.text and "still serving v1" in caplog.text
+    assert "not readable" in store.last_error
+    assert not store.check()  # not retried at once: no log storm
+    (published / CURRENT_FILE).write_text("../../etc\n")
+    assert not store.check() and store.current.model_version == "v1"
+
+    publish_fixture(published, "v3", **FIXTURE)
+    assert store.check()
+    assert store.current.model_version == "v3" and store.last_error is None
+
+
+def test_publish_is_immutable_and_atomic(published: Path) -> None:
+    with pytest.raises(FileExistsError):
+        publish_fixture(published, "v1", **FIXTURE)
+    with pytest.raises(FileNotFoundError):
+        set_current(published, "never-published")
+    assert (published / CURRENT_FILE).read_text() == "v1\n"
+    assert sorted(p.name for p in published.iterdir()) == [CURRENT_FILE, "v1"]  # no temp left
+
+
+def test_sample_cli_prints_a_real_response(
+    published: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["sample", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("GET /v1/users/U0000000/recommendations?k=3 -> 200")
+    body = json.loads(out.split("\n", 1)[1])
+    assert body["source"] == "personal" and len(body["items"]) == 3
+
+
+# --- a real server -----------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _Server:
+    """uvicorn in a thread on loopback, with the real app and a fast-polling store."""
+
+    def __init__(self, store: ModelStore) -> None:
+        import uvicorn
+
+        self.port = _free_port()
+        app = create_app(store=store, api_keys=[KEY])
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.mark.integration
+def test_new_version_is_picked_up_under_traffic_without_errors(data_dir: Path) -> None:
+    published_dir = get_settings().published_dir
+    frames = {
+        "v1": fixture_frame(n_users=400, n_items=300, k=20, seed=1),
+        "v2": fixture_frame(n_users=800, n_items=300, k=20, seed=2),
+    }
+    publish_fixture(published_dir, "v1", frame=frames["v1"])
+    users = [f"U{n:07d}" for n in range(0, 800, 37)]  # half of them are new in v2
+    expected = {
+        (version, user): expected_items(frame, "user", user, 5)
+        if user in set(frame.key_id)
+        else expected_items(frame, "cold_start", "all", 5)
+        for version, frame in frames.items()
+        for user in users
+    }
+    stop = threading.Event()
+    seen: list[list[str]] = [[], []]
+    problems: list[str] = []
+
+    def hammer(worker: int, base_url: str) -> None:
+        with httpx.Client(base_url=base_url, headers=AUTH, timeout=5) as http:
+            n = 0
+            while not stop.is_set():
+                user = users[(n * 7 + worker) % len(users)]
+                n += 1
+                try:
+                    response = http.get(f"/v1/users/{user}/recommendations", params={"k": 5})
+                except httpx.HTTPError as exc:
+                    problems.append(f"{user}: {exc!r}")
+                    continue
+                if response.status_code != 200:
+                    problems.append(f"{user}: {response.status_code} {response.text}")
+                    continue
+                body = response.json()
+                version = body["model_version"]
+                if response.headers[MODEL_VERSION_HEADER] != version:
+                    problems.append(f"{user}: header/body versions differ")
+                if body["items"] != expected[(version, user)]:
+                    problems.append(f"{user}: items are not those of {version}")
+                seen[worker].append(version)
+
+    store = ModelStore(published_dir, poll_interval=0.1)
+    with _Server(store) as base_url:
+        workers = [threading.Thread(target=hammer, args=(w, base_url)) for w in range(2)]
+        for worker in workers:
+            worker.start()
+        try:
+            while min(len(s) for s in seen) < 50:
+                assert not problems, problems[:5]
+                time.sleep(0.05)
+            publish_fixture(published_dir, "v2", frame=frames["v2"])  # flips CURRENT
+            switched = time.monotonic()
+            deadline = switched + 15
+            while not all(s and s[-1] == "v2" for s in seen):
+                assert time.monotonic() < deadline, "responses never moved to v2"
+                time.sleep(0.02)
+            took = time.monotonic() - switched
+            mark = [len(s) for s in seen]
+            while min(len(s) - m for s, m in zip(seen, mark, strict=True)) < 50:
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(timeout=10)
+        model = httpx.get(f"{base_url}/v1/model", headers=AUTH).json()
+    assert not problems, problems[:5]
+    assert model["model_version"] == "v2"
+    assert took < 5
+    for versions in seen:
+        first_v2 = versions.index("v2")
+        assert set(versions[:first_v2]) == {"v1"} and set(versions[first_v2:]) == {"v2"}
+
+
+@pytest.mark.integration
+def test_cli_serve_process(published: Path, tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "TRASOS_API_KEYS": KEY, "TRASOS_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "include.serving", "serve", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "serve did not become healthy"
+            time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}/v1/users/U0000001/recommendations"
+        assert httpx.get(url, headers=AUTH).json()["source"] == "personal"
+        assert httpx.get(url).status_code == 401
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=10)[0]
+    assert f"http://127.0.0.1:{port}" in output and "env TRASOS_API_KEYS" in output
+    assert "serving model v1" in output
