@@ -46,17 +46,20 @@ Output (under the data directory, ``landing/``)
   ``sessions.parquet`` has each visit's device, start and end: an event belongs to the
   visit of its ``anonymous_id`` whose [start_at, end_at] holds its ``event_time``.
 
-Speed: every step is array code (one loop over the view index inside a visit, one over
-catalog epochs, one over chunks of files); JSON lines are assembled column-wise with
-Arrow compute and gzipped by a thread pool (see :mod:`include.simulator.writer`).
-Faults are the exception: each planned fault edits its line in Python (about 1 % of lines).
+Speed: every step is array code (loops only over chunks of ``chunk_days`` days, the view
+index inside a visit, catalog epochs and groups of files); JSON lines are assembled
+column-wise with Arrow compute and gzipped by a thread pool while the next chunk of days
+is generated (see :mod:`include.simulator.writer`). Faults are the exception: each
+planned fault edits its line in Python (about ``fault_rate`` of the lines).
 
 Faults (off unless ``fault_rate > 0``)
 --------------------------------------
 Each of the nine line faults is injected ``max(1, round(fault_rate * events / 9))`` times
-(``late`` at least twice, half of them too late); ``empty_file`` and ``crlf`` hit
-``max(1, round(fault_rate * files))`` files. A line carries at most one fault. Every fault
-is one record of ``_simulator/faults.jsonl``::
+(``late`` at least twice, about half of them too late); ``empty_file`` and ``crlf`` hit
+``max(1, round(fault_rate * files))`` files (counts are handed out chunk by chunk, see
+``layout.FaultQuota``). A line carries at most one fault; moved and re-sent lines go to a
+later batch of the same chunk (``chunk_days``). Every fault is one record of
+``_simulator/faults.jsonl``::
 
     {"file": "events/date=.../hour=../batch-0001.jsonl.gz", "line": 17 | null,
      "fault": "...", "expected_reason": "..." | null, "field": "..." | null,

@@ -321,7 +321,7 @@ class EventWriter:
         landing: Path,
         *,
         chunk_rows: int = 64_000,
-        max_pending: int = 2,
+        max_pending: int = 4,
     ) -> None:
         self.cfg = cfg
         self.landing = landing
