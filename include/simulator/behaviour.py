@@ -52,7 +52,7 @@ def query_vocab() -> list[str]:
 
 @dataclass(frozen=True)
 class Events:
-    """All simulated events in event-time order; every array has shape ``(n_events,)``.
+    """The events of a chunk of days in event-time order; arrays have shape ``(n_events,)``.
 
     Codes: ``etype`` indexes ``contracts.EVENT_TYPES``; ``user``/``item``/``order``/
     ``query``/``rec``/``method`` are -1 when absent; ``scroll``/``lpos`` -1 when absent;
@@ -137,6 +137,11 @@ def build_events(
     ses: Sessions,
     rng: np.random.Generator,
 ) -> tuple[Events, SessionTimes]:
+    """Events of the visits ``ses`` (any subset of whole days), sorted by event time.
+
+    Returns the events (arrays of shape ``(n_events,)``; ``Events.session`` indexes
+    ``ses``) and each visit's start, end and event count (shape ``(len(ses.person),)``).
+    """
     n_ses = len(ses.person)
     epoch = taste.epoch_of_day(ses.day)
     page_item0 = PAGE_CATEGORY0 + len(CATEGORY_NAMES)
