@@ -1,0 +1,176 @@
+"""Glue between the warehouse, the GX gates and the DS library for ``recommender_train``.
+
+``recsys`` is a plain library (no settings, no warehouse, no Airflow); this module gives it
+DataFrames read from the ML marts and puts its outputs where the platform expects them:
+
+- training inputs: ``models/_snapshots/<run>/{events,items,users,interactions}.parquet``
+  (one read of the warehouse, in the writer pool; training never holds the DuckDB lock);
+- models: ``models/<version>/`` and the ``models/current`` pointer (:mod:`recsys.registry`);
+- lists: ``published/<version>/recommendations.parquet`` and ``published/CURRENT``;
+- report: ``reports/evaluation/<version>.html`` and ``reports/evaluation/latest.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from include.contracts import PRODUCT_EVENT_TYPES
+from include.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_QUERIES: dict[str, str] = {
+    # recsys expects user_id, item_id, event_type, event_at (one row per product event)
+    "events": f"""
+        select visitor_id as user_id, item_id, event_type, event_at
+        from fct_events
+        where item_id is not null
+          and event_type in ({", ".join("?" for _ in PRODUCT_EVENT_TYPES)})
+    """,
+    "items": "select * from ml_item_features",
+    "users": "select * from ml_user_features",
+    "interactions": "select * from ml_interactions",
+}
+
+
+def _safe(run_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:120]
+
+
+def extract_training_data(run_id: str) -> dict[str, Any]:
+    """Snapshot the ML marts to Parquet, then gate the training set (raises GateFailed)."""
+    import pandas as pd
+
+    from expectations.gate import run_gate
+    from include.warehouse import connect
+
+    settings = get_settings()
+    out = settings.models_dir / "_snapshots" / _safe(run_id)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    counts = {}
+    with connect(read_only=True) as con:
+        for name, sql in SNAPSHOT_QUERIES.items():
+            params = list(PRODUCT_EVENT_TYPES) if name == "events" else []
+            frame = con.execute(sql, params).df()
+            frame.to_parquet(tmp / f"{name}.parquet", index=False)
+            counts[name] = len(frame)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)  # a snapshot folder is complete or absent
+    interactions = pd.read_parquet(out / "interactions.parquet")
+    gate = run_gate("training_set", interactions, run_name=run_id)
+    return {"snapshot": str(out), "rows": counts, "gate": gate.summary()}
+
+
+def train(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """Train every candidate and baseline on the snapshot and save a (not yet current) version."""
+    import pandas as pd
+
+    from recsys.pipeline import run_training
+
+    settings = get_settings()
+    folder = Path(snapshot["snapshot"])
+    summary = run_training(
+        pd.read_parquet(folder / "events.parquet"),
+        pd.read_parquet(folder / "items.parquet"),
+        pd.read_parquet(folder / "users.parquet"),
+        models_dir=settings.models_dir,
+    )
+    reports = settings.reports_dir / "evaluation"
+    reports.mkdir(parents=True, exist_ok=True)
+    source = Path(summary["report_path"])
+    if source.exists():
+        shutil.copyfile(source, reports / f"{summary['version']}.html")
+        shutil.copyfile(source, reports / "latest.html")
+        summary["report_path"] = str(reports / f"{summary['version']}.html")
+    return summary
+
+
+class DefinitionOfDoneFailed(RuntimeError):
+    """The trained model failed its definition of done; it is not published."""
+
+    def __init__(self, message: str, owner_role: str, details: dict[str, Any], docs_url: str):
+        super().__init__(message)
+        self.owner_role = owner_role
+        self.details = details
+        self.docs_url = docs_url
+
+
+def check_dod(summary: dict[str, Any]) -> dict[str, Any]:
+    """Stop the run when the version failed its definition of done; say which clause, by how
+    much, and notify every owner of a failed clause."""
+    from include.roles import notify
+    from recsys.registry import read_json
+
+    if summary["dod_passed"]:
+        return summary
+    dod = read_json(get_settings().models_dir, summary["version"], "dod.json")
+    failed = [c for c in dod["clauses"] if c["status"] == "fail"]
+    lines = [
+        f"{c['id']} ({c['owner']}): observed {c['observed']:.4g}, required {c['required']:.4g} "
+        f"(short by {-c['margin']:.4g}, {c['margin_pct']:+.1f}%)"
+        for c in failed
+    ]
+    message = f"model {summary['version']} failed its definition of done: " + "; ".join(lines)
+    owners = sorted({c["owner"] for c in failed}) or ["DS"]
+    for owner in owners[1:]:  # the task's failure callback notifies the first
+        notify(
+            owner,
+            subject="definition of done failed",
+            error=message,
+            dag_id="recommender_train",
+            link=summary["report_path"],
+            details={"clauses": failed},
+        )
+    raise DefinitionOfDoneFailed(message, owners[0], {"clauses": failed}, summary["report_path"])
+
+
+def score(summary: dict[str, Any]) -> dict[str, Any]:
+    """Batch-score the version into ``published/<version>/recommendations.parquet``."""
+    from recsys.scoring import score_version
+
+    settings = get_settings()
+    version = summary["version"]
+    out = settings.published_dir / version / "recommendations.parquet"
+    scored = score_version(settings.models_dir, out, version=version)
+    return {**scored, "version": version, "report_path": summary["report_path"]}
+
+
+def validate_recommendations(scored: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
+    """GX gate on the lists: known purchases are excluded, ranks and scores are sane."""
+    import pandas as pd
+
+    from expectations.gate import run_gate
+
+    recs = pd.read_parquet(scored["path"])
+    events = pd.read_parquet(Path(snapshot["snapshot"]) / "events.parquet")
+    purchases = events.loc[events["event_type"] == "purchase", ["user_id", "item_id"]]
+    n_items = len(pd.read_parquet(Path(snapshot["snapshot"]) / "items.parquet"))
+    gate = run_gate(
+        "recommendations",
+        recs,
+        purchases=purchases.drop_duplicates(),
+        catalog_size=n_items,
+        run_name=scored["version"],
+    )
+    return {**scored, "gate": gate.summary()}
+
+
+def publish(validated: dict[str, Any]) -> dict[str, Any]:
+    """Promote the version (models/current) and publish its lists (published/CURRENT)."""
+    from recsys.registry import promote
+    from recsys.scoring import publish as publish_lists
+
+    settings = get_settings()
+    version = validated["version"]
+    promote(settings.models_dir, version)
+    folder = publish_lists(settings.models_dir, settings.published_dir, version)
+    meta = json.loads((folder / "model.json").read_text())
+    log.info("published %s: %s", version, meta)
+    return {"version": version, "published": str(folder), "rows": validated["rows"]}
