@@ -1,0 +1,341 @@
+"""Charts of the business report, drawn with matplotlib's object API (no pyplot state).
+
+Every function takes exported mart frames (pandas, one row per the mart's grain), returns a
+self-contained SVG as a ``data:`` URI for an ``<img>`` tag (no file, no network), or ``None``
+when the frame is empty, so the report can say "no data" instead of drawing empty axes.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+BLUE = "#1f5f99"
+ORANGE = "#d9782d"
+GREY = "#8a8f98"
+GREEN = "#3a8a4f"
+PURPLE = "#7a4fa0"
+#: Days beyond which time-to-return values share the last histogram bin.
+RETURN_DAYS_CAP = 60
+
+
+def _figure(nrows: int = 1, ncols: int = 1, *, width: float = 10.0, height: float = 3.8, **kw):
+    import matplotlib
+
+    # Stable SVG element ids and no timestamp: the same data gives the same bytes.
+    matplotlib.rcParams["svg.hashsalt"] = "trasos-business-report"
+    matplotlib.rcParams["font.size"] = 9
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    return fig, axes
+
+
+def to_data_uri(fig: Any) -> str:
+    """The figure as ``data:image/svg+xml;base64,...``."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _percent_axis(ax: Any) -> None:
+    from matplotlib.ticker import PercentFormatter
+
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+
+
+def _date_axis(ax: Any) -> None:
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    return numerator / denominator.where(denominator > 0)
+
+
+def conversion_trend(daily: pd.DataFrame, rolling_days: int = 7) -> str | None:
+    """Non-customer conversion per day and its rolling rate; visitors and buyers below.
+
+    ``daily``: metrics_conversion_daily (activity_date x platform x country rows).
+    """
+    if daily.empty:
+        return None
+    import pandas as pd
+
+    counts = ["n_visitors", "n_new_visitors", "n_non_customer_visitors", "n_first_time_buyers"]
+    by_day = daily.assign(activity_date=pd.to_datetime(daily["activity_date"]))
+    by_day = by_day.groupby("activity_date")[counts].sum()
+    full_range = pd.date_range(by_day.index.min(), by_day.index.max(), freq="D")
+    by_day = by_day.reindex(full_range, fill_value=0)
+    rate = _ratio(by_day["n_first_time_buyers"], by_day["n_non_customer_visitors"])
+    window = by_day.rolling(f"{rolling_days}D", min_periods=1).sum()
+    rolling = _ratio(window["n_first_time_buyers"], window["n_non_customer_visitors"])
+
+    fig, axes = _figure(2, 1, height=5.0, sharex=True, height_ratios=[3, 2])
+    ax_rate, ax_n = axes[0, 0], axes[1, 0]
+    ax_rate.plot(rate.index, rate.values, color=GREY, marker="o", ms=3, lw=1, label="daily")
+    ax_rate.plot(
+        rolling.index, rolling.values, color=BLUE, lw=2.2, label=f"{rolling_days}-day rolling"
+    )
+    ax_rate.set_ylabel("non-customer conversion")
+    ax_rate.set_ylim(bottom=0)
+    _percent_axis(ax_rate)
+    ax_rate.legend(loc="upper left", frameon=False)
+    ax_rate.grid(axis="y", alpha=0.3)
+    ax_n.bar(by_day.index, by_day["n_visitors"], color="#c9d6e3", label="visitors", width=0.8)
+    ax_n.bar(by_day.index, by_day["n_new_visitors"], color=BLUE, label="new visitors", width=0.5)
+    ax_n.plot(
+        by_day.index,
+        by_day["n_first_time_buyers"],
+        color=ORANGE,
+        marker="o",
+        ms=3,
+        lw=1.5,
+        label="first-time buyers",
+    )
+    ax_n.set_ylabel("per day")
+    ax_n.legend(loc="upper left", frameon=False, ncols=3)
+    ax_n.grid(axis="y", alpha=0.3)
+    _date_axis(ax_n)
+    return to_data_uri(fig)
+
+
+def time_to_return(returns: pd.DataFrame, by_cohort: pd.DataFrame) -> str | None:
+    """Distribution of customers' days to return (left) and the cohort median trend (right).
+
+    ``returns``: metrics_time_to_return rows; ``by_cohort``: metrics_return_by_cohort.
+    """
+    customer_returns = returns[returns["is_customer"].astype(bool)] if len(returns) else returns
+    if customer_returns.empty and by_cohort.empty:
+        return None
+    import numpy as np
+    import pandas as pd
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = _figure(1, 2, height=3.8)
+    ax_hist, ax_trend = axes[0, 0], axes[0, 1]
+    bins = np.arange(0, RETURN_DAYS_CAP + 2) - 0.5
+    for kind, color, label in (
+        ("session", BLUE, "next visit"),
+        ("purchase", ORANGE, "next order"),
+    ):
+        days = customer_returns.loc[customer_returns["return_type"] == kind, "days_to_return"]
+        if len(days):
+            ax_hist.hist(
+                np.minimum(days.to_numpy(dtype=float), RETURN_DAYS_CAP),
+                bins=bins,
+                histtype="step",
+                lw=1.8,
+                color=color,
+                label=f"{label} (n={len(days)}, median {days.median():.0f} d)",
+            )
+    ax_hist.set_xlabel(f"days to return (last bin: {RETURN_DAYS_CAP} days or more)")
+    ax_hist.set_ylabel("returns")
+    ax_hist.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_hist.set_title("Customers: days until they came back", loc="left")
+    ax_hist.legend(frameon=False)
+    ax_hist.grid(axis="y", alpha=0.3)
+
+    if not by_cohort.empty:
+        cohorts = by_cohort.assign(cohort_week=pd.to_datetime(by_cohort["cohort_week"]))
+        cohorts = cohorts.sort_values("cohort_week")
+        ax_trend.plot(
+            cohorts["cohort_week"],
+            cohorts["median_days_to_return"],
+            color=BLUE,
+            marker="o",
+            lw=2,
+            label="median days to next visit",
+        )
+        # Cohorts not yet followed for the whole window: hollow, their median is still rising.
+        young = cohorts[cohorts["n_customers_window_observed"] < cohorts["n_customers"]]
+        ax_trend.plot(
+            young["cohort_week"],
+            young["median_days_to_return"],
+            ls="none",
+            marker="o",
+            ms=7,
+            mfc="white",
+            mec=BLUE,
+            label="(hollow: cohort still young)",
+        )
+        ax_trend.set_ylabel("median days")
+        ax_trend.set_ylim(bottom=0)
+        ax_share = ax_trend.twinx()
+        window = int(cohorts["return_window_days"].iloc[0])
+        ax_share.plot(
+            cohorts["cohort_week"],
+            cohorts["return_rate_within_window"],
+            color=GREEN,
+            marker="s",
+            ls="--",
+            lw=1.5,
+            label=f"returned within {window} days",
+        )
+        ax_share.set_ylim(0, 1.05)
+        _percent_axis(ax_share)
+        lines = ax_trend.get_lines() + ax_share.get_lines()
+        ax_trend.legend(lines, [ln.get_label() for ln in lines], frameon=False, loc="lower left")
+        _date_axis(ax_trend)
+    ax_trend.set_title("By cohort (week of first purchase)", loc="left")
+    ax_trend.grid(axis="y", alpha=0.3)
+    return to_data_uri(fig)
+
+
+def retention_heatmap(cohorts: pd.DataFrame) -> str | None:
+    """Share of each first-purchase cohort buying in week N (rows: cohorts, columns: N).
+
+    ``cohorts``: metrics_retention_cohorts. Weeks not yet complete are marked with ``*``.
+    """
+    if cohorts.empty:
+        return None
+    import numpy as np
+    import pandas as pd
+
+    frame = cohorts.assign(cohort_week=pd.to_datetime(cohorts["cohort_week"]).dt.date)
+    share = frame.pivot(
+        index="cohort_week", columns="weeks_since_first_purchase", values="purchasing_share"
+    ).sort_index()
+    complete = frame.pivot(
+        index="cohort_week", columns="weeks_since_first_purchase", values="is_complete_week"
+    ).reindex_like(share)
+    sizes = frame.groupby("cohort_week")["cohort_size"].first().reindex(share.index)
+    n_rows, n_cols = share.shape
+    fig, axes = _figure(
+        width=min(12.0, max(6.0, 3.0 + 0.75 * n_cols)),
+        height=min(12.0, max(2.6, 1.3 + 0.36 * n_rows)),
+    )
+    ax = axes[0, 0]
+    image = ax.imshow(share.to_numpy(dtype=float), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    values = share.to_numpy(dtype=float)
+    for row in range(n_rows):
+        for col in range(n_cols):
+            value = values[row, col]
+            if np.isnan(value):
+                continue
+            mark = "" if bool(complete.iat[row, col]) else "*"
+            ax.text(
+                col,
+                row,
+                f"{value:.0%}{mark}",
+                ha="center",
+                va="center",
+                fontsize=7.5,
+                color="white" if value > 0.55 else "#1b1b1b",
+            )
+    ax.set_xticks(range(n_cols), [str(c) for c in share.columns])
+    ax.set_yticks(range(n_rows), [f"{week:%Y-%m-%d} (n={int(n)})" for week, n in sizes.items()])
+    ax.set_xlabel("weeks since first purchase (* = week not complete yet)")
+    ax.set_ylabel("first-purchase week")
+    fig.colorbar(image, ax=ax, shrink=0.8, format="{x:.0%}")
+    return to_data_uri(fig)
+
+
+FUNNEL_STEPS: tuple[tuple[str, str], ...] = (
+    ("n_sessions", "sessions"),
+    ("n_product_view_sessions", "product view"),
+    ("n_add_to_cart_sessions", "add to cart"),
+    ("n_purchase_sessions", "purchase"),
+)
+
+
+def funnel(daily: pd.DataFrame) -> str | None:
+    """The session funnel over the whole range (left) and its step rates per day (right).
+
+    ``daily``: metrics_funnel_daily.
+    """
+    if daily.empty:
+        return None
+    import pandas as pd
+
+    frame = daily.assign(session_date=pd.to_datetime(daily["session_date"])).sort_values(
+        "session_date"
+    )
+    totals = [int(frame[column].sum()) for column, _ in FUNNEL_STEPS]
+    fig, axes = _figure(1, 2, height=3.8, width_ratios=[2, 3])
+    ax_bars, ax_rates = axes[0, 0], axes[0, 1]
+    labels = [label for _, label in FUNNEL_STEPS]
+    positions = list(range(len(labels)))[::-1]
+    ax_bars.barh(positions, totals, color=[GREY, BLUE, PURPLE, ORANGE])
+    for i, (position, total) in enumerate(zip(positions, totals, strict=True)):
+        step = "" if i == 0 or not totals[i - 1] else f"  {total / totals[i - 1]:.0%} of previous"
+        ax_bars.text(total, position, f" {total:,}{step}", va="center", fontsize=8)
+    ax_bars.set_yticks(positions, labels)
+    ax_bars.set_xlim(0, max(totals) * 1.9 if max(totals) else 1)
+    ax_bars.set_xlabel("sessions, whole range")
+    ax_bars.spines[["top", "right"]].set_visible(False)
+
+    for numerator, denominator, color, label in (
+        ("n_add_to_cart_sessions", "n_product_view_sessions", PURPLE, "view -> cart"),
+        ("n_purchase_sessions", "n_add_to_cart_sessions", ORANGE, "cart -> purchase"),
+        ("n_purchase_sessions", "n_product_view_sessions", BLUE, "view -> purchase"),
+    ):
+        rate = _ratio(frame[numerator], frame[denominator])
+        ax_rates.plot(frame["session_date"], rate, color=color, marker="o", ms=3, label=label)
+    ax_rates.set_ylim(0, 1.05)
+    _percent_axis(ax_rates)
+    ax_rates.set_title("Step conversion per day", loc="left")
+    ax_rates.legend(frameon=False, ncols=3, loc="upper left")
+    ax_rates.grid(axis="y", alpha=0.3)
+    _date_axis(ax_rates)
+    return to_data_uri(fig)
+
+
+def recommendation_impact(impact: pd.DataFrame) -> str | None:
+    """Sessions with and without a recommendation click: conversion and return rates.
+
+    ``impact``: metrics_recommendation_impact (one row per group).
+    """
+    if impact.empty:
+        return None
+    import numpy as np
+
+    window = int(impact["return_window_days"].iloc[0])
+    measures = (
+        ("conversion_rate", "converted in the session"),
+        ("return_rate", "came back (so far)"),
+        ("return_rate_within_window", f"came back within {window} days"),
+    )
+    frame = impact.sort_values("has_recommendation_click")
+    fig, axes = _figure(height=3.6, width=9.0)
+    ax = axes[0, 0]
+    x = np.arange(len(measures))
+    width = 0.38
+    for _, row in frame.iterrows():
+        clicked = bool(row["has_recommendation_click"])
+        offset, color = (width / 2, BLUE) if clicked else (-width / 2, GREY)
+        values = [row[column] for column, _ in measures]
+        heights = [0 if v is None or v != v else v for v in values]  # NaN -> empty bar
+        bars = ax.bar(
+            x + offset,
+            heights,
+            width,
+            color=color,
+            label=f"{row['session_group']} (n={int(row['n_sessions']):,})",
+        )
+        for bar, value in zip(bars, values, strict=True):
+            text = "n/a" if value is None or value != value else f"{value:.0%}"
+            ax.text(
+                bar.get_x() + bar.get_width() / 2,
+                bar.get_height(),
+                text,
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+    ax.set_xticks(x, [label for _, label in measures])
+    ax.set_ylim(0, 1.3)
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
+    _percent_axis(ax)
+    ax.legend(frameon=False, loc="upper center", ncols=2)
+    ax.set_ylabel("share of sessions")
+    ax.grid(axis="y", alpha=0.3)
+    return to_data_uri(fig)
