@@ -14,7 +14,7 @@ DATASET    ?= simulator
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
-.PHONY: help setup run up test lint format dbt-build dbt-docs bench clean simulate browser
+.PHONY: help setup run up test lint format dbt-build dbt-docs bench clean simulate browser report owners serve
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -67,6 +67,13 @@ dbt-docs: setup  ## generate dbt docs into the reports directory and serve them 
 	eval "$$($(CTL) env)" && cd dbt_project && ../$(VENV)/bin/dbt docs generate --static \
 	  --target-path "$$TRASOS_DATA_DIR/reports/dbt_docs"
 	eval "$$($(CTL) env)" && $(PY) -m http.server 8081 --bind 127.0.0.1 -d "$$TRASOS_DATA_DIR/reports/dbt_docs"
+
+LAPSED_DAYS ?= 14
+report: setup  ## rebuild the business report by hand (DA marts, export, HTML, lapsed CSV)
+	eval "$$($(CTL) env)" && $(PY) -m include.reporting.business --lapsed-days $(LAPSED_DAYS)
+
+owners: setup  ## print the ownership map (DAGs, dbt models, GX suites, models) and write it as a page
+	eval "$$($(CTL) env)" && $(PY) -m include.owners
 
 simulate: setup  ## write 30 simulated days (about 1M events) into the landing zone
 	$(PY) -m include.simulator
