@@ -174,7 +174,7 @@ def test_model_and_health(client: TestClient) -> None:
     assert info.candidate == "fixture"
     assert info.metrics["ndcg@10"] == pytest.approx(0.1234)
     assert info.counts.users == 30 and info.counts.items == 60
-    assert info.counts.cold_start_segments[0] == "all"
+    assert "all" in info.counts.cold_start_segments and info.cold_start_fallback == "all"
     assert info.trained_at < info.generated_at
 
     health = client.get("/v1/health")  # no key needed
@@ -331,6 +331,41 @@ def test_loader_escapes_ids_and_keeps_given_order(data_dir: Path) -> None:
         {"rank": 2, "item_id": 'odd"item\\', "score": 0.5},
     ]
     assert json.loads(b"[" + snap.items_json("user", "u1", 10) + b"]")[0]["score"] == 1e-7
+
+
+def test_loader_accepts_what_recsys_scoring_publishes(data_dir: Path) -> None:
+    """model.json with version/kind and no metrics; cold start 'popular' + 'trending'."""
+    frame = fixture_frame(**FIXTURE)
+    frame.loc[(frame.list_type == "cold_start") & (frame.key_id == "all"), "key_id"] = "popular"
+    frame.loc[(frame.list_type == "cold_start") & (frame.key_id == "category:shoes"), "key_id"] = (
+        "trending"
+    )
+    published_dir = get_settings().published_dir
+    folder = publish_fixture(published_dir, "20260301T0200-blend", frame=frame)
+    (folder / "model.json").write_text(
+        json.dumps(
+            {
+                "version": "20260301T0200-blend",
+                "trained_at": "2026-03-01T02:00:00+00:00",
+                "published_at": "2026-03-01T02:20:00+00:00",
+                "kind": "factors+cooccurrence",
+                "dod_passed": True,
+            }
+        )
+    )
+    store = ModelStore(published_dir)
+    assert store.check(), store.last_error
+    client = TestClient(create_app(store=store, api_keys=[KEY], start_watcher=False))
+    body = client.get("/v1/users/someone-new/recommendations?k=3", headers=AUTH).json()
+    assert body["source"] == "cold_start"
+    assert body["items"] == expected_items(frame, "cold_start", "popular", 3)
+    info = client.get("/v1/model", headers=AUTH).json()
+    assert (info["candidate"], info["metrics"], info["cold_start_fallback"]) == (
+        "factors+cooccurrence",
+        {},
+        "popular",
+    )
+    assert info["trained_at"] == "2026-03-01T02:00:00Z"
 
 
 def _broken(frame: pd.DataFrame, case: str) -> pd.DataFrame:

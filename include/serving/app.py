@@ -7,6 +7,7 @@ the OpenAPI document, and the tests check that the bytes validate against them.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field
 
 from include.serving.auth import API_KEY_HEADER, KeyRing, load_api_keys
-from include.serving.loader import COLD_START_DEFAULT, ID_PATTERN, ModelStore, Snapshot
+from include.serving.loader import ID_PATTERN, ModelStore, Snapshot
 from include.settings import get_settings
 
 API_TITLE = "Trasos recommendations API"
@@ -113,6 +114,7 @@ class ModelInfo(BaseModel):
                     "loaded_at": "2026-03-01T02:15:01Z",
                     "candidate": "lightfm",
                     "metrics": {"ndcg@10": 0.142, "recall@20": 0.231},
+                    "cold_start_fallback": "all",
                     "counts": {
                         "users": 100000,
                         "items": 20000,
@@ -130,6 +132,9 @@ class ModelInfo(BaseModel):
     loaded_at: datetime = Field(description="When this server process loaded the version.")
     candidate: str = Field(description="Name of the model that won the evaluation.")
     metrics: dict[str, float] = Field(description="Offline metrics of the published model.")
+    cold_start_fallback: str = Field(
+        description="The cold-start segment unknown users get ('all', else 'popular')."
+    )
     counts: ModelCounts
 
 
@@ -261,7 +266,7 @@ def user_body(snap: Snapshot, user_id: str, k: int) -> bytes:
     items = snap.items_json("user", user_id, k)
     source = b"personal"
     if items is None:
-        items = snap.items_json("cold_start", COLD_START_DEFAULT, k) or b""
+        items = snap.items_json("cold_start", snap.cold_start_key, k) or b""
         source = b"cold_start"
     # The id pattern admits no JSON special character: no escaping needed.
     return b"".join(
@@ -403,6 +408,10 @@ def create_app(
         ring()
         if start_watcher:
             store.start()
+            # Everything alive now (modules, the first model) is long-lived: keep it out of
+            # the collector's full passes, which would otherwise pause requests for ms.
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
@@ -506,10 +515,11 @@ def create_app(
             loaded_at=snap.loaded_at,
             candidate=snap.candidate,
             metrics=snap.metrics,
+            cold_start_fallback=snap.cold_start_key,
             counts=ModelCounts(
                 users=snap.count("user"),
                 items=snap.count("also_bought"),
-                cold_start_segments=list(snap.index["cold_start"]),
+                cold_start_segments=sorted(snap.index["cold_start"]),
                 rows=snap.rows,
             ),
         )

@@ -38,6 +38,9 @@ log = logging.getLogger("trasos.serving")
 
 LIST_TYPES: tuple[str, ...] = ("user", "also_bought", "cold_start")
 COLD_START_DEFAULT = "all"  # the global cold-start list; other segments: "category:<name>"
+# Keys accepted as the global cold-start list, in order of preference. 'popular' is what
+# recsys.scoring writes today (next to 'trending' and 'category:<name>').
+GLOBAL_COLD_START_KEYS: tuple[str, ...] = (COLD_START_DEFAULT, "popular")
 CURRENT_FILE = "CURRENT"
 RECOMMENDATIONS_FILE = "recommendations.parquet"
 MODEL_FILE = "model.json"
@@ -95,6 +98,7 @@ class Snapshot:
     # str -> int is not tracked by the garbage collector, so 100k+ keys add no GC pauses.
     index: dict[str, dict[str, int]]
     load_seconds: float = 0.0
+    cold_start_key: str = COLD_START_DEFAULT  # the list unknown users get
     # b',"model_version":"...","generated_at":"..."', spliced into every list response.
     version_fields: bytes = field(default=b"")
 
@@ -183,10 +187,10 @@ def _read_model_json(vdir: Path, version: str) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"{vdir / MODEL_FILE} is not readable JSON: {exc}") from exc
     _check(isinstance(info, dict), f"{vdir / MODEL_FILE} is not a JSON object")
+    named = info.get("model_version", info.get("version"))  # 'version': recsys.scoring
     _check(
-        info.get("model_version") == version,
-        f"{vdir / MODEL_FILE} says model_version={info.get('model_version')!r}, "
-        f"the directory is {version!r}",
+        named == version,
+        f"{vdir / MODEL_FILE} says model_version={named!r}, the directory is {version!r}",
     )
     _check("trained_at" in info, f"{vdir / MODEL_FILE} has no trained_at")
     return info
@@ -198,7 +202,9 @@ def load_version(published_dir: Path, version: str) -> Snapshot:
     Raises :class:`ModelLoadError` when the files are missing or break the contract: a
     column missing, nulls in key columns, an unknown list_type, a model_version that is
     not ``version``, non-finite scores, ranks < 1 or repeated within a list, or no global
-    cold-start list (``list_type='cold_start'``, ``key_id='all'``: unknown users need it).
+    cold-start list (``list_type='cold_start'``, ``key_id`` 'all' or else 'popular': unknown
+    users need it). ``model.json`` may spell ``model_version``/``candidate`` as
+    ``version``/``kind`` (what ``recsys.scoring.publish`` writes).
     """
     started = time.perf_counter()
     _check(bool(_VERSION_RE.match(version)), f"invalid model_version {version!r}")
@@ -290,9 +296,10 @@ def load_version(published_dir: Path, version: str) -> Snapshot:
     ):
         lt, key = divmod(code, len(key_names))
         index[list_names[lt]][key_names[key]] = start << 32 | (end - start)
+    cold_start_key = next((k for k in GLOBAL_COLD_START_KEYS if k in index["cold_start"]), None)
     _check(
-        COLD_START_DEFAULT in index["cold_start"],
-        f"no global cold-start list (list_type='cold_start', key_id='{COLD_START_DEFAULT}')",
+        cold_start_key is not None,
+        f"no global cold-start list (list_type='cold_start', key_id in {GLOBAL_COLD_START_KEYS})",
     )
     pa.default_memory_pool().release_unused()  # give the load's scratch memory back
 
@@ -318,7 +325,7 @@ def load_version(published_dir: Path, version: str) -> Snapshot:
         model_version=version,
         trained_at=trained_at,
         generated_at=generated_at,
-        candidate=str(info.get("candidate") or "unknown"),
+        candidate=str(info.get("candidate") or info.get("kind") or "unknown"),
         metrics=metrics,
         loaded_at=iso_utc(datetime.now(UTC)),
         path=vdir,
@@ -327,6 +334,7 @@ def load_version(published_dir: Path, version: str) -> Snapshot:
         index=index,
         load_seconds=time.perf_counter() - started,
         version_fields=version_fields,
+        cold_start_key=cold_start_key,
     )
 
 
