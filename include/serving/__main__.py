@@ -35,7 +35,7 @@ def serve(args: argparse.Namespace) -> int:
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)  # also in spawned workers
     log_config["loggers"]["trasos"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     uvicorn.run(
-        "include.serving.app:create_app",
+        "include.serving.app:serve_app",
         factory=True,
         host=args.host,
         port=args.port,
