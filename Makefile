@@ -75,10 +75,14 @@ report: setup  ## rebuild the business report by hand (DA marts, export, HTML, l
 owners: setup  ## print the ownership map (DAGs, dbt models, GX suites, models) and write it as a page
 	eval "$$($(CTL) env)" && $(PY) -m include.owners
 
+serve: setup  ## recommendations API on 127.0.0.1:8000 (keys and endpoints: docs/serving.md)
+	$(PY) -m include.serving serve --host 127.0.0.1 --port 8000
+
 simulate: setup  ## write 30 simulated days (about 1M events) into the landing zone
 	$(PY) -m include.simulator
 
-bench: setup  ## run every benchmark under bench/
+bench: setup  ## run every benchmark under bench/ and write bench/RESULTS.md
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null) || true
 	$(PY) bench/run_all.py
 
 clean:  ## remove the data directory, Airflow home and caches (keeps .venv)
