@@ -33,6 +33,8 @@ $(LIGHTFM): | $(UV)
 
 $(SYNCED): requirements.lock $(LIGHTFM) | $(UV)
 	$(UV) pip sync --quiet --python $(PY) --find-links $(WHEELS) requirements.lock
+	@# the repo's packages (include, recsys, expectations) importable from every process
+	@echo "$(CURDIR)" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/trasos.pth
 	@touch $@
 
 setup: $(SYNCED)  ## create .venv with the locked stack and initialise Airflow (idempotent)

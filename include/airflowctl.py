@@ -113,10 +113,11 @@ def airflow_env(port: int | None = None, home: Path | None = None) -> dict[str, 
         "AIRFLOW_CONN_DUCKDB_WAREHOUSE": json.dumps(
             {"conn_type": "generic", "host": str(settings.warehouse_path)}
         ),
-        "PYTHONPATH": str(REPO_ROOT),
         "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     env = dict(os.environ)
+    # The repo's packages for every process (make setup also adds a .pth file to the venv).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     for key, value in defaults.items():
         if key == "PATH" or key not in os.environ:
             env[key] = value

@@ -29,7 +29,15 @@ def connect(
             f"warehouse {target} does not exist yet: run the events_ingest DAG (make run) first"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(target), read_only=read_only)
+    try:
+        con = duckdb.connect(str(target), read_only=read_only)
+    except duckdb.ConnectionException as exc:
+        # This process already holds the file read-write (e.g. dbt run in-process by Cosmos
+        # under `airflow dags test`): DuckDB refuses a second, read-only configuration in the
+        # same process, but shares the open database with a default connection.
+        if not (read_only and "different configuration" in str(exc)):
+            raise
+        con = duckdb.connect(str(target))
     try:
         yield con
     finally:
