@@ -57,12 +57,13 @@ def events_ingest() -> None:
         """Emit the raw_events Asset (skipped when the run loaded nothing new)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        if not (summary["loaded"] or summary["snapshots"]):
+        if not (summary["events_loaded"] or summary["snapshots"]):
             raise AirflowSkipException("nothing new was loaded: no raw_events Asset event")
         outlet_events[RAW_EVENTS].extra = {
-            "loaded": summary["loaded"],
+            "events_loaded": summary["events_loaded"],
             "quarantined": summary["quarantined"],
             "event_dates": summary["event_dates"],
+            "snapshots": summary["snapshots"],
         }
         return summary
 

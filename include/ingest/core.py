@@ -178,6 +178,7 @@ class IngestSummary:
     duplicates: int = 0
     late_loaded: int = 0
     bot_events: int = 0
+    events_loaded: int = 0  # the part of ``loaded`` that is events (the rest: snapshot rows)
     reasons: dict[str, int] = field(default_factory=dict)
     event_dates: list[str] = field(default_factory=list)
     snapshots: list[str] = field(default_factory=list)  # "<dataset>/<snapshot_date>"
@@ -199,6 +200,8 @@ class IngestSummary:
             "bot_events",
         ):
             setattr(self, name, getattr(self, name) + getattr(stats, name))
+        if stats.dataset == "events":
+            self.events_loaded += stats.loaded
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -250,12 +253,14 @@ def _ddl() -> list[str]:
         "primary key (path, content_hash))",
         "create table if not exists raw.ingest_outputs (path VARCHAR primary key, "
         "load_id VARCHAR, kind VARCHAR, rows BIGINT, bytes BIGINT, committed_at TIMESTAMP)",
-        "create table if not exists raw.event_ids (event_id VARCHAR, load_id VARCHAR)",
+        # every loaded event id, as md5_number(event_id): dedupe across all history
+        "create table if not exists raw.event_ids (id_hash UHUGEINT, load_id VARCHAR)",
     ]
 
 
 def _prepare(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("set TimeZone = 'UTC'")
+    con.execute("set enable_progress_bar = false")
     con.execute("set preserve_insertion_order = false")
     for stmt in _ddl():
         con.execute(stmt)
@@ -417,6 +422,8 @@ def ingest(config: IngestConfig | None = None, settings: Settings | None = None)
         runner = _Runner(con, s, cfg, lake, manifest, summary)
         runner.run(todo)
         refresh_views(con, s)
+        for label, took in runner.timings.most_common(12):
+            log.info("%7.2f s  %s", took, label)
     summary.seconds = time.monotonic() - started
     if summary.failed:
         names = "; ".join(
@@ -453,6 +460,26 @@ def _unchanged(f: LandingFile, manifest: dict[str, list[dict[str, Any]]]) -> boo
     )
 
 
+class _TimedConnection:
+    """Times every statement (logged at DEBUG, summed per statement kind for the summary)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, timings: Counter):
+        self._con = con
+        self.timings = timings
+
+    def execute(self, sql: str, params: Any = None) -> duckdb.DuckDBPyConnection:
+        label = " ".join(sql.split()[:6])[:60]
+        t0 = time.perf_counter()
+        result = self._con.execute(sql, params) if params is not None else self._con.execute(sql)
+        took = time.perf_counter() - t0
+        self.timings[label] += took
+        log.debug("%.3f s  %s", took, label)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+
 class _Runner:
     def __init__(
         self,
@@ -463,7 +490,8 @@ class _Runner:
         manifest: dict[str, list[dict[str, Any]]],
         summary: IngestSummary,
     ):
-        self.con = con
+        self.timings: Counter = Counter()
+        self.con = _TimedConnection(con, self.timings)
         self.settings = settings
         self.cfg = cfg
         self.lake = lake
@@ -507,7 +535,9 @@ class _Runner:
 
             pending = submit(loads[0])
             for i, group in enumerate(loads):
+                t0 = time.perf_counter()
                 contents = [fut.result() for fut in pending]
+                self.timings["wait for file reads"] += time.perf_counter() - t0
                 # read the next load while DuckDB works on this one
                 pending = submit(loads[i + 1]) if i + 1 < len(loads) else []
                 self._process(group, contents)
@@ -630,30 +660,51 @@ class _Runner:
     def _validate(
         self, spec: DatasetSpec, items: list[_Item], load_id: str, now: datetime
     ) -> list[FileStats]:
+        """Validate the load's lines into ``staged``, find duplicates and bots; per-file
+        counts with the reconciliation check."""
         con = self.con
         self._register_inputs(items)
         con.execute(staging_sql(spec))
-        key = f"v_{spec.key}"
-        con.execute(
-            """
-            create or replace temp table candidates as
-            select * from staged where not is_blank and reason is null
-            """
-        )
+        # Duplicates: a narrow table of the valid lines that are not loaded. Ids compare by
+        # their 128-bit MD5 (raw.event_ids keeps only that: 16 bytes an id).
         history = (
-            f"where not exists (select 1 from raw.event_ids h where h.event_id = c.{key})"
+            """seen as (
+                select v.file_id, v.line_no from valid v
+                semi join raw.event_ids e on e.id_hash = v.h
+            ),"""
             if spec.name == "events"
-            else ""
+            else "seen as (select file_id, line_no from valid where false),"
         )
         con.execute(
             f"""
-            create or replace temp table firsts as
-            select c.* from candidates c
+            create or replace temp table dups as
+            with valid as (
+                select file_id, line_no, md5_number(v_{spec.key}) as h
+                from staged where reason is null and not is_blank
+            ),
             {history}
-            qualify row_number() over (partition by c.{key} order by c.file_id, c.line_no) = 1
+            repeated as (select h from valid group by h having count(*) > 1),
+            later as (
+                select file_id, line_no from (
+                    select v.file_id, v.line_no,
+                           row_number() over (partition by v.h order by v.file_id, v.line_no) as rn
+                    from valid v semi join repeated r on r.h = v.h
+                ) where rn > 1
+            )
+            select * from seen union select * from later
             """
         )
-        con.execute(self._final_sql(spec, now))
+        if spec.name == "events":
+            con.execute(
+                f"""
+                create or replace temp table rate_bots as
+                select distinct v_anonymous_id as anonymous_id
+                from staged s anti join dups d on d.file_id = s.file_id and d.line_no = s.line_no
+                where s.reason is null and not s.is_blank
+                group by v_anonymous_id, date_trunc('minute', v_event_time)
+                having count(*) > {int(self.cfg.bot_max_events_per_minute)}
+                """
+            )
         counts = {
             row[0]: row[1:]
             for row in con.execute(
@@ -665,17 +716,13 @@ class _Runner:
                 """
             ).fetchall()
         }
-        loaded = {
-            row[0]: row[1:]
-            for row in con.execute(
-                "select file_id, count(*), count(*) filter (where late), "
-                "count(*) filter (where is_bot) from final group by file_id"
-            ).fetchall()
-        }
+        dup_counts = dict(
+            con.execute("select file_id, count(*) from dups group by file_id").fetchall()
+        )
         stats: list[FileStats] = []
         for file_id, it in enumerate(items):
             n_rows, blank_sql, quarantined_sql, candidates = counts.get(file_id, (0, 0, 0, 0))
-            n_loaded, late, bots = loaded.get(file_id, (0, 0, 0))
+            duplicates = dup_counts.get(file_id, 0)
             c = it.content
             utf8_blanked = sum(1 for b in c.bad_lines if b.reason == "invalid_utf8")
             blank = blank_sql - utf8_blanked
@@ -689,11 +736,9 @@ class _Runner:
                 status="loaded",
                 lines_in=c.lines_total - blank,
                 blank_lines=blank,
-                loaded=n_loaded,
+                loaded=candidates - duplicates,
                 quarantined=quarantined_sql + len(c.bad_lines),
-                duplicates=candidates - n_loaded,
-                late_loaded=late,
-                bot_events=bots,
+                duplicates=duplicates,
                 batch_start=it.batch_start,
                 load_id=load_id,
                 error=c.problem,
@@ -716,10 +761,17 @@ class _Runner:
             stats.append(st)
         return stats
 
-    def _final_sql(self, spec: DatasetSpec, now: datetime) -> str:
+    def _loaded_sql(self, spec: DatasetSpec, now: datetime, keep: str = "true") -> str:
+        """SELECT of the rows that load (lake columns + file_id, late, is_bot)."""
         received = f"TIMESTAMP '{now.isoformat(sep=' ')}'"
         exprs: list[str] = []
         fields = {f.column for f in spec.fields}
+        bot = (
+            f"(regexp_matches(coalesce(c.v_user_agent, ''), '{BOT_USER_AGENT_RE}') "
+            "or c.v_anonymous_id in (select anonymous_id from rate_bots))"
+            if spec.name == "events"
+            else "false"
+        )
         for name, typ in spec.lake_columns:
             if name == "received_at":
                 expr = received
@@ -732,31 +784,20 @@ class _Runner:
             elif name == "snapshot_date":
                 expr = "f.snapshot_date"
             elif name == "is_bot":
-                expr = (
-                    f"(regexp_matches(coalesce(c.v_user_agent, ''), '{BOT_USER_AGENT_RE}') "
-                    "or c.v_anonymous_id in (select anonymous_id from rate_bots))"
-                )
+                expr = bot
             elif name in fields:
                 expr = f"c.v_{name}"
             else:
                 raise ValueError(f"{spec.name}: no source for lake column {name!r}")
             exprs.append(f"cast({expr} as {typ}) as {name}")
         late = "c.v_event_time < f.batch_start" if spec.name == "events" else "false"
-        rate = (
-            f"""with rate_bots as (
-                select v_anonymous_id as anonymous_id from firsts
-                group by v_anonymous_id, date_trunc('minute', v_event_time)
-                having count(*) > {int(self.cfg.bot_max_events_per_minute)}
-            )"""
-            if spec.name == "events"
-            else ""
-        )
-        bot = "" if spec.name == "events" else ", false as is_bot"
+        extra = "" if spec.name == "events" else f", {bot} as is_bot"
         return f"""
-            create or replace temp table final as
-            {rate}
-            select c.file_id, {late} as late{bot}, {", ".join(exprs)}
-            from firsts c join files f on f.file_id = c.file_id
+            select c.file_id, {late} as late{extra}, {", ".join(exprs)}
+            from staged c
+            join files f on f.file_id = c.file_id
+            anti join dups d on d.file_id = c.file_id and d.line_no = c.line_no
+            where c.reason is null and not c.is_blank and {keep}
         """
 
     # writing ------------------------------------------------------------------------------
@@ -783,16 +824,32 @@ class _Runner:
         names = ", ".join(n for n, _ in columns)
         outputs: list[tuple[Path, Path, str, int]] = []  # (staged, final, kind, rows)
 
-        n_final = con.execute(f"select count(*) from final where {keep()}").fetchall()[0][0]
+        # The rows that load, once; then one plain COPY per partition (DuckDB's PARTITION_BY
+        # writer costs about twice as much CPU for the same bytes).
+        con.execute(
+            "create or replace temp table loaded as " + self._loaded_sql(spec, now, keep("c."))
+        )
+        for file_id, late, bots in con.execute(
+            "select file_id, count(*) filter (where late), count(*) filter (where is_bot) "
+            "from loaded group by file_id"
+        ).fetchall():
+            stats[file_id].late_loaded, stats[file_id].bot_events = late, bots
+        n_final = sum(st.loaded for st in stats if st.status != "failed")
         if n_final:
-            con.execute(
-                f"""copy (select {names} from final where {keep()})
-                to '{lake_stage}' (format parquet, compression zstd,
-                partition_by ({spec.partition}), write_partition_columns true,
-                filename_pattern 'part-{load_id}-{{i}}')"""
-            )
-            for staged in sorted(lake_stage.rglob("*.parquet")):
-                part = staged.parent.name  # e.g. event_date=2026-10-01
+            partitions = [
+                r[0]
+                for r in con.execute(
+                    f"select distinct {spec.partition}::VARCHAR from loaded order by 1"
+                ).fetchall()
+            ]
+            for value in partitions:
+                part = f"{spec.partition}={value}"
+                staged = lake_stage / part / f"part-{load_id}.parquet"
+                staged.parent.mkdir(parents=True)
+                con.execute(
+                    f"copy (select {names} from loaded where {spec.partition} = '{value}') "
+                    f"to '{staged}' (format parquet, compression zstd)"
+                )
                 final = self.settings.lake_dir / folder / part / staged.name
                 outputs.append((staged, final, spec.name, 0))
 
@@ -828,8 +885,8 @@ class _Runner:
         try:
             if spec.name == "events" and n_final:
                 con.execute(
-                    f"insert into raw.event_ids select event_id, '{load_id}' from final "
-                    f"where {keep()}"
+                    f"insert into raw.event_ids select md5_number(event_id), '{load_id}' "
+                    "from loaded"
                 )
             for st in stats:
                 st.loaded_at = now if st.status != "failed" else None
@@ -887,10 +944,7 @@ class _Runner:
         s.reasons = dict(sorted(counter.items()))
         if spec.name == "events" and n_final:
             s.event_dates.extend(
-                str(r[0])
-                for r in con.execute(
-                    f"select distinct event_date from final where {keep()}"
-                ).fetchall()
+                p.parent.name.split("=", 1)[1] for _, p, kind, _ in outputs if kind == "events"
             )
         s.loads += 1
         for st, it in zip(stats, items, strict=True):

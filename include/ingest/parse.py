@@ -158,7 +158,7 @@ def _string(t: str) -> str:
 
 def _typed(f: Field, t: str) -> str:
     """SQL for the field's value: its contract type, NULL if absent or of another type."""
-    is_string = f"left({t}, 1) = '\"'"
+    is_string = f"starts_with({t}, '\"')"
     is_number = f"(ascii({t}) between 48 and 57 or ascii({t}) = 45)"
     if f.type == "VARCHAR":
         return f"case when {is_string} then {_string(t)} end"
@@ -170,13 +170,14 @@ def _typed(f: Field, t: str) -> str:
         return f"case when {is_number} then try_cast({t} as DOUBLE) end"
     if f.type in ("INTEGER", "BIGINT"):
         return (
-            f"case when {is_number} and not regexp_matches({t}, '[.eE]') "
+            f"case when {is_number} and not (contains({t}, '.') or contains({t}, 'e') "
+            f"or contains({t}, 'E')) "
             f"then try_cast({t} as {f.type}) end"
         )
     if f.type == "BOOLEAN":
         return f"case {t} when 'true' then true when 'false' then false end"
     if f.type == OBJECT:
-        return f"case when left({t}, 1) = '{{' then {t} end"
+        return f"case when starts_with({t}, '{{') then {t} end"
     raise ValueError(f"unsupported field type {f.type!r} for {f.dotted}")
 
 
@@ -195,7 +196,7 @@ def staging_sql(spec: DatasetSpec, *, source: str = "lines", files: str = "files
             raise ValueError(f"{spec.name}: nested fields under {parent!r} need an OBJECT field")
 
     nested_sql = ",\n        ".join(
-        f"case when left(d.{_q(p)}, 1) = '{{' then json_transform(d.{_q(p)}, "
+        f"case when starts_with(d.{_q(p)}, '{{') then json_transform(d.{_q(p)}, "
         f"'{_struct([f.path[1] for f in spec.fields if len(f.path) == 2 and f.path[0] == p])}')"
         f" end as n_{p}"
         for p in nested_parents
