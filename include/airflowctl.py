@@ -79,9 +79,28 @@ def ensure_passwords(home: Path) -> dict[str, str]:
     return {user: current[user] for user in USERS}
 
 
+HOME_KEYS = (
+    "AIRFLOW_HOME",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+    "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+)
+PORT_KEYS = (
+    "AIRFLOW__API__PORT",
+    "AIRFLOW__API__BASE_URL",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+)
+
+
 def airflow_env(port: int | None = None, home: Path | None = None) -> dict[str, str]:
-    """The environment Airflow, dbt and the tasks run with (defaults only; env wins)."""
+    """The environment Airflow, dbt and the tasks run with.
+
+    Values are defaults: an exported variable wins, except that an explicit ``home`` or
+    ``port`` argument sets everything derived from it (a second Airflow beside the first).
+    """
     settings = get_settings()
+    forced = (HOME_KEYS if home else ()) + (PORT_KEYS if port else ())
     home = home or settings.airflow_home
     port = port or int(os.environ.get("AIRFLOW__API__PORT", "8080"))
     sec = _secrets(home)
@@ -119,7 +138,7 @@ def airflow_env(port: int | None = None, home: Path | None = None) -> dict[str, 
     # The repo's packages for every process (make setup also adds a .pth file to the venv).
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     for key, value in defaults.items():
-        if key == "PATH" or key not in os.environ:
+        if key == "PATH" or key in forced or key not in os.environ:
             env[key] = value
     return env
 
