@@ -13,7 +13,9 @@ Steps, each printing progress:
    int_events_sessionized), so dbt start-up is excluded and reported on its own;
 3. the same rule in plain pandas (sort, groupby, diff, cumsum), timed in-process, and an exact
    comparison of every event's (visitor_id, session start) with dbt's;
-4. append 100k new events (a new hour) and time a whole ``dbt build`` again, start-up included.
+4. append 100k new events (a new hour) and time a whole ``dbt build`` again, start-up included
+   (incremental models process the new hour), then the same as ``dbt build --full-refresh``,
+   and check both give the same tables.
 
 The LAST line printed is one JSON object with the figures. Run it on an idle machine: it uses
 both cores and a few GB of RAM.
@@ -43,6 +45,26 @@ EVENTS_PER_SESSION = 20  # on average (10..30)
 SESSIONS_PER_DEVICE = 5
 INACTIVITY = "30 minutes"  # keep in line with dbt var sessions__inactivity_minutes
 SESSION_MODELS = ("int_identities_stitched", "int_events_sessionized")
+# The DE part of the project (DA's marts/metrics are built by their own DAG).
+DE_SELECT = [
+    "--select",
+    "path:seeds",
+    "path:models/staging",
+    "path:models/intermediate",
+    "path:models/marts/core",
+    "path:models/marts/ml",
+]
+FINGERPRINT_SQL = """
+    select
+        (select count(*) from intermediate.int_events_sessionized),
+        (select count(distinct session_id) from intermediate.int_events_sessionized),
+        (select sum(hash(event_id, session_id, visitor_id, session_index))
+            from intermediate.int_events_sessionized),
+        (select sum(hash(event_id, session_id, visitor_id, event_type, item_id))
+            from main.fct_events),
+        (select sum(hash(session_id, n_events, duration_s, is_converted)) from main.fct_sessions),
+        (select sum(hash(user_id, item_id, weight)) from main.ml_interactions)
+"""
 
 
 def log(message: str) -> None:
@@ -291,6 +313,14 @@ def compare_sessions(warehouse: Path, frame) -> tuple[bool, int, int]:
     return mismatches == 0 and n_sessions_dbt == n_sessions_pd, n_sessions_dbt, n_sessions_pd
 
 
+def fingerprint(data_dir: Path) -> tuple:
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    try:
+        return tuple(con.execute(FINGERPRINT_SQL).fetchall()[0])
+    finally:
+        con.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000)
@@ -303,7 +333,11 @@ def main() -> None:
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="trasos_bench_"))
     data_dir = data_dir.resolve()
     target_path = data_dir / "dbt_target"
-    figures: dict[str, object] = {"events": args.events}
+    figures: dict[str, object] = {
+        "events": args.events,
+        "cpus": os.cpu_count(),
+        "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
+    }
     try:
         if args.reuse and (data_dir / "lake" / "events").exists():
             log(f"reusing the lake in {data_dir} (drop its hour_* files first)")
@@ -329,7 +363,7 @@ def main() -> None:
         )
 
         log("dbt build (full) on the history")
-        wall, results = run_dbt(["build"], data_dir, target_path)
+        wall, results = run_dbt(["build", *DE_SELECT], data_dir, target_path)
         timings = model_timings(results)
         session_s = sum(timings[m] for m in SESSION_MODELS)
         con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
@@ -371,8 +405,8 @@ def main() -> None:
 
         log(f"appending {args.new_events:,} new events (one hour)")
         hour = append_hour(data_dir, args.new_events, args.events)
-        log(f"dbt build after the new hour {hour}")
-        wall_inc, results_inc = run_dbt(["build"], data_dir, target_path)
+        log(f"dbt build (incremental) after the new hour {hour}")
+        wall_inc, results_inc = run_dbt(["build", *DE_SELECT], data_dir, target_path)
         log(
             f"hourly dbt build: {wall_inc:.1f} s wall ({results_inc['elapsed_time']:.1f} s "
             "executing)"
@@ -384,6 +418,23 @@ def main() -> None:
                 "incremental_hour_node_s": model_timings(results_inc),
             }
         )
+        if args.full_refresh:
+            incremental_print = fingerprint(data_dir)
+            log("the same hour as a full rebuild: dbt build --full-refresh")
+            wall_full, results_full = run_dbt(
+                ["build", "--full-refresh", *DE_SELECT], data_dir, target_path
+            )
+            match = fingerprint(data_dir) == incremental_print
+            log(f"full rebuild: {wall_full:.1f} s wall; same tables as incremental: {match}")
+            log(f"per-node timings (s): {json.dumps(model_timings(results_full))}")
+            figures.update(
+                {
+                    "full_rebuild_hour_s": round(wall_full, 2),
+                    "full_rebuild_hour_node_s": model_timings(results_full),
+                    "incremental_matches_full_rebuild": match,
+                }
+            )
+        figures["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
     finally:
         if not args.keep and args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)

@@ -168,15 +168,37 @@ def generate_docs(out_dir: Path | None = None) -> Path:
     return out / "index.html"
 
 
+def _connect_read_only(path: Path) -> Any:
+    """A read-only DuckDB connection, or a shared one where dbt ran in this same process.
+
+    Cosmos runs dbt through dbtRunner inside the task process, and dbt-duckdb keeps its
+    read-write handle on the warehouse open afterwards. Under ``airflow dags test`` (every task
+    in one process) a read-only open of that file then fails with "different configuration";
+    the same-configuration open shares dbt's database instead. Separate task processes (any
+    real executor) always get the read-only connection.
+    """
+    import duckdb
+
+    if not path.exists():
+        raise FileNotFoundError(
+            f"warehouse {path} does not exist yet: run the events_transform DAG (make run) first"
+        )
+    try:
+        return duckdb.connect(str(path), read_only=True)
+    except duckdb.ConnectionException as exc:
+        if "different configuration" not in str(exc):
+            raise
+        return duckdb.connect(str(path))
+
+
 def marts_summary(path: Path | None = None) -> dict[str, Any]:
     """Row counts (and time ranges) of the core and ML marts, read-only.
 
     Returns ``{"tables": {name: {"rows": n, "min": ..., "max": ...}}, "warehouse": path}``.
     """
-    from include.warehouse import connect
-
     summary: dict[str, Any] = {"tables": {}}
-    with connect(read_only=True, path=path) as con:
+    con = _connect_read_only(path or get_settings().warehouse_path)
+    try:
         for table, time_column in CORE_MARTS:
             if time_column:
                 rows, lo, hi = con.execute(
@@ -186,6 +208,8 @@ def marts_summary(path: Path | None = None) -> dict[str, Any]:
             else:
                 rows = con.execute(f"select count(*) from {table}").fetchall()[0][0]
                 summary["tables"][table] = {"rows": rows}
+    finally:
+        con.close()
     summary["warehouse"] = str(path or get_settings().warehouse_path)
     return summary
 

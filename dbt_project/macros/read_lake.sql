@@ -27,12 +27,14 @@
             "read_lake() needs a source with meta.external_location, got " ~ source_relation
         ) }}
     {%- endif -%}
+    {%- if flags.WHICH in ('run', 'build') -%}
     {%- set found = run_query("select count(*) from glob(" ~ location ~ ")").columns[0].values()[0] -%}
     {%- if found == 0 -%}
         {{ exceptions.raise_compiler_error(
             "No Parquet files match " ~ location ~ ": the raw lake is empty or TRASOS_DATA_DIR "
             ~ "points elsewhere. Load data first (the events_ingest DAG, `make run`)."
         ) }}
+    {%- endif -%}
     {%- endif -%}
     read_parquet({{ location }}, hive_partitioning = true, union_by_name = true)
 {%- endmacro %}

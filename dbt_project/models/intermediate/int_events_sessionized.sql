@@ -25,6 +25,9 @@
 ) }}
 {%- set inactivity_minutes = var('sessions__inactivity_minutes') -%}
 {%- set lookback_hours = var('incremental__lookback_hours') -%}
+{%- set session_key = dbt.concat([
+    'visitor_id', "'|'", 'cast(session_started_at as ' ~ dbt.type_string() ~ ')'
+]) -%}
 
 with
 
@@ -106,24 +109,18 @@ affected_visitors as (
 
 ),
 
+{% endif %}
+
 stitched as (
 
     select stitched_events.*
     from stitched_events
-    inner join affected_visitors
-        on stitched_events.visitor_id = affected_visitors.visitor_id
+    {% if is_incremental() %}
+        inner join affected_visitors
+            on stitched_events.visitor_id = affected_visitors.visitor_id
+    {% endif %}
 
 ),
-
-{% else %}
-
-stitched as (
-
-    select * from stitched_events
-
-),
-
-{% endif %}
 
 gaps as (
 
@@ -175,11 +172,7 @@ final as (
 
     select
         event_id,
-        {{ dbt.hash(dbt.concat([
-            'visitor_id',
-            "'|'",
-            'cast(session_started_at as ' ~ dbt.type_string() ~ ')'
-        ])) }} as session_id,
+        {{ dbt.hash(session_key) }} as session_id,  -- noqa: LT05 (the rendered hash is long)
         visitor_id,
         cast(session_index as {{ dbt.type_bigint() }}) as session_index,
         session_started_at,
@@ -187,7 +180,8 @@ final as (
         event_at,
         previous_event_at,
         cast(
-            {{ dbt.datediff('previous_event_at', 'event_at', 'second') }} as {{ dbt.type_bigint() }}
+            {{ dbt.datediff('previous_event_at', 'event_at', 'second') }}  -- noqa: LT05
+            as {{ dbt.type_bigint() }}
         ) as seconds_since_previous_event,
         anonymous_id,
         user_id,

@@ -1,5 +1,3 @@
-{%- set edges = var('items__price_band_edges') -%}
-
 with
 
 items as (
@@ -20,13 +18,7 @@ final as (
         brand,
         collection,
         price,
-        case
-            when price is null then 'unknown'
-            {%- for edge in edges %}
-            when price < {{ edge }} then '{{ "lt_" ~ edge if loop.first else edges[loop.index0 - 1] ~ "_" ~ edge }}'
-            {%- endfor %}
-            else 'gte_{{ edges[-1] }}'
-        end as price_band,
+        {{ price_band('price', var('items__price_band_edges')) }} as price_band,
         launch_date,
         first_snapshot_date,
         last_snapshot_date,

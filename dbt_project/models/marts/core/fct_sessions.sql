@@ -1,18 +1,7 @@
-{%- set engagement_types = ['click', 'search', 'add_to_cart', 'remove_from_cart',
-    'add_to_wishlist', 'purchase', 'login'] -%}
-{%- set counted_types = [
-    ('page_view', 'n_page_views'),
-    ('scroll', 'n_scrolls'),
-    ('click', 'n_clicks'),
-    ('search', 'n_searches'),
-    ('product_view', 'n_product_views'),
-    ('add_to_cart', 'n_add_to_carts'),
-    ('remove_from_cart', 'n_remove_from_carts'),
-    ('add_to_wishlist', 'n_wishlist_adds'),
-    ('purchase', 'n_purchases'),
-    ('login', 'n_logins'),
-] -%}
-
+{#-
+    Bounce: at most one view (page_view, product_view) and no engagement event (click, search,
+    cart, wishlist, purchase, login); scrolls do not count.
+-#}
 with
 
 events as (
@@ -31,12 +20,24 @@ sessions as (
         min(event_at) as started_at,
         max(event_at) as ended_at,
         count(*) as n_events,
-        {%- for event_type, column in counted_types %}
-        count(case when event_type = '{{ event_type }}' then 1 end) as {{ column }},
-        {%- endfor %}
+        count(case when event_type = 'page_view' then 1 end) as n_page_views,
+        count(case when event_type = 'scroll' then 1 end) as n_scrolls,
+        count(case when event_type = 'click' then 1 end) as n_clicks,
+        count(case when event_type = 'search' then 1 end) as n_searches,
+        count(case when event_type = 'product_view' then 1 end) as n_product_views,
+        count(case when event_type = 'add_to_cart' then 1 end) as n_add_to_carts,
+        count(case when event_type = 'remove_from_cart' then 1 end) as n_remove_from_carts,
+        count(case when event_type = 'add_to_wishlist' then 1 end) as n_wishlist_adds,
+        count(case when event_type = 'purchase' then 1 end) as n_purchases,
+        count(case when event_type = 'login' then 1 end) as n_logins,
         count(case when event_type in ('page_view', 'product_view') then 1 end) as n_views,
         count(
-            case when event_type in ('{{ engagement_types | join("', '") }}') then 1 end
+            case
+                when event_type in (
+                    'click', 'search', 'add_to_cart', 'remove_from_cart', 'add_to_wishlist',
+                    'purchase', 'login'
+                ) then 1
+            end
         ) as n_engagement_events,
         count(
             distinct case when event_type = 'product_view' then item_id end
@@ -76,9 +77,16 @@ final as (
             as {{ dbt.type_bigint() }}
         ) as duration_s,
         sessions.n_events,
-        {%- for event_type, column in counted_types %}
-        sessions.{{ column }},
-        {%- endfor %}
+        sessions.n_page_views,
+        sessions.n_scrolls,
+        sessions.n_clicks,
+        sessions.n_searches,
+        sessions.n_product_views,
+        sessions.n_add_to_carts,
+        sessions.n_remove_from_carts,
+        sessions.n_wishlist_adds,
+        sessions.n_purchases,
+        sessions.n_logins,
         sessions.n_products_viewed,
         sessions.max_scroll_depth_pct,
         sessions.purchase_revenue,

@@ -55,7 +55,7 @@ country_counts as (
         ) as country_rank
     from sessions
     where country is not null
-    group by visitor_id, country
+    group by 1, 2
 
 ),
 
@@ -70,7 +70,7 @@ platform_counts as (
         ) as platform_rank
     from sessions
     where platform is not null
-    group by visitor_id, platform
+    group by 1, 2
 
 ),
 
@@ -87,7 +87,7 @@ category_weights as (
     inner join items
         on interactions.item_id = items.item_id
     where items.category is not null
-    group by interactions.user_id, items.category
+    group by 1, 2
 
 ),
 
