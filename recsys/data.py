@@ -338,6 +338,7 @@ def build_dataset(
     available_before: pd.Timestamp | None = None,
     users: IdMap | None = None,
     items: IdMap | None = None,
+    like: Dataset | None = None,
 ) -> Dataset:
     """Build the model-space :class:`Dataset` from training-window frames only.
 
@@ -360,7 +361,14 @@ def build_dataset(
     users, items
         Fixed id mappings (e.g. the validation slice reuses the training mappings); default:
         users of ``interactions`` and items of the catalog plus ``interactions``.
+    like
+        Reuse this dataset's id mappings and feature columns (identity features for the same
+        items), so a model fitted on one can continue training on the other. The validation
+        slice is built ``like`` the training dataset; feature *values* (preferred categories)
+        still come from ``interactions`` only.
     """
+    if like is not None:
+        users, items = like.users, like.items
     _check_columns(interactions, (C.USER_ID, C.ITEM_ID, C.WEIGHT), "interactions")
     _check_columns(item_features, (C.ITEM_ID,), "item_features")
     inter = interactions.assign(
@@ -410,8 +418,15 @@ def build_dataset(
     rows, feats, names = _one_hot_features(n_items, cat_idx, catalog, config.item_feature_columns)
     identity = None
     if config.item_identity != "none":
-        has_train = np.diff(x.tocsc().indptr) > 0
-        ident = np.arange(n_items) if config.item_identity == "all" else np.flatnonzero(has_train)
+        if like is not None:
+            names_like = like.item_feature_names
+            ident = items.index(
+                [n[len("item=") :] for n in names_like if str(n).startswith("item=")]
+            )
+        elif config.item_identity == "all":
+            ident = np.arange(n_items)
+        else:
+            ident = np.flatnonzero(np.diff(x.tocsc().indptr) > 0)
         identity = (ident, np.arange(len(ident), dtype=np.int64) + len(names))
         names.extend(f"item={items.ids[j]}" for j in ident)
     item_x = _assemble(n_items, rows, feats, len(names), identity, config.item_identity_share)
@@ -450,6 +465,11 @@ def build_dataset(
         names.extend(f"user={u}" for u in users.ids)
     user_x = _assemble(n_users, rows, feats, len(names), identity, config.user_identity_share)
 
+    if like is not None and (
+        list(names) != list(like.user_feature_names)
+        or list(item_names) != list(like.item_feature_names)
+    ):
+        raise ValueError("feature columns differ from `like`: build both from the same catalog")
     return Dataset(
         users=users,
         items=items,
@@ -693,8 +713,7 @@ def prepare_split(
                 feature_config,
                 known_positives=split_config.known_positives,
                 reference_at=tv,
-                users=train_ds.users,
-                items=train_ds.items,
+                like=train_ds,
             )
             validation = build_holdout(
                 inner_ds, val_events, tv, feature_config, split_config.relevance, t

@@ -225,12 +225,13 @@ def train_evaluate(
     fit_s: dict[str, float] = {}
     names = list(dict.fromkeys([*config.baselines, candidate_name]))
     for name in names:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model = make_model(name, config)
         model.fit(ds, split.validation)
         fit_s[name] = time.perf_counter() - t0
+        timings[f"fit_{name}_cpu_s"] = time.process_time() - c0  # all threads of this process
         models[name] = model
-        say(f"fitted {name} in {fit_s[name]:.1f}s")
+        say(f"fitted {name} in {fit_s[name]:.1f}s (CPU {timings[f'fit_{name}_cpu_s']:.1f}s)")
     cand = models[candidate_name]
     if isinstance(cand, LightFMCooccurrenceBlend) and LightFMRecommender.name not in models:
         models[LightFMRecommender.name] = cand.lightfm  # evaluated on its own too

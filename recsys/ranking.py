@@ -124,17 +124,26 @@ def top_k_for_users(
         ``(n, k)`` item indices (``-1`` padding) and scores, best first.
     """
     users = np.asarray(users, dtype=np.int64)
+    excluded = None
+    if candidates is not None:
+        candidates = np.asarray(candidates, dtype=np.int64)
     idx = np.full((len(users), k), -1, dtype=np.int64)
     vals = np.full((len(users), k), np.nan, dtype=np.float32)
     for start in range(0, len(users), block_size):
         ub = users[start : start + block_size]
         s = score_block(ub)
+        if candidates is not None and excluded is None:
+            keep = np.zeros(s.shape[1], dtype=bool)
+            keep[candidates] = True
+            excluded = np.flatnonzero(~keep)
         if known is not None:
             mask_known(s, known, ub)
-        if candidates is not None:
+        if candidates is not None and len(candidates) < s.shape[1] // 2:
             bi, bv = top_k(s[:, candidates], k)
             bi = np.where(bi >= 0, candidates[np.maximum(bi, 0)], -1)
         else:
+            if candidates is not None:  # most items allowed: mask the few others in place
+                s[:, excluded] = -np.inf
             bi, bv = top_k(s, k)
         idx[start : start + len(ub)] = bi
         vals[start : start + len(ub)] = bv
@@ -152,11 +161,17 @@ def factor_scores(
     user_emb
         ``(b, d)`` float32; ``user_bias`` ``(b,)``; ``item_emb`` ``(n_items, d)``;
         ``item_bias`` ``(n_items,)``.
+
+    Notes
+    -----
+    The biases ride along as two extra columns of one matrix product
+    (``[u, b_u, 1] . [v, 1, b_i]``), so the block is written once, not three times.
     """
-    s = user_emb @ item_emb.T
-    s += item_bias[None, :]
-    s += user_bias[:, None]
-    return s
+    ones_u = np.ones((len(user_emb), 1), dtype=np.float32)
+    ones_i = np.ones((len(item_emb), 1), dtype=np.float32)
+    u = np.hstack([user_emb, user_bias[:, None], ones_u]).astype(np.float32, copy=False)
+    v = np.hstack([item_emb, ones_i, item_bias[:, None]]).astype(np.float32, copy=False)
+    return u @ v.T
 
 
 def factor_moments(item_emb: np.ndarray, item_bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -188,25 +203,36 @@ def blend_scores(
     interaction history; ``similarity`` ``(n_items, n_items)`` the item-item matrix, so the
     co-occurrence score is ``history @ similarity`` (sparse). Rows without co-occurrence
     signal get ``z_cooc = 0``.
+
+    Notes
+    -----
+    The factor part's per-user mean and deviation follow in closed form from ``moments``
+    (:func:`factor_moments`), and every per-user scale and offset is folded into the user
+    side of one matrix product ``[a u, a, c] . [v, b_i, 1]``; only the sparse co-occurrence
+    entries are added afterwards. No pass over the dense block computes a statistic.
     """
-    s = factor_scores(user_emb, user_bias, item_emb, item_bias)
     mean, cov = moments
-    aug = np.hstack([user_emb.astype(np.float64), np.ones((len(user_emb), 1))])
+    b = len(user_emb)
+    aug = np.hstack([user_emb.astype(np.float64), np.ones((b, 1))])
     mu = aug @ mean + user_bias.astype(np.float64)
     sd = np.sqrt(np.maximum(np.einsum("bi,ij,bj->b", aug, cov, aug), 1e-12))
-    a = ((1.0 - weight) / sd).astype(np.float32)
-    s -= mu.astype(np.float32)[:, None]
-    s *= a[:, None]
+    a = (1.0 - weight) / sd
+    const = a * (user_bias.astype(np.float64) - mu)
+    c = None
     if weight > 0:
         c = sp.csr_matrix(history @ similarity, dtype=np.float64)
         n = c.shape[1]
-        sums = np.asarray(c.sum(axis=1)).ravel()
-        sq = np.asarray(c.multiply(c).sum(axis=1)).ravel()
-        cm = sums / n
-        csd = np.sqrt(np.maximum(sq / n - cm**2, 0.0))
-        ok = csd > 0
-        inv = np.divide(weight, csd, out=np.zeros_like(csd), where=ok)
-        s -= (cm * inv).astype(np.float32)[:, None]
-        rows = np.repeat(np.arange(c.shape[0]), np.diff(c.indptr))
-        s[rows, c.indices] += (c.data * inv[rows]).astype(np.float32)
+        rows = np.repeat(np.arange(b), np.diff(c.indptr))
+        cm = np.bincount(rows, weights=c.data, minlength=b) / n
+        sq = np.bincount(rows, weights=c.data * c.data, minlength=b) / n
+        csd = np.sqrt(np.maximum(sq - cm**2, 0.0))
+        inv = np.divide(weight, csd, out=np.zeros_like(csd), where=csd > 0)
+        const -= cm * inv
+    u = np.hstack([user_emb * a[:, None], a[:, None], const[:, None]]).astype(np.float32)
+    ones_i = np.ones((len(item_emb), 1), dtype=np.float32)
+    v = np.hstack([item_emb, item_bias[:, None], ones_i]).astype(np.float32, copy=False)
+    s = u @ v.T
+    if c is not None and c.nnz:
+        flat = rows * s.shape[1] + c.indices
+        s.reshape(-1)[flat] += (c.data * inv[rows]).astype(np.float32)
     return s

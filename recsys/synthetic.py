@@ -135,8 +135,9 @@ def generate(config: SyntheticConfig = SyntheticConfig(), block_size: int = 2048
     for s0 in range(0, m, block_size):
         ub = np.arange(s0, min(m, s0 + block_size))
         logits = c.beta * (u[ub] @ v.T) + c.gamma * log_pop[None, :]
-        uniform = np.maximum(rng.random(logits.shape, dtype=np.float32), 1e-12)
-        logits -= np.log(-np.log(uniform))
+        # Gumbel noise as -log(Exp(1)): one log per entry instead of two
+        noise = rng.standard_exponential(logits.shape, dtype=np.float32)
+        logits -= np.log(np.maximum(noise, 1e-30))
         kmax = int(n_u[ub].max())
         top, _ = top_k(logits, kmax)
         keep = (np.arange(kmax)[None, :] < n_u[ub, None]) & (top >= 0)

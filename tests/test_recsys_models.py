@@ -101,6 +101,10 @@ def test_lightfm_scores_equal_lightfm_predict(split):
 def test_early_stopping_records_a_learning_curve(split):
     ds = split.test.dataset
     m = LightFMRecommender(FAST_LFM).fit(ds, split.validation)
+    # the validation slice shares the training feature columns, so the stopped model simply
+    # continues on the whole training window ("continue" refit)
+    assert list(split.validation.dataset.item_feature_names) == list(ds.item_feature_names)
+    assert m.model_ is m._validation_model
     curve = m.learning_curve_
     assert [r["epoch"] for r in curve] == list(range(1, len(curve) + 1))
     assert 1 <= m.best_epoch_ <= len(curve) <= FAST_LFM.epochs

@@ -62,9 +62,11 @@ class LightFMRecommender(Recommender):
 
     With a validation holdout and ``config.early_stopping``, trains on the validation slice's
     dataset one epoch at a time, records nDCG@k per epoch (``learning_curve_``), stops after
-    ``patience`` epochs without improvement, then (``config.refit``) refits on the full
-    training dataset for the best number of epochs. ``validation_state_`` keeps the best
-    validation-slice representations (the blend tunes its weight on them).
+    ``patience`` epochs without improvement, then brings in the last days
+    (``config.refit``): ``"continue"`` trains the stopped model ``continue_epochs`` more on
+    the whole training window, ``"full"`` refits from scratch for the best epoch count.
+    ``validation_state_`` keeps the best validation-slice representations (the blend tunes
+    its weights on them); ``best_epoch_`` is what a from-scratch refit uses.
     """
 
     name = "lightfm"
@@ -131,11 +133,19 @@ class LightFMRecommender(Recommender):
         epochs = c.epochs
         if c.early_stopping and validation is not None and len(validation.eval_users):
             epochs = self._early_stopping(validation)
-            if not c.refit:
-                # Keep the validation-slice model; its feature spaces are the slice's (same id
-                # maps, but identity / preferred-category features of the shorter window).
+            vds = validation.dataset
+            same_space = list(vds.item_feature_names) == list(dataset.item_feature_names) and list(
+                vds.user_feature_names
+            ) == list(dataset.user_feature_names)
+            if c.refit == "none":
                 self.model_ = self._validation_model
-                self.state_ = self._state(self.model_, validation.dataset)
+                self.state_ = self._state(self.model_, vds)
+                return
+            if c.refit == "continue" and same_space:
+                model = self._validation_model
+                self._fit_epochs(model, dataset, self._train_inputs(dataset), c.continue_epochs)
+                self.model_ = model
+                self.state_ = self._state(model, dataset)
                 return
         model = self._new_model()
         self._fit_epochs(model, dataset, self._train_inputs(dataset), epochs)
