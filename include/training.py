@@ -76,11 +76,13 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
 
     settings = get_settings()
     folder = Path(snapshot["snapshot"])
+    events = pd.read_parquet(folder / "events.parquet")
     summary = run_training(
-        pd.read_parquet(folder / "events.parquet"),
+        events,
         pd.read_parquet(folder / "items.parquet"),
         pd.read_parquet(folder / "users.parquet"),
         models_dir=settings.models_dir,
+        config=pipeline_config_for(events),
     )
     reports = settings.reports_dir / "evaluation"
     reports.mkdir(parents=True, exist_ok=True)
@@ -90,6 +92,37 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
         shutil.copyfile(source, reports / "latest.html")
         summary["report_path"] = str(reports / f"{summary['version']}.html")
     return summary
+
+
+def pipeline_config_for(events) -> Any:
+    """The default pipeline, with the time split shortened when the history is short.
+
+    The default test window (14 days, validation 7) needs about a month of events; a shorter
+    history (a small simulation, a real sample) gets a quarter of its span as test window and
+    an eighth as validation slice, so that training always has the larger part.
+    """
+    import dataclasses
+
+    from recsys.config import DEFAULT_PIPELINE
+
+    split = DEFAULT_PIPELINE.split
+    if events.empty:
+        return DEFAULT_PIPELINE
+    span_days = (events["event_at"].max() - events["event_at"].min()).total_seconds() / 86400
+    if span_days >= 2 * (split.test_days + split.validation_days):
+        return DEFAULT_PIPELINE
+    test_days = max(1, int(span_days // 4))
+    validation_days = max(1, int(span_days // 8))
+    log.warning(
+        "history spans %.1f days: time split shortened to test %d d, validation %d d",
+        span_days,
+        test_days,
+        validation_days,
+    )
+    return dataclasses.replace(
+        DEFAULT_PIPELINE,
+        split=dataclasses.replace(split, test_days=test_days, validation_days=validation_days),
+    )
 
 
 class DefinitionOfDoneFailed(RuntimeError):
