@@ -1,4 +1,4 @@
-"""Event and snapshot ingestion: landing zone -> raw Parquet lake, quarantine, manifest.
+r"""Event and snapshot ingestion: landing zone -> raw Parquet lake, quarantine, manifest.
 
 Public API::
 
@@ -12,6 +12,34 @@ Warehouse objects (schema ``raw``): ``ingest_manifest`` (table), ``ingest_output
 (table: every committed Parquet file), ``event_ids`` (table: every loaded event id, for
 deduplication across all history), and the views ``events``, ``quarantine``, ``items``,
 ``customers`` over the Parquet files. See :mod:`include.ingest.core` for the guarantees.
+
+Lake layout (under ``settings.data_dir``; ``<load_id>`` = hash of the load's file paths and
+contents, so a re-run writes the same names)::
+
+    lake/events/event_date=YYYY-MM-DD/part-<load_id>.parquet      contracts.RAW_EVENT_COLUMNS
+    lake/catalog/snapshot_date=YYYY-MM-DD/part-<load_id>.parquet  contracts.ITEM_LAKE_COLUMNS
+    lake/customers/snapshot_date=.../part-<load_id>.parquet       contracts.CUSTOMER_LAKE_COLUMNS
+    quarantine/landing/part-<load_id>.parquet                     contracts.QUARANTINE_COLUMNS
+
+How lines count (``lines_in = loaded + quarantined + duplicates`` per file):
+
+* A line is what ends with ``\n`` (or the end of the file); a trailing ``\r`` is stripped.
+  Empty and whitespace-only lines are not events and not in ``lines_in`` (they are in
+  ``blank_lines``). An empty file (0 bytes, or a gzip stream of 0 bytes) is done with
+  ``lines_in = 0``, status ``loaded``.
+* Invalid UTF-8: the line is quarantined (``invalid_utf8``) with its bytes shown as
+  ``\xNN`` escapes. A truncated or corrupt gzip stream: the lines that decompress are
+  ingested, the cut-off rest is one ``unreadable_file`` line.
+* Duplicates (same ``event_id`` as an event already in the lake, or earlier in the same
+  load: first received wins, receive order = batch hour, then file name, then line) are
+  counted, never loaded twice. Snapshots deduplicate their key within the file.
+* Time rules, with the batch hour from ``date=YYYY-MM-DD/hour=HH`` in the path (the file's
+  first-seen time when the path has none): ``event_time < hour start - late_window_days``
+  is ``too_late``, ``event_time > hour start + 2 h`` is ``future_event_time``; accepted late
+  events go to their own ``event_date`` partition.
+* ``is_bot``: a crawler/script user agent (``core.BOT_USER_AGENT_RE``) or an anonymous_id
+  with more than ``IngestConfig.bot_max_events_per_minute`` events in one minute of a load.
+  Bots are kept in the raw lake; downstream models exclude them.
 """
 
 from __future__ import annotations
