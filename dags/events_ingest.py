@@ -7,7 +7,8 @@ validates every line; good events go to `lake/events/event_date=YYYY-MM-DD/`, de
 on `event_id` across all history and flagged `is_bot`; every other line goes to
 `quarantine/` with a reason. Per file, `lines_in = loaded + quarantined + duplicates`.
 
-`validate_raw_events` is the gate on the new batch (GX suite to come). Only after it passes
+`validate_raw_events` is the gate on the new batch: reconciliation, then the Great
+Expectations `raw_events` suite (Data Docs under `reports/data_docs/`). Only after it passes
 does `publish_raw_events` emit the `raw_events` Asset (and `publish_catalog` the `catalog`
 Asset when a catalog snapshot came in); a run that brought nothing new skips them, so
 downstream DAGs do not rebuild for nothing.
@@ -46,11 +47,11 @@ def events_ingest() -> None:
         return ingest().as_dict()
 
     @task(pool=WRITER_POOL)
-    def validate_raw_events(summary: dict[str, Any]) -> dict[str, Any]:
-        """Gate on the new batch; raises when it fails (GX suite to be wired here)."""
+    def validate_raw_events(summary: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
+        """Reconciliation and the GX raw_events gate on the new batch; raises when it fails."""
         from include.ingest import validate_raw_events as gate
 
-        return gate(summary)
+        return gate(summary, run_name=run_id)
 
     @task(outlets=[RAW_EVENTS])
     def publish_raw_events(summary: dict[str, Any], *, outlet_events=None) -> dict[str, Any]:
