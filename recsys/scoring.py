@@ -289,8 +289,31 @@ def publish(
         raise FileNotFoundError(f"{reco} missing: run score_version for {version} first")
     manifest = read_json(models_dir, version, "manifest.json")
     dod = read_json(models_dir, version, "dod.json")
+    table = read_json(models_dir, version, "metrics.json").get("table", [])
+    candidate = dod.get("candidate", manifest["kind"])
+    headline = next(
+        (r for r in table if r.get("model") == candidate and r.get("segment") == "all"), {}
+    )
     meta = {
         "version": version,
+        "model_version": version,  # the spelling of the serving contract (docs/openapi.json)
+        "candidate": candidate,
+        "generated_at": datetime.now(UTC).isoformat(),
+        "metrics": {
+            k: float(v)
+            for k, v in headline.items()
+            if k
+            in (
+                "ndcg@10",
+                "recall@20",
+                "precision@10",
+                "map@10",
+                "hit_rate@10",
+                "auc",
+                "coverage@20",
+            )
+            and isinstance(v, int | float)
+        },
         "trained_at": manifest["created_at"],
         "published_at": datetime.now(UTC).isoformat(),
         "kind": manifest["kind"],
