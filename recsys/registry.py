@@ -211,6 +211,7 @@ def save_version(
         manifest = {
             "format_version": FORMAT_VERSION,
             "version": version,
+            "owner": "DS",  # the ownership map (make owners): model artefacts belong to DS
             "kind": exported.kind,
             "blend_weight": exported.blend_weight,
             "self_weight": exported.self_weight,
