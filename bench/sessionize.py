@@ -63,7 +63,8 @@ FINGERPRINT_SQL = """
         (select sum(hash(event_id, session_id, visitor_id, event_type, item_id))
             from main.fct_events),
         (select sum(hash(session_id, n_events, duration_s, is_converted)) from main.fct_sessions),
-        (select sum(hash(user_id, item_id, weight)) from main.ml_interactions)
+        (select sum(hash(user_id, item_id, weight, round(decayed_score, 9)))
+            from main.ml_interactions)
 """
 
 
@@ -328,6 +329,12 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
     parser.add_argument("--reuse", action="store_true", help="reuse an existing lake in --data-dir")
+    parser.add_argument(
+        "--no-full-refresh",
+        dest="full_refresh",
+        action="store_false",
+        help="skip timing the new hour as a full rebuild too",
+    )
     args = parser.parse_args()
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="trasos_bench_"))

@@ -34,19 +34,11 @@ import include.assets
 import include.roles
 from include.roles import Role
 from include.settings import REPO_ROOT, get_settings
-from include.transform import ensure_manifest
+from include.transform import DE_SELECT, ensure_dbt_ls
 
 WRITER_POOL = "duckdb_writer"  # include.warehouse.WRITER_POOL, without importing duckdb here
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DBT_EXECUTABLE = REPO_ROOT / ".venv" / "bin" / "dbt"
-# Rendered here (DE); DA's marts/metrics are built by business_metrics.
-DE_SELECT = [
-    "path:seeds",
-    "path:models/staging",
-    "path:models/intermediate",
-    "path:models/marts/core",
-    "path:models/marts/ml",
-]
 
 _settings = get_settings()
 # Cosmos reads its settings when imported: keep its dbt ls / partial-parse cache in the
@@ -95,8 +87,6 @@ def events_transform() -> None:
         group_id="dbt",
         project_config=ProjectConfig(
             dbt_project_path=DBT_PROJECT_DIR,
-            # refreshed by `dbt parse` only when a project file is newer (include/transform.py)
-            manifest_path=ensure_manifest(),
             env_vars=DBT_ENV,
             install_dbt_deps=False,
         ),
@@ -113,10 +103,10 @@ def events_transform() -> None:
             dbt_executable_path=str(_dbt_executable()),
         ),
         render_config=RenderConfig(
-            # DBT_LS caches in Airflow Variables, which the DAG processor cannot write; the
-            # manifest costs one JSON read per parse (measured in dbt_project/README.md)
-            load_method=LoadMode.DBT_MANIFEST,
-            select=DE_SELECT,
+            # `dbt ls` of the DE nodes (DE_SELECT: DA's marts/metrics run in business_metrics),
+            # re-listed only when a project file changed: a parse reads a few kB, runs no dbt
+            load_method=LoadMode.DBT_LS_FILE,
+            dbt_ls_path=ensure_dbt_ls(DE_SELECT),
             test_behavior=TestBehavior.AFTER_EACH,
             # a relationships test runs after BOTH its models, in a task of its own
             should_detach_multiple_parents_tests=True,

@@ -6,7 +6,7 @@ what runs around them, and the command line used by ``make``:
     python -m include.transform build [dbt args...]   # dbt build on the local warehouse
     python -m include.transform docs                  # static dbt docs -> <reports>/dbt_docs/
     python -m include.transform summary               # row counts of the marts (JSON)
-    python -m include.transform parse                 # refresh the manifest the DAG renders
+    python -m include.transform ls                    # refresh the dbt ls file the DAG renders
 
 dbt's target and logs go under the state directory, never ``dbt_project/target``, so a run
 from Airflow or a test does not race a developer's own ``dbt build``.
@@ -79,10 +79,13 @@ def dbt_env_vars() -> dict[str, str]:
     return {k: v for k, v in full.items() if k.startswith(("TRASOS_", "DBT_"))}
 
 
-def run_dbt(args: list[str], target_path: Path | None = None) -> subprocess.CompletedProcess:
+def run_dbt(
+    args: list[str], target_path: Path | None = None, log_output: bool = True
+) -> subprocess.CompletedProcess:
     """Run ``dbt <args>`` in the project with target/logs under the state dir.
 
-    Raises ``RuntimeError`` with dbt's last lines when dbt fails.
+    Logs dbt's output line by line unless ``log_output`` is false. Raises ``RuntimeError``
+    with dbt's last lines when dbt fails.
     """
     settings = get_settings()
     target = target_path or settings.state_dir / "dbt" / "target"
@@ -103,7 +106,7 @@ def run_dbt(args: list[str], target_path: Path | None = None) -> subprocess.Comp
         text=True,
     )
     output = (proc.stdout or "") + (proc.stderr or "")
-    for line in output.splitlines():
+    for line in output.splitlines() if log_output else ():
         log.info("dbt | %s", line)
     if proc.returncode != 0:
         tail = "\n".join(output.splitlines()[-40:])
@@ -126,29 +129,62 @@ def _project_mtime(project_dir: Path) -> float:
     return newest
 
 
-def ensure_manifest(target_path: Path | None = None) -> Path:
-    """A ``manifest.json`` of the project no older than any project file; ``dbt parse`` if not.
+DBT_LS_KEYS: tuple[str, ...] = (
+    "name",
+    "unique_id",
+    "resource_type",
+    "depends_on",
+    "original_file_path",
+    "tags",
+    "config",
+    "freshness",
+    "fqn",
+)  # what Cosmos' own `dbt ls` asks for (cosmos.dbt.graph.run_dbt_ls)
 
-    The events_transform DAG renders its tasks from this manifest (Cosmos
-    ``LoadMode.DBT_MANIFEST``): parsing the DAG then reads one JSON file, runs no dbt and needs
-    no metadata database (Cosmos' dbt ls cache lives in Airflow Variables, which a DAG
-    processor cannot write). A file lock keeps concurrent parsers from racing.
+
+def ensure_dbt_ls(select: tuple[str, ...] = DE_SELECT, target_path: Path | None = None) -> Path:
+    """``dbt ls`` of the DE nodes as JSON lines, refreshed only when a project file is newer.
+
+    The events_transform DAG renders its tasks from this file (Cosmos
+    ``LoadMode.DBT_LS_FILE``): a DAG parse then reads a few kB and runs no dbt. Cosmos'
+    ``DBT_LS`` mode caches in Airflow Variables, which a DAG processor cannot write, and
+    ``DBT_MANIFEST`` reads the whole 1 MB manifest on every parse. A file lock keeps concurrent
+    parsers from running dbt twice; the file is replaced atomically.
     """
     import fcntl
 
     settings = get_settings()
-    target = target_path or settings.state_dir / "dbt" / "parse"
-    manifest = target / "manifest.json"
+    target = target_path or settings.state_dir / "dbt" / "ls"
+    out = target / "dbt_ls.json"
     project_mtime = _project_mtime(settings.dbt_project_dir)
-    if manifest.exists() and manifest.stat().st_mtime >= project_mtime:
-        return manifest
+    if out.exists() and out.stat().st_mtime >= project_mtime:
+        return out
     target.mkdir(parents=True, exist_ok=True)
     with (target / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if manifest.exists() and manifest.stat().st_mtime >= project_mtime:
-            return manifest  # another process parsed while we waited
-        run_dbt(["parse"], target_path=target)
-    return manifest
+        if out.exists() and out.stat().st_mtime >= project_mtime:
+            return out  # another process listed while we waited
+        proc = run_dbt(
+            [
+                "--quiet",
+                "ls",
+                "--select",
+                *select,
+                "--output",
+                "json",
+                "--output-keys",
+                *DBT_LS_KEYS,
+            ],
+            target_path=target,
+            log_output=False,
+        )
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        if not lines:
+            raise RuntimeError(f"dbt ls selected no nodes with {' '.join(select)}")
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        tmp.replace(out)
+    return out
 
 
 def generate_docs(out_dir: Path | None = None) -> Path:
@@ -238,8 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     if command == "build":
         proc = run_dbt(["build", *argv[1:]])
         print(proc.stdout.splitlines()[-1] if proc.stdout else "dbt build done")
-    elif command == "parse":
-        print(ensure_manifest())
+    elif command == "ls":
+        print(ensure_dbt_ls())
     elif command == "docs":
         print(generate_docs())
     elif command == "summary":

@@ -94,6 +94,7 @@ HALF_LIFE_DAYS = 30  # dbt var interactions__half_life_days
 COMPARED_TABLES = (
     "intermediate.int_identities_stitched",
     "intermediate.int_events_sessionized",
+    "intermediate.int_interactions_aggregated",
     "main.fct_events",
     "main.fct_sessions",
     "main.dim_customers",
@@ -241,7 +242,7 @@ def test_build_runs_unit_tests_and_data_tests(built: Path) -> None:
     results = json.loads((built.parent / "dbt_target" / "run_results.json").read_text())
     statuses = {r["unique_id"]: r["status"] for r in results["results"]}
     unit_tests = [k for k in statuses if k.startswith("unit_test.")]
-    assert len(unit_tests) == 7
+    assert len(unit_tests) == 8
     assert all(statuses[k] == "pass" for k in unit_tests)
     assert not [k for k, s in statuses.items() if s not in ("pass", "success")]
 
@@ -380,7 +381,7 @@ def test_every_model_states_grain_owner_and_has_key_tests(built: Path) -> None:
         for n in manifest["nodes"].values()
         if n["resource_type"] == "model" and "/metrics/" not in n["original_file_path"]
     ]
-    assert len(ours) == 13
+    assert len(ours) == 14
     tested = {
         dep
         for n in manifest["nodes"].values()
@@ -391,6 +392,24 @@ def test_every_model_states_grain_owner_and_has_key_tests(built: Path) -> None:
         assert node["config"]["meta"].get("owner") == "DE", node["name"]
         assert "one row per" in node["description"].lower(), node["name"]
         assert node["unique_id"] in tested, f"{node['name']} has no data test"
+
+
+@pytest.mark.integration
+def test_validate_marts_summarises_the_marts(built: Path) -> None:
+    from include import transform
+
+    summary = transform.validate_marts(built / "warehouse.duckdb")
+    rows = {name: info["rows"] for name, info in summary["tables"].items()}
+    assert rows == {
+        "main.fct_sessions": 6,
+        "main.fct_events": 13,
+        "main.dim_customers": 3,
+        "main.dim_items": 3,
+        "main.ml_interactions": 3,
+        "main.ml_item_features": 3,
+        "main.ml_user_features": 3,
+    }
+    assert summary["tables"]["main.fct_events"]["max"] == "2024-03-02 10:00:00"
 
 
 # --- incremental = full refresh ------------------------------------------------------------
@@ -426,6 +445,33 @@ def test_incremental_run_equals_full_rebuild(built: Path, tmp_path: Path) -> Non
 
 
 # --- the DAG -----------------------------------------------------------------------------------
+def test_dag_renders_every_de_model_with_its_tests() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO_ROOT / "dags" / "events_transform.py"))
+    assert bag.import_errors == {}
+    dag = bag.dags["events_transform"]
+    ids = set(dag.task_ids)
+    models = [
+        "stg_lake__events", "stg_lake__items", "stg_lake__customers",
+        "int_identities_stitched", "int_events_sessionized", "int_pages_classified",
+        "int_interactions_aggregated",
+        "fct_events", "fct_sessions", "dim_items", "dim_customers",
+        "ml_interactions", "ml_item_features", "ml_user_features",
+    ]  # fmt: skip
+    for model in models:
+        assert {f"dbt.{model}.run", f"dbt.{model}.test"} <= ids, model
+    assert not [i for i in ids if "metrics_" in i]  # DA's marts run in business_metrics
+    dbt_tasks = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
+    assert {t.pool for t in dbt_tasks} == {"duckdb_writer"}
+    assert {t.owner for t in dag.tasks} == {"data-engineering"}
+    validate = dag.get_task("validate_marts")
+    assert {t.task_id for t in dbt_tasks} <= validate.get_flat_relative_ids(upstream=True)
+    publish = dag.get_task("publish_marts")
+    assert {a.name for a in publish.outlets} == {"sessions", "interactions"}
+    assert "validate_marts" in publish.upstream_task_ids
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 def test_events_transform_dag_runs_and_emits_assets(tmp_path: Path) -> None:

@@ -1,12 +1,29 @@
 {#-
-    Bounce: at most one view (page_view, product_view) and no engagement event (click, search,
-    cart, wishlist, purchase, login); scrolls do not count.
+    Incremental by visitor (macros/incremental_visitors.sql): a run rebuilds all sessions of the
+    visitors whose events int_events_sessionized rewrote, and drops the sessions of device ids
+    that now belong to a customer.
+    Bounce: at most one view (page_view, product_view) and no engagement event (click,
+    search, cart, wishlist, purchase, login); scrolls do not count.
 -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='visitor_id',
+    on_schema_change='fail',
+    pre_hook="{{ delete_touched_visitors('visitor_id') }}",
+    post_hook="{{ delete_stitched_devices('visitor_id') }}",
+) }}
+{#- the post-hook reads int_identities_stitched: declare the dependency -#}
+{%- do ref('int_identities_stitched') -%}
+
 with
 
 events as (
 
     select * from {{ ref('fct_events') }}
+    {% if is_incremental() %}
+        where visitor_id in ({{ touched_visitors_sql() }})
+    {% endif %}
 
 ),
 
@@ -55,7 +72,8 @@ sessions as (
         max(case when is_session_start then page end) as landing_page,
         max(case when is_session_start then page_type end) as landing_page_type,
         max(case when is_session_start then platform end) as platform,
-        max(case when is_session_start then country end) as country
+        max(case when is_session_start then country end) as country,
+        max(sessionized_at) as sessionized_at
     from events
     group by 1, 2
 
@@ -98,7 +116,8 @@ final as (
         sessions.landing_page_type,
         sessions.platform,
         sessions.country,
-        sessions.n_devices
+        sessions.n_devices,
+        sessions.sessionized_at
     from sessions
 
 )
