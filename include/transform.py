@@ -204,37 +204,16 @@ def generate_docs(out_dir: Path | None = None) -> Path:
     return out / "index.html"
 
 
-def _connect_read_only(path: Path) -> Any:
-    """A read-only DuckDB connection, or a shared one where dbt ran in this same process.
-
-    Cosmos runs dbt through dbtRunner inside the task process, and dbt-duckdb keeps its
-    read-write handle on the warehouse open afterwards. Under ``airflow dags test`` (every task
-    in one process) a read-only open of that file then fails with "different configuration";
-    the same-configuration open shares dbt's database instead. Separate task processes (any
-    real executor) always get the read-only connection.
-    """
-    import duckdb
-
-    if not path.exists():
-        raise FileNotFoundError(
-            f"warehouse {path} does not exist yet: run the events_transform DAG (make run) first"
-        )
-    try:
-        return duckdb.connect(str(path), read_only=True)
-    except duckdb.ConnectionException as exc:
-        if "different configuration" not in str(exc):
-            raise
-        return duckdb.connect(str(path))
-
-
 def marts_summary(path: Path | None = None) -> dict[str, Any]:
     """Row counts (and time ranges) of the core and ML marts, read-only.
 
     Returns ``{"tables": {name: {"rows": n, "min": ..., "max": ...}}, "warehouse": path}``.
     """
+    from include.warehouse import connect
+
     summary: dict[str, Any] = {"tables": {}}
-    con = _connect_read_only(path or get_settings().warehouse_path)
-    try:
+    # connect() also works where dbt (run in-process by Cosmos) holds the file read-write
+    with connect(read_only=True, path=path) as con:
         for table, time_column in CORE_MARTS:
             if time_column:
                 rows, lo, hi = con.execute(
@@ -244,18 +223,20 @@ def marts_summary(path: Path | None = None) -> dict[str, Any]:
             else:
                 rows = con.execute(f"select count(*) from {table}").fetchall()[0][0]
                 summary["tables"][table] = {"rows": rows}
-    finally:
-        con.close()
     summary["warehouse"] = str(path or get_settings().warehouse_path)
     return summary
 
 
-def validate_marts(path: Path | None = None) -> dict[str, Any]:
-    """The gate slot after the dbt build: a summary of the marts, failing when one is empty.
+def validate_marts(path: Path | None = None, run_name: str | None = None) -> dict[str, Any]:
+    """The gate after the dbt build: no mart may be empty, then the GX ``sessions`` suite on
+    ``fct_sessions`` (durations, sizes, no overlapping sessions of one visitor).
 
-    dbt tests already guard the model logic; the data-quality gate on the marts (GX) is added
-    here by the owner of ``expectations/``. Raises ``ValueError`` naming empty marts.
+    dbt tests guard the model logic; this gate guards the data handed to DS and DA. Raises
+    ``ValueError`` naming empty marts, or ``expectations.gate.GateFailed``.
     """
+    from expectations.gate import run_gate
+    from include.warehouse import connect
+
     summary = marts_summary(path)
     empty = [name for name, info in summary["tables"].items() if info["rows"] == 0]
     if empty:
@@ -263,8 +244,14 @@ def validate_marts(path: Path | None = None) -> dict[str, Any]:
             f"marts built but empty: {', '.join(empty)}. Check that the raw lake has human "
             "(non-bot) events under TRASOS_DATA_DIR/lake/events and re-run events_transform."
         )
-    log.info("marts: %s", json.dumps(summary["tables"]))
-    return summary
+    log.info("marts: %s", json.dumps(summary["tables"], default=str))
+    with connect(read_only=True, path=path) as con:
+        sessions = con.execute(
+            "select session_id, visitor_id, started_at, ended_at, duration_s, n_events "
+            "from fct_sessions"
+        ).df()
+    gate = run_gate("sessions", sessions, run_name=run_name)
+    return {**summary, "gate": gate.summary()}
 
 
 def main(argv: list[str] | None = None) -> int:
