@@ -111,6 +111,9 @@ def events_transform() -> None:
             # the tasks of AFTER_EACH (run + test), which matters under a one-slot writer pool
             # where every task pays a process start (~5-10 s on 2 cores).
             test_behavior=TestBehavior.BUILD,
+            # a relationships test runs after BOTH its models, in a task of its own (left in
+            # the build of its first parent it would run before the second one exists)
+            should_detach_multiple_parents_tests=True,
             # Airflow owners stay the DAG's (data-engineering), not dbt's meta.owner ("DE")
             enable_owner_inheritance=False,
             # the Assets below are the contract; no per-model datasets
