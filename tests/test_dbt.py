@@ -445,6 +445,7 @@ def test_incremental_run_equals_full_rebuild(built: Path, tmp_path: Path) -> Non
 
 
 # --- the DAG -----------------------------------------------------------------------------------
+@pytest.mark.integration
 def test_dag_renders_every_de_model_with_its_tests() -> None:
     from airflow.dag_processing.dagbag import DagBag
 
