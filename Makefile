@@ -39,7 +39,8 @@ $(SYNCED): requirements.lock $(LIGHTFM) | $(UV)
 
 setup: $(SYNCED)  ## create .venv with the locked stack and initialise Airflow (idempotent)
 	@$(CTL) init
-	@$(PY) -m expectations.docs vendor
+	@$(PY) -m expectations.docs vendor >/dev/null
+	@$(PY) -m include.transform ls >/dev/null
 
 run: setup  ## simulate 30 days (or DATASET=rees46|hm|...) and run every DAG in data order
 	$(CTL) run --dataset $(DATASET)
@@ -65,10 +66,9 @@ format: setup
 dbt-build: setup  ## dbt build on the local warehouse
 	eval "$$($(CTL) env)" && cd dbt_project && ../$(VENV)/bin/dbt build
 
-dbt-docs: setup  ## generate dbt docs into the reports directory and serve them on loopback
-	eval "$$($(CTL) env)" && cd dbt_project && ../$(VENV)/bin/dbt docs generate --static \
-	  --target-path "$$TRASOS_DATA_DIR/reports/dbt_docs"
-	eval "$$($(CTL) env)" && $(PY) -m http.server 8081 --bind 127.0.0.1 -d "$$TRASOS_DATA_DIR/reports/dbt_docs"
+dbt-docs: setup  ## generate dbt docs (one self-contained page) into the reports and serve them on loopback
+	eval "$$($(CTL) env)" && $(PY) -m include.transform docs && \
+	  $(PY) -m http.server 8081 --bind 127.0.0.1 -d "$$TRASOS_DATA_DIR/reports/dbt_docs"
 
 LAPSED_DAYS ?= 14
 report: setup  ## rebuild the business report by hand (DA marts, export, HTML, lapsed CSV)
