@@ -26,7 +26,7 @@ import pytest
 from include.airflowctl import PASSWORDS_FILE, airflow_env, init
 from include.settings import REPO_ROOT
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("TRASOS_ARTIFACTS", REPO_ROOT / ".state" / "test-artifacts"))
