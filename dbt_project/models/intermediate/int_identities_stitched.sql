@@ -19,63 +19,37 @@ events as (
 
 ),
 
+-- one pass over the events: counts, bounds and the last known customer together
 devices as (
 
     select
         anonymous_id,
+        {{ last_by('user_id', ['event_at', 'event_id']) }} as user_id,
         min(event_at) as first_seen_at,
         max(event_at) as last_seen_at,
         count(*) as n_events,
-        count(distinct user_id) as n_users
+        count(distinct user_id) as n_users,
+        min(case when user_id is not null then event_at end) as first_identified_at,
+        max(case when user_id is not null then event_at end) as last_identified_at
     from events
     group by 1
-
-),
-
-identified_events as (
-
-    select
-        anonymous_id,
-        user_id,
-        event_at,
-        row_number() over (
-            partition by anonymous_id
-            order by event_at desc, event_id desc
-        ) as recency_rank,
-        min(event_at) over (partition by anonymous_id) as first_identified_at
-    from events
-    where user_id is not null
-
-),
-
-last_known_users as (
-
-    select
-        anonymous_id,
-        user_id,
-        first_identified_at,
-        event_at as last_identified_at
-    from identified_events
-    where recency_rank = 1
 
 ),
 
 final as (
 
     select
-        devices.anonymous_id,
-        last_known_users.user_id,
-        coalesce(last_known_users.user_id, devices.anonymous_id) as visitor_id,
-        last_known_users.user_id is not null as is_identified,
-        devices.n_users,
-        devices.n_events,
-        devices.first_seen_at,
-        devices.last_seen_at,
-        last_known_users.first_identified_at,
-        last_known_users.last_identified_at
+        anonymous_id,
+        user_id,
+        coalesce(user_id, anonymous_id) as visitor_id,
+        user_id is not null as is_identified,
+        n_users,
+        n_events,
+        first_seen_at,
+        last_seen_at,
+        first_identified_at,
+        last_identified_at
     from devices
-    left join last_known_users
-        on devices.anonymous_id = last_known_users.anonymous_id
 
 )
 
