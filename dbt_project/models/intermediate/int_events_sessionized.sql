@@ -26,7 +26,7 @@
 {%- set inactivity_minutes = var('sessions__inactivity_minutes') -%}
 {%- set lookback_hours = var('incremental__lookback_hours') -%}
 {%- set session_key = dbt.concat([
-    'flagged.visitor_id', "'|'", 'cast(sessions.session_started_at as ' ~ dbt.type_string() ~ ')'
+    'visitor_id', "'|'", 'cast(session_started_at as ' ~ dbt.type_string() ~ ')'
 ]) -%}
 
 with
@@ -45,10 +45,12 @@ events as (
 
 identities as (
 
+    -- only devices with a known customer: the others keep their anonymous_id (coalesce below)
     select
         anonymous_id,
         user_id as device_user_id
     from {{ ref('int_identities_stitched') }}
+    where user_id is not null
 
 ),
 
@@ -168,14 +170,27 @@ sessions as (
 
 ),
 
+-- the key is hashed once per session (~5 % of the rows), not once per event
+keyed_sessions as (
+
+    select
+        {{ dbt.hash(session_key) }} as session_id,
+        visitor_id,
+        session_started_at,
+        session_index,
+        next_session_started_at
+    from sessions
+
+),
+
 final as (
 
     select
         flagged.event_id,
-        {{ dbt.hash(session_key) }} as session_id,  -- noqa: LT05 (the rendered hash is long)
+        keyed_sessions.session_id,
         flagged.visitor_id,
-        cast(sessions.session_index as {{ dbt.type_bigint() }}) as session_index,
-        sessions.session_started_at,
+        cast(keyed_sessions.session_index as {{ dbt.type_bigint() }}) as session_index,
+        keyed_sessions.session_started_at,
         flagged.is_session_start,
         flagged.event_at,
         flagged.previous_event_at,
@@ -191,13 +206,13 @@ final as (
             '{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }}
         ) as sessionized_at
     from flagged
-    inner join sessions
+    inner join keyed_sessions
         on
-            flagged.visitor_id = sessions.visitor_id
-            and flagged.event_at >= sessions.session_started_at
+            flagged.visitor_id = keyed_sessions.visitor_id
+            and flagged.event_at >= keyed_sessions.session_started_at
             and (
-                sessions.next_session_started_at is null
-                or flagged.event_at < sessions.next_session_started_at
+                keyed_sessions.next_session_started_at is null
+                or flagged.event_at < keyed_sessions.next_session_started_at
             )
 
 )
