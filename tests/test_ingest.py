@@ -363,6 +363,34 @@ def test_hand_made_landing_zone(data_dir: Path) -> None:
 # --- idempotency ------------------------------------------------------------------------------
 
 
+def test_quarantined_crlf_lines_and_bot_flags_are_exact(data_dir: Path) -> None:
+    """raw_line comes from the line array after validation: no '\\n' of the line before, no
+    '\\r'; is_bot is a plain boolean also for events without a user agent."""
+    lines = [
+        line(1),
+        b'{"event_id":"e2","event_type":"page_view"}',  # 2 missing_field:event_time
+        line(3, context={"platform": "ios"}),  # no user_agent: not a bot
+        line(4, context=None),  # no context at all: not a bot
+        line(5, context={"user_agent": "curl/8.1"}),  # crawler agent
+        b"not json",  # 6
+    ]
+    write_gz(data_dir / "landing", f"{HOUR}/batch-0001.jsonl.gz", lines, end=b"\r\n")
+    s = ingest()
+    assert s.reconciles and s.loaded == 4 and s.quarantined == 2
+    assert query(
+        data_dir, "select source_line, reason, raw_line, line_bytes from raw.quarantine order by 1"
+    ) == [
+        (2, "missing_field:event_time", lines[1].decode(), len(lines[1])),
+        (6, "invalid_json", "not json", 8),
+    ]
+    assert query(data_dir, "select event_id, is_bot from raw.events order by 1") == [
+        ("e1", False),
+        ("e3", False),
+        ("e4", False),
+        ("e5", True),
+    ]
+
+
 def test_same_file_again_and_a_rerun_add_nothing(sim_data: Path) -> None:
     first = ingest()
     before = state(sim_data)

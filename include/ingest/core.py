@@ -52,7 +52,7 @@ from include.contracts import (
     RAW_EVENT_COLUMNS,
 )
 from include.ingest.landing import FileContent, LandingFile, read_content, scan_landing
-from include.ingest.parse import SPECS, DatasetSpec, staging_sql
+from include.ingest.parse import SPECS, DatasetSpec, quarantine_line_sql, staging_sql
 from include.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -705,6 +705,17 @@ class _Runner:
                 having count(*) > {int(self.cfg.bot_max_events_per_minute)}
                 """
             )
+            # A load has few distinct user agents: match the pattern once per agent, not
+            # once per event.
+            con.execute(
+                f"""
+                create or replace temp table bot_agents as
+                select user_agent from (
+                    select distinct v_user_agent as user_agent from staged
+                    where reason is null and v_user_agent is not null
+                ) where regexp_matches(user_agent, '{BOT_USER_AGENT_RE}')
+                """
+            )
         counts = {
             row[0]: row[1:]
             for row in con.execute(
@@ -767,8 +778,8 @@ class _Runner:
         exprs: list[str] = []
         fields = {f.column for f in spec.fields}
         bot = (
-            f"(regexp_matches(coalesce(c.v_user_agent, ''), '{BOT_USER_AGENT_RE}') "
-            "or c.v_anonymous_id in (select anonymous_id from rate_bots))"
+            "coalesce(c.v_user_agent in (select user_agent from bot_agents) "
+            "or c.v_anonymous_id in (select anonymous_id from rate_bots), false)"
             if spec.name == "events"
             else "false"
         )
@@ -848,7 +859,7 @@ class _Runner:
                 staged.parent.mkdir(parents=True)
                 con.execute(
                     f"copy (select {names} from loaded where {spec.partition} = '{value}') "
-                    f"to '{staged}' (format parquet, compression zstd)"
+                    f"to '{staged}' (format parquet, compression zstd, compression_level 1)"
                 )
                 final = self.settings.lake_dir / folder / part / staged.name
                 outputs.append((staged, final, spec.name, 0))
@@ -856,11 +867,14 @@ class _Runner:
         q_cols = ", ".join(n for n, _ in QUARANTINE_COLUMNS)
         quarantined_at = f"TIMESTAMP '{now.isoformat(sep=' ')}'"
         event_id = "s.v_event_id" if spec.name == "events" else "null::VARCHAR"
+        raw_line, line_bytes = quarantine_line_sql("l.line")
         q_sql = f"""
             select '{spec.name}' as dataset, f.path as source_file, s.line_no as source_line,
-                   s.reason, {event_id} as event_id, s.raw_line, s.line_bytes,
-                   '{load_id}' as load_id, {quarantined_at} as quarantined_at
+                   s.reason, {event_id} as event_id, {raw_line} as raw_line,
+                   {line_bytes} as line_bytes, '{load_id}' as load_id,
+                   {quarantined_at} as quarantined_at
             from staged s join files f on f.file_id = s.file_id
+            join lines l on l.file_id = s.file_id and l.line_no = s.line_no
             where s.reason is not null and {keep("s.")}
             union all
             select '{spec.name}', f.path, b.line_no, b.reason, null, b.raw_line, b.line_bytes,
@@ -873,7 +887,7 @@ class _Runner:
             staged_q = q_stage / f"part-{load_id}.parquet"
             con.execute(
                 f"copy (select {q_cols} from ({q_sql}) order by source_file, source_line) "
-                f"to '{staged_q}' (format parquet, compression zstd)"
+                f"to '{staged_q}' (format parquet, compression zstd, compression_level 1)"
             )
             final_q = self.settings.quarantine_dir / QUARANTINE_FOLDER / staged_q.name
             outputs.append((staged_q, final_q, "quarantine", 0))
