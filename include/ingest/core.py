@@ -529,17 +529,26 @@ class _Runner:
         if not loads:
             return
         with ThreadPoolExecutor(max(1, self.cfg.read_workers)) as pool:
+            # Read ahead while DuckDB works on the current load: at least the next load, and
+            # more while the loads read ahead hold less than chunk_bytes (so the first event
+            # load is read while the small snapshot loads run; memory stays about two loads).
+            pending: dict[int, list[Future[FileContent]]] = {}
+            ahead = 0  # next load index to submit
 
-            def submit(group: list[LandingFile]) -> list[Future[FileContent]]:
-                return [pool.submit(read_content, f.abs_path) for f in group]
+            def read_ahead(current: int) -> None:
+                nonlocal ahead
+                size = sum(f.size for j in range(current + 1, ahead) for f in loads[j])
+                while ahead < len(loads) and (ahead <= current + 1 or size < self.cfg.chunk_bytes):
+                    pending[ahead] = [pool.submit(read_content, f.abs_path) for f in loads[ahead]]
+                    if ahead > current:
+                        size += sum(f.size for f in loads[ahead])
+                    ahead += 1
 
-            pending = submit(loads[0])
             for i, group in enumerate(loads):
+                read_ahead(i)
                 t0 = time.perf_counter()
-                contents = [fut.result() for fut in pending]
+                contents = [fut.result() for fut in pending.pop(i)]
                 self.timings["wait for file reads"] += time.perf_counter() - t0
-                # read the next load while DuckDB works on this one
-                pending = submit(loads[i + 1]) if i + 1 < len(loads) else []
                 self._process(group, contents)
 
     # one load -----------------------------------------------------------------------------
