@@ -391,6 +391,25 @@ def test_quarantined_crlf_lines_and_bot_flags_are_exact(data_dir: Path) -> None:
     ]
 
 
+def test_context_must_be_an_object_when_present(data_dir: Path) -> None:
+    """context is read in the line's own pass: a non-object is bad_type:context, while an
+    object with none of the known keys (or null ones) loads, as does no context at all."""
+    shapes = ["web", 5, [1], True, {}, {"other": 1}, {"platform": None}, None]
+    lines = [line(i, context=c) for i, c in enumerate(shapes, start=1)]
+    lines.append(line(9, context={"user_agent": 5}))
+    lines.append(json.dumps({k: v for k, v in event(10).items() if k != "context"}).encode())
+    write_gz(data_dir / "landing", f"{HOUR}/batch-0001.jsonl.gz", lines)
+    s = ingest()
+    assert s.reconciles and s.loaded == 5
+    assert query(data_dir, "select source_line, reason from raw.quarantine order by 1") == [
+        (1, "bad_type:context"),
+        (2, "bad_type:context"),
+        (3, "bad_type:context"),
+        (4, "bad_type:context"),
+        (9, "bad_type:context.user_agent"),
+    ]
+
+
 def test_same_file_again_and_a_rerun_add_nothing(sim_data: Path) -> None:
     first = ingest()
     before = state(sim_data)

@@ -141,10 +141,27 @@ def _struct(keys: list[str]) -> str:
     return json.dumps({k: "JSON" for k in keys}, separators=(",", ":"))
 
 
-def _leaf_ref(f: Field) -> str:
+def _leaf_ref(f: Field, inline: frozenset[str] = frozenset()) -> str:
     if len(f.path) == 1:
         return f"d.{_q(f.path[0])}"
+    if f.path[0] in inline:
+        return f"d.{_q(f.path[0])}.{_q(f.path[1])}"
     return f"n_{f.path[0]}.{_q(f.path[1])}"
+
+
+def _inline_object(parent: str, keys: list[str]) -> str:
+    """TRUE when the inline-transformed object ``d.<parent>`` was a JSON object, NULL when it
+    was absent, null or of another type.
+
+    json_transform turns a non-object into a struct of NULL leaves, like ``{}``: only when
+    every leaf is NULL is the line asked again, for that one value's JSON type (rare)."""
+    ref = f"d.{_q(parent)}"
+    any_leaf = " or ".join(f"{ref}.{_q(k)} is not null" for k in keys)
+    path = "$." + json.dumps(parent)
+    return (
+        f"case when {ref} is null then null when {any_leaf} then true "
+        f"when json_type(line, '{path}') = 'OBJECT' then true end"
+    )
 
 
 def _q(identifier: str) -> str:
@@ -197,14 +214,37 @@ def staging_sql(spec: DatasetSpec, *, source: str = "lines", files: str = "files
         if not any(f.path == (parent,) and f.type == OBJECT for f in top):
             raise ValueError(f"{spec.name}: nested fields under {parent!r} need an OBJECT field")
 
+    # Only the values something downstream reads are kept (the rest serve the checks).
+    kept = {name for name, _ in spec.lake_columns} | {spec.key}
+
+    def subkeys(parent: str) -> list[str]:
+        return [f.path[1] for f in spec.fields if len(f.path) == 2 and f.path[0] == parent]
+
+    # An object whose text is not kept (events: context) is transformed in the line's own
+    # pass; one whose text is kept (properties) is transformed again from that text.
+    inline = frozenset(p for p in nested_parents if p not in kept)
+    top_struct = json.dumps(
+        {
+            f.path[0]: {k: "JSON" for k in subkeys(f.path[0])} if f.path[0] in inline else "JSON"
+            for f in top
+        },
+        separators=(",", ":"),
+    )
     nested_sql = ",\n        ".join(
         f"case when starts_with(d.{_q(p)}, '{{') then json_transform(d.{_q(p)}, "
-        f"'{_struct([f.path[1] for f in spec.fields if len(f.path) == 2 and f.path[0] == p])}')"
+        f"'{_struct(subkeys(p))}')"
         f" end as n_{p}"
         for p in nested_parents
+        if p not in inline
     )
+
+    def typed(f: Field) -> str:
+        if f.type == OBJECT and f.path[0] in inline:
+            return _inline_object(f.path[0], subkeys(f.path[0]))
+        return _typed(f, _leaf_ref(f, inline))
+
     typed_sql = ",\n        ".join(
-        f"{_typed(f, _leaf_ref(f))} as v_{f.column},\n        {_leaf_ref(f)} is null as a_{f.column}"
+        f"{typed(f)} as v_{f.column},\n        {_leaf_ref(f, inline)} is null as a_{f.column}"
         for f in spec.fields
     )
     rules: list[tuple[str, str]] = [
@@ -219,8 +259,6 @@ def staging_sql(spec: DatasetSpec, *, source: str = "lines", files: str = "files
         rules.append((f"not a_{f.column} and v_{f.column} is null", f"bad_type:{f.dotted}"))
     rules.extend(spec.rules)
     reason_sql = "\n            ".join(f"when {cond} then '{reason}'" for cond, reason in rules)
-    # Only the values something downstream reads (the rest served the checks above).
-    kept = {name for name, _ in spec.lake_columns} | {spec.key}
     values = ", ".join(f"v_{f.column}" for f in spec.fields if f.column in kept)
     return f"""
 create or replace temp table staged as
@@ -241,7 +279,7 @@ docs as (
             when starts_with(line, chr(10) || '{{') then true
             else left(ltrim(line, {_WS}), 1) = '{{'
         end as is_object,
-        case when ok then json_transform(line, '{_struct([f.path[0] for f in top])}') end as d
+        case when ok then json_transform(line, '{top_struct}') end as d
     from parsed
 ),
 nested as (
