@@ -714,17 +714,6 @@ class _Runner:
                 having count(*) > {int(self.cfg.bot_max_events_per_minute)}
                 """
             )
-            # A load has few distinct user agents: match the pattern once per agent, not
-            # once per event.
-            con.execute(
-                f"""
-                create or replace temp table bot_agents as
-                select user_agent from (
-                    select distinct v_user_agent as user_agent from staged
-                    where reason is null and v_user_agent is not null
-                ) where regexp_matches(user_agent, '{BOT_USER_AGENT_RE}')
-                """
-            )
         counts = {
             row[0]: row[1:]
             for row in con.execute(
@@ -787,8 +776,8 @@ class _Runner:
         exprs: list[str] = []
         fields = {f.column for f in spec.fields}
         bot = (
-            "coalesce(c.v_user_agent in (select user_agent from bot_agents) "
-            "or c.v_anonymous_id in (select anonymous_id from rate_bots), false)"
+            f"(regexp_matches(coalesce(c.v_user_agent, ''), '{BOT_USER_AGENT_RE}') "
+            "or c.v_anonymous_id in (select anonymous_id from rate_bots))"
             if spec.name == "events"
             else "false"
         )
