@@ -100,7 +100,7 @@ class IngestConfig:
         Gzip bytes of event files per load. Bigger loads mean fewer, larger Parquet files
         and faster runs; memory is about 10x this.
     read_workers
-        Threads that read, hash and gunzip files while DuckDB validates the previous load.
+        Threads that read, hash and gunzip files while DuckDB works on an earlier load.
     bot_max_events_per_minute
         An anonymous_id with more events than this in one minute of a load is a bot.
     lock_timeout_s
@@ -880,7 +880,11 @@ class _Runner:
             from bad_lines b join files f on f.file_id = b.file_id
             where {keep("b.")}
         """
-        n_q = con.execute(f"select count(*) from ({q_sql})").fetchall()[0][0]
+        # counted without the join to the lines (which only supplies the text)
+        n_q = con.execute(
+            f"select (select count(*) from staged s where s.reason is not null and {keep('s.')})"
+            f" + (select count(*) from bad_lines b where {keep('b.')})"
+        ).fetchall()[0][0]
         if n_q:
             staged_q = q_stage / f"part-{load_id}.parquet"
             con.execute(
