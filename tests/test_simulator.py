@@ -139,6 +139,7 @@ def test_same_seed_gives_same_bytes_and_another_seed_differs(tmp_path: Path) -> 
 
 def test_default_out_is_data_dir_and_existing_output_is_protected(data_dir: Path) -> None:
     cfg = SimulatorConfig(seed=1, days=1, visitors=200, n_items=300)
+    (data_dir / "landing" / "events").mkdir(parents=True, exist_ok=True)  # as `init` leaves it
     summary = simulate(cfg)
     assert summary.landing_dir == data_dir / "landing"
     assert summary.events > 0 and event_files(data_dir / "landing")

@@ -145,7 +145,13 @@ def simulate(
     settings = get_settings()
     data_dir = Path(out_dir) if out_dir is not None else settings.data_dir
     landing = data_dir / "landing"
-    existing = [landing / d for d in OWNED_DIRS if (landing / d).exists()]
+    # An empty directory (made by `airflowctl init` or a run killed before its first file) is
+    # not output: only directories holding files count.
+    existing = [
+        landing / d
+        for d in OWNED_DIRS
+        if (landing / d).is_dir() and any(p.is_file() for p in (landing / d).rglob("*"))
+    ]
     if existing and not overwrite:
         raise FileExistsError(
             f"{landing} already holds simulator output ({', '.join(p.name for p in existing)});"
