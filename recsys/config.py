@@ -172,21 +172,27 @@ class CooccurrenceConfig:
 
 @dataclass(frozen=True)
 class BlendConfig:
-    """LightFM + co-occurrence blend: per-user z-scores mixed with weights fitted on validation.
+    """LightFM + ALS + co-occurrence blend: per-user z-scores mixed with weights fitted on validation.
 
-    The co-occurrence component scores ``recency_history @ (S + self_weight * I)`` (see
-    :class:`CooccurrenceConfig`). ``weight`` (co-occurrence share) and ``self_weight`` are
-    fixed when given; when ``None`` the pair is the best of ``weight_grid`` x
-    ``self_weight_grid`` by nDCG@k on the validation slice (``search_max_users`` seeded users),
-    falling back to the defaults without validation.
+    Scores are ``(1-weight) z(F) + weight z(C)`` with the factor part
+    ``F = (1-als_weight) z(LightFM) + als_weight z(ALS)`` (ALS as in :class:`ALSConfig`) and
+    the co-occurrence part ``C = recency_history @ (S + self_weight * I)`` (see
+    :class:`CooccurrenceConfig`). ``weight`` (co-occurrence share), ``self_weight`` and
+    ``als_weight`` are fixed when given; those left ``None`` are the best point of their grids
+    (``weight_grid`` x ``self_weight_grid`` x ``als_weight_grid``) by nDCG@k on the validation
+    slice (``search_max_users`` seeded users), falling back to the ``default_*`` values
+    without validation. A 0 in a grid lets the search drop that part.
     """
 
     weight: float | None = None
     self_weight: float | None = None
+    als_weight: float | None = None
     weight_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.98)
     self_weight_grid: tuple[float, ...] = (0.0, 2.0, 8.0, 32.0, 128.0)
+    als_weight_grid: tuple[float, ...] = (0.0, 0.2, 0.35, 0.5)
     default_weight: float = 0.5
     default_self_weight: float = 0.5
+    default_als_weight: float = 0.3
     validation_k: int = 10
     search_max_users: int = 2000
     random_state: int = 42
@@ -214,7 +220,7 @@ class PipelineConfig:
     cooccurrence: CooccurrenceConfig = field(default_factory=CooccurrenceConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
-    candidate: str = "lightfm_cooc_blend"
+    candidate: str = "lightfm_blend"
     baselines: tuple[str, ...] = (
         "popularity",
         "category_popularity",

@@ -37,7 +37,7 @@ from recsys.data import (
 )
 from recsys.dod import DoDReport, check_definition_of_done, load_contract
 from recsys.evaluate import evaluate_models
-from recsys.models import LightFMCooccurrenceBlend, LightFMRecommender, Recommender, make_model
+from recsys.models import LightFMBlend, LightFMRecommender, Recommender, make_model
 
 log = logging.getLogger("recsys")
 
@@ -157,11 +157,14 @@ def _fixed_config(config: PipelineConfig, fitted: Recommender) -> PipelineConfig
             cfg,
             lightfm=dataclasses.replace(cfg.lightfm, early_stopping=False, epochs=lfm.best_epoch_),
         )
-    if isinstance(fitted, LightFMCooccurrenceBlend):
+    if isinstance(fitted, LightFMBlend):
         cfg = dataclasses.replace(
             cfg,
             blend=dataclasses.replace(
-                cfg.blend, weight=fitted.weight_, self_weight=fitted.self_weight_
+                cfg.blend,
+                weight=fitted.weight_,
+                self_weight=fitted.self_weight_,
+                als_weight=fitted.als_weight_,
             ),
         )
     return cfg
@@ -233,7 +236,7 @@ def train_evaluate(
         models[name] = model
         say(f"fitted {name} in {fit_s[name]:.1f}s (CPU {timings[f'fit_{name}_cpu_s']:.1f}s)")
     cand = models[candidate_name]
-    if isinstance(cand, LightFMCooccurrenceBlend) and LightFMRecommender.name not in models:
+    if isinstance(cand, LightFMBlend) and LightFMRecommender.name not in models:
         models[LightFMRecommender.name] = cand.lightfm  # evaluated on its own too
         fit_s[LightFMRecommender.name] = float(cand.lightfm.fit_s_ or float("nan"))
     timings.update({f"fit_{k}_s": v for k, v in fit_s.items()})

@@ -187,6 +187,46 @@ def factor_moments(item_emb: np.ndarray, item_bias: np.ndarray) -> tuple[np.ndar
     return mean, cov
 
 
+def zscored_factor_sum(
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One factor model whose scores are ``sum_k w_k z_k``: a weighted sum of per-user z-scores.
+
+    Each part is ``(user_emb, user_bias, item_emb, item_bias, weight)`` with scores
+    ``u . v + b_u + b_i`` over the same users and items. Part ``k``'s per-user mean ``mu`` and
+    deviation ``sd`` follow from :func:`factor_moments`; with ``a = w / sd``,
+    ``a (u . v + b_i + b_u - mu) = [a u, a] . [v, b_i] + a (b_u - mu)``, so the parts
+    concatenate into ``(user_emb, user_bias, item_emb, item_bias)`` (item biases zero) that
+    any factor scorer uses unchanged. Parts with weight 0 are left out; a user whose scores
+    in a part are flat (deviation ~0) gets 0 from that part.
+    """
+    us: list[np.ndarray] = []
+    vs: list[np.ndarray] = []
+    n_users = len(parts[0][0])
+    n_items = len(parts[0][2])
+    user_bias = np.zeros(n_users)
+    for user_emb, u_bias, item_emb, i_bias, weight in parts:
+        if weight == 0:
+            continue
+        mean, cov = factor_moments(item_emb, i_bias)
+        aug = np.hstack([user_emb.astype(np.float64), np.ones((n_users, 1))])
+        mu = aug @ mean + u_bias.astype(np.float64)
+        sd = np.sqrt(np.maximum(np.einsum("bi,ij,bj->b", aug, cov, aug), 0.0))
+        # a user whose scores are flat in this part (no signal) gets z = 0 from it
+        a = np.divide(weight, sd, out=np.zeros_like(sd), where=sd > 1e-6)
+        us += [user_emb * a[:, None], a[:, None]]
+        vs += [item_emb, i_bias[:, None]]
+        user_bias += a * (u_bias.astype(np.float64) - mu)
+    if not us:
+        raise ValueError("zscored_factor_sum: every part has weight 0")
+    return (
+        np.ascontiguousarray(np.hstack(us), dtype=np.float32),
+        user_bias.astype(np.float32),
+        np.ascontiguousarray(np.hstack(vs), dtype=np.float32),
+        np.zeros(n_items, dtype=np.float32),
+    )
+
+
 def blend_scores(
     user_emb: np.ndarray,
     user_bias: np.ndarray,

@@ -85,15 +85,21 @@ def _blend_chart(search: list[dict]) -> str | None:
         return None
     frame = pd.DataFrame(search)
     metric = next(c for c in frame.columns if c.startswith("validation_"))
-    fig = Figure(figsize=(6, 3.2))
-    ax = fig.subplots()
-    for lam, g in frame.groupby("self_weight"):
-        ax.plot(g["weight"], g[metric], marker="o", label=f"self_weight {lam:g}")
-    ax.set_xlabel("co-occurrence weight w")
-    ax.set_ylabel(metric)
-    ax.set_title("Blend weight search on the validation slice")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    if "als_weight" not in frame.columns:
+        frame["als_weight"] = 0.0
+    panels = sorted(frame["als_weight"].unique())
+    fig = Figure(figsize=(4.2 * len(panels), 3.2))
+    axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
+    for ax, a in zip(axes, panels, strict=True):
+        for lam, g in frame[frame["als_weight"] == a].groupby("self_weight"):
+            ax.plot(g["weight"], g[metric], marker="o", label=f"self_weight {lam:g}")
+        ax.set_xlabel("co-occurrence weight w")
+        ax.set_title(f"ALS share of factors {a:g}", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(metric)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Blend weight search on the validation slice", fontsize=10)
+    fig.tight_layout()
     return _png(fig)
 
 

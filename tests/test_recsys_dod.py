@@ -89,6 +89,6 @@ def test_shipped_contract_has_the_agreed_clauses():
         "coverage_floor",
         "train_time_ceiling",
     } <= ids
-    assert c["candidate"] == "lightfm_cooc_blend"
+    assert c["candidate"] == "lightfm_blend"
     assert set(c["baselines"]) == {"popularity", "category_popularity", "cooccurrence", "als"}
     assert all(cl.get("owner") in ("DS", "DE") for cl in c["clauses"])

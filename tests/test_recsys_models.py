@@ -15,11 +15,12 @@ from recsys.data import prepare_split
 from recsys.models import (
     MODEL_NAMES,
     CooccurrenceRecommender,
-    LightFMCooccurrenceBlend,
+    LightFMBlend,
     LightFMRecommender,
     make_model,
 )
 from recsys.models.cooccurrence import item_similarity
+from recsys.ranking import zscored_factor_sum
 from recsys.synthetic import SyntheticConfig, generate
 
 FAST_LFM = LightFMConfig(num_threads=1, epochs=6, patience=2, validation_max_users=300)
@@ -138,34 +139,83 @@ def test_also_bought_never_returns_the_item_itself(split):
 def test_blend_picks_weights_on_validation_and_scores_the_formula(split):
     ds = split.test.dataset
     cfg = BlendConfig(
-        weight_grid=(0.0, 0.5, 1.0), self_weight_grid=(0.0, 4.0), search_max_users=200
+        weight_grid=(0.0, 0.5, 1.0),
+        self_weight_grid=(0.0, 4.0),
+        als_weight_grid=(0.0, 0.5),
+        search_max_users=200,
     )
-    blend = LightFMCooccurrenceBlend(FAST_LFM, CooccurrenceConfig(), cfg).fit(ds, split.validation)
-    assert len(blend.weight_curve_) == 6
+    blend = LightFMBlend(FAST_LFM, CooccurrenceConfig(), cfg).fit(ds, split.validation)
+    assert len(blend.weight_curve_) == 12
     key = "validation_ndcg@10"
     best = max(blend.weight_curve_, key=lambda r: r[key])
-    assert (blend.weight_, blend.self_weight_) == (best["weight"], best["self_weight"])
+    assert (blend.weight_, blend.self_weight_, blend.als_weight_) == (
+        best["weight"],
+        best["self_weight"],
+        best["als_weight"],
+    )
+    assert (blend.als is None) == (blend.als_weight_ == 0)
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    sd = x.std(axis=1, keepdims=True)
+    return np.divide(x - x.mean(axis=1, keepdims=True), sd, out=np.zeros_like(x), where=sd > 0)
+
+
+@pytest.mark.parametrize("als_weight", [0.0, 0.4])
+def test_blend_scores_the_formula(split, als_weight):
+    ds = split.test.dataset
+    cfg = BlendConfig(weight=0.3, self_weight=4.0, als_weight=als_weight)
+    blend = LightFMBlend(FAST_LFM, CooccurrenceConfig(), cfg).fit(ds, split.validation)
     # the blend of z-scores, recomputed densely by hand
     users = np.arange(20)
-    f = blend.lightfm.score_block(users).astype(np.float64)
+    f = _z(blend.lightfm.score_block(users).astype(np.float64))
+    if als_weight:
+        f = (1 - als_weight) * f + als_weight * _z(blend.als.score_block(users).astype(np.float64))
     hist = ds.recency[users].toarray()
     sim = blend.cooccurrence.similarity_.toarray() + blend.self_weight_ * np.eye(ds.n_items)
     c = hist @ sim
-
-    def z(x):
-        sd = x.std(axis=1, keepdims=True)
-        return np.divide(x - x.mean(axis=1, keepdims=True), sd, out=np.zeros_like(x), where=sd > 0)
-
     w = blend.weight_
-    expected = (1 - w) * z(f) + w * z(c)
+    expected = (1 - w) * _z(f) + w * _z(c)
     np.testing.assert_allclose(blend.score_block(users), expected, rtol=1e-3, atol=1e-3)
+    # the exported arrays (what the registry stores and batch scoring uses) give the same
+    exported = blend.export()
+    assert exported.params["als_weight"] == als_weight
+    # LightFM alone keeps its d columns; with ALS each part adds one for its scaled item bias
+    d = FAST_LFM.no_components
+    if als_weight:
+        d += 1 + blend.als.user_factors_.shape[1] + 1
+    assert exported.user_embeddings.shape == (ds.n_users, d)
+
+
+def test_zscored_factor_sum_by_hand():
+    # two users, three items; part 1 scores u.v + b_u + b_i, part 2 u.v
+    u1, bu1 = np.array([[1.0], [2.0]]), np.array([0.5, -1.0])
+    v1, bi1 = np.array([[1.0], [0.0], [-1.0]]), np.array([0.0, 1.0, 2.0])
+    # user 0: [1.5, 1.5, 1.5] + ... = 1*[1,0,-1] + 0.5 + [0,1,2] = [1.5, 1.5, 1.5] (flat)
+    # user 1: 2*[1,0,-1] - 1 + [0,1,2] = [1, 0, -1]  -> z = [1.2247, 0, -1.2247]
+    u2, v2 = np.array([[1.0], [1.0]]), np.array([[3.0], [1.0], [2.0]])
+    # part 2, both users: [3, 1, 2] -> z = [1.2247, -1.2247, 0]
+    parts = [
+        (u1, bu1, v1, bi1, 0.25),
+        (u2, np.zeros(2), v2, np.zeros(3), 0.75),
+    ]
+    ue, ub, ie, ib = zscored_factor_sum(parts)
+    scores = ue @ ie.T + ub[:, None] + ib[None, :]
+    r = np.sqrt(1.5)  # z of [1, 0, -1] (population sd sqrt(2/3))
+    expected_user1 = 0.25 * np.array([r, 0, -r]) + 0.75 * np.array([r, -r, 0])
+    np.testing.assert_allclose(scores[1], expected_user1, atol=1e-5)
+    # user 0's first part is flat: it has no z-score and adds nothing
+    np.testing.assert_allclose(scores[0], 0.75 * np.array([r, -r, 0]), atol=1e-5)
+    with pytest.raises(ValueError, match="weight 0"):
+        zscored_factor_sum([(u1, bu1, v1, bi1, 0.0)])
 
 
 def test_blend_with_fixed_weights_skips_the_search(split):
-    cfg = BlendConfig(weight=0.3, self_weight=1.0)
-    blend = LightFMCooccurrenceBlend(FAST_LFM, CooccurrenceConfig(), cfg)
+    cfg = BlendConfig(weight=0.3, self_weight=1.0, als_weight=0.2)
+    blend = LightFMBlend(FAST_LFM, CooccurrenceConfig(), cfg)
     blend.fit(split.test.dataset, split.validation)
-    assert blend.weight_curve_ == [] and (blend.weight_, blend.self_weight_) == (0.3, 1.0)
+    assert blend.weight_curve_ == []
+    assert (blend.weight_, blend.self_weight_, blend.als_weight_) == (0.3, 1.0, 0.2)
 
 
 def test_recommend_frame_types(split):

@@ -31,7 +31,7 @@ CFG = PipelineConfig(
     ),
 )
 LENIENT = {
-    "candidate": "lightfm_cooc_blend",
+    "candidate": "lightfm_blend",
     "baselines": ["popularity", "category_popularity", "cooccurrence", "als"],
     "clauses": [
         {"id": "vs_popularity", "metric": "ndcg@10", "compare_to": "popularity", "factor": 1.5},

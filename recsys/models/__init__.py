@@ -5,7 +5,7 @@ from __future__ import annotations
 from recsys.config import DEFAULT_PIPELINE, PipelineConfig
 from recsys.models.als import ALSRecommender
 from recsys.models.base import ExportedModel, Recommender, reco_frame
-from recsys.models.blend import LightFMCooccurrenceBlend
+from recsys.models.blend import LightFMBlend
 from recsys.models.cooccurrence import CooccurrenceRecommender
 from recsys.models.lightfm_model import LightFMRecommender
 from recsys.models.popularity import (
@@ -21,7 +21,7 @@ MODEL_NAMES: tuple[str, ...] = (
     ALSRecommender.name,
     RecentlyViewedRecommender.name,
     LightFMRecommender.name,
-    LightFMCooccurrenceBlend.name,
+    LightFMBlend.name,
 )
 
 
@@ -39,8 +39,8 @@ def make_model(name: str, config: PipelineConfig = DEFAULT_PIPELINE) -> Recommen
         return RecentlyViewedRecommender()
     if name == LightFMRecommender.name:
         return LightFMRecommender(config.lightfm)
-    if name == LightFMCooccurrenceBlend.name:
-        return LightFMCooccurrenceBlend(config.lightfm, config.cooccurrence, config.blend)
+    if name == LightFMBlend.name:
+        return LightFMBlend(config.lightfm, config.cooccurrence, config.blend, config.als)
     raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
 
 
@@ -50,7 +50,7 @@ __all__ = [
     "CategoryPopularityRecommender",
     "CooccurrenceRecommender",
     "ExportedModel",
-    "LightFMCooccurrenceBlend",
+    "LightFMBlend",
     "LightFMRecommender",
     "PopularityRecommender",
     "RecentlyViewedRecommender",

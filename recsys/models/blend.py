@@ -1,4 +1,4 @@
-"""LightFM + item co-occurrence blend with its weights fitted on the validation slice."""
+"""LightFM hybrid + ALS + item co-occurrence blend, its weights fitted on the validation slice."""
 
 from __future__ import annotations
 
@@ -8,19 +8,22 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.config import (
+    DEFAULT_ALS,
     DEFAULT_BLEND,
     DEFAULT_COOCCURRENCE,
     DEFAULT_LIGHTFM,
+    ALSConfig,
     BlendConfig,
     CooccurrenceConfig,
     LightFMConfig,
 )
 from recsys.data import Dataset, Holdout
 from recsys.metrics import ndcg_at_k
+from recsys.models.als import ALSRecommender
 from recsys.models.base import ExportedModel, Recommender
 from recsys.models.cooccurrence import CooccurrenceRecommender, user_similarity
 from recsys.models.lightfm_model import FactorState, LightFMRecommender, sample_users
-from recsys.ranking import blend_scores, factor_moments, mask_known, top_k
+from recsys.ranking import blend_scores, factor_moments, mask_known, top_k, zscored_factor_sum
 
 
 class BlendScorer:
@@ -53,6 +56,29 @@ class BlendScorer:
         )
 
 
+def factor_ensemble(lfm: FactorState, als: ALSRecommender | None, als_weight: float) -> FactorState:
+    """LightFM and ALS as one factor model scoring ``(1-a) z(LightFM) + a z(ALS)`` per user.
+
+    ``a = 0`` (or no ALS) returns ``lfm`` itself. See :func:`recsys.ranking.zscored_factor_sum`.
+    """
+    if als is None or als_weight <= 0:
+        return lfm
+    n_items = len(als.item_factors_)
+    user_emb, user_bias, item_emb, item_bias = zscored_factor_sum(
+        [
+            (lfm.user_emb, lfm.user_bias, lfm.item_emb, lfm.item_bias, 1.0 - als_weight),
+            (
+                als.user_factors_,
+                np.zeros(len(als.user_factors_), np.float32),
+                als.item_factors_,
+                np.zeros(n_items, np.float32),
+                als_weight,
+            ),
+        ]
+    )
+    return FactorState(user_emb, user_bias, item_emb, item_bias)
+
+
 def _search(
     vstate: FactorState,
     inner: Dataset,
@@ -60,12 +86,38 @@ def _search(
     validation: Holdout,
     config: BlendConfig,
     users: np.ndarray,
+    als: ALSRecommender | None = None,
 ) -> list[dict]:
-    """nDCG@k on the validation slice for every (weight, self_weight) of the grids.
+    """nDCG@k on the validation slice for every (als_weight, weight, self_weight) of the grids.
 
-    The LightFM z-scores of the sampled users are computed once ``(n_users, n_items)``; each
-    grid point then only adds the sparse co-occurrence part and takes a top-k.
+    ``als`` is fitted on the slice's training data (``inner``) like ``vstate``. For each ALS
+    weight the factor z-scores of the sampled users are computed once ``(n_users, n_items)``;
+    each (weight, self_weight) point then only adds the sparse co-occurrence part and takes a
+    top-k.
     """
+    als_weights = (
+        (config.als_weight,)
+        if config.als_weight is not None
+        else (config.als_weight_grid if als is not None else (0.0,))
+    )
+    curve = []
+    for a in als_weights:
+        for row in _search_cooc(
+            factor_ensemble(vstate, als, a), inner, cooc_config, validation, config, users
+        ):
+            curve.append({"als_weight": a, **row})
+    return curve
+
+
+def _search_cooc(
+    vstate: FactorState,
+    inner: Dataset,
+    cooc_config: CooccurrenceConfig,
+    validation: Holdout,
+    config: BlendConfig,
+    users: np.ndarray,
+) -> list[dict]:
+    """nDCG@k on the validation slice for every (weight, self_weight) of the grids."""
     k = config.validation_k
     weights = config.weight_grid if config.weight is None else (config.weight,)
     selfs = config.self_weight_grid if config.self_weight is None else (config.self_weight,)
@@ -107,29 +159,34 @@ def _search(
     return curve
 
 
-class LightFMCooccurrenceBlend(Recommender):
-    """The candidate: LightFM hybrid blended with item co-occurrence on recency-weighted history.
+class LightFMBlend(Recommender):
+    """The candidate: LightFM hybrid blended with ALS and item co-occurrence.
 
-    Each component's scores are z-scored per user over all items and mixed with weight ``w``
-    (co-occurrence share); the co-occurrence part is
-    ``recency_history @ (S + self_weight * I)``, so items co-bought with what the user touched
-    recently, and (``self_weight > 0``) those items themselves, are lifted. ``w`` and
+    Scores are ``(1-w) z(F) + w z(C)`` per user, where ``F`` is the factor part
+    ``(1-a) z(LightFM) + a z(ALS)`` (:func:`factor_ensemble`) and ``C`` the co-occurrence part
+    ``recency_history @ (S + self_weight * I)``: items co-bought with what the user touched
+    recently and (``self_weight > 0``) those items themselves are lifted. ``a``, ``w`` and
     ``self_weight`` are chosen on the validation slice (components fitted on the slice's
-    data). The fitted components are ``.lightfm`` and ``.cooccurrence``.
+    data); a weight of 0 drops its part, so the search can settle on LightFM alone. LightFM
+    is the only part that ranks cold items by their attributes. The fitted components are
+    ``.lightfm``, ``.als`` (None when ALS weighs 0) and ``.cooccurrence``.
     """
 
-    name = "lightfm_cooc_blend"
+    name = "lightfm_blend"
 
     def __init__(
         self,
         lightfm: LightFMConfig = DEFAULT_LIGHTFM,
         cooccurrence: CooccurrenceConfig = DEFAULT_COOCCURRENCE,
         config: BlendConfig = DEFAULT_BLEND,
+        als: ALSConfig = DEFAULT_ALS,
     ) -> None:
         super().__init__()
         self.config = config
         self.cooc_config = dataclasses.replace(cooccurrence, history="recency")
+        self.als_config = als
         self.lightfm = LightFMRecommender(lightfm)
+        self.als: ALSRecommender | None = None
         self.weight_curve_: list[dict] = []
 
     def _fit(self, dataset: Dataset, validation: Holdout | None) -> None:
@@ -137,24 +194,35 @@ class LightFMCooccurrenceBlend(Recommender):
         self.lightfm.fit(dataset, validation)
         weight = cfg.default_weight if cfg.weight is None else cfg.weight
         self_weight = cfg.default_self_weight if cfg.self_weight is None else cfg.self_weight
+        als_weight = cfg.default_als_weight if cfg.als_weight is None else cfg.als_weight
         self.weight_curve_ = []
         vstate = self.lightfm.validation_state_
-        searching = cfg.weight is None or cfg.self_weight is None
+        searching = cfg.weight is None or cfg.self_weight is None or cfg.als_weight is None
         if searching and validation is not None and vstate is not None:
             users = sample_users(validation.eval_users, cfg.search_max_users, cfg.random_state)
+            grid = cfg.als_weight_grid if cfg.als_weight is None else (cfg.als_weight,)
+            inner_als = (
+                ALSRecommender(self.als_config).fit(validation.dataset)
+                if any(a > 0 for a in grid)
+                else None
+            )
             self.weight_curve_ = _search(
-                vstate, validation.dataset, self.cooc_config, validation, cfg, users
+                vstate, validation.dataset, self.cooc_config, validation, cfg, users, inner_als
             )
             key = f"validation_ndcg@{cfg.validation_k}"
             best = max(self.weight_curve_, key=lambda r: r[key])
             weight, self_weight = best["weight"], best["self_weight"]
+            als_weight = best["als_weight"]
         self.weight_ = float(weight)
         self.self_weight_ = float(self_weight)
+        self.als_weight_ = float(als_weight)
+        self.als = ALSRecommender(self.als_config).fit(dataset) if self.als_weight_ > 0 else None
         self.cooccurrence = CooccurrenceRecommender(
             dataclasses.replace(self.cooc_config, self_weight=self.self_weight_)
         ).fit(dataset)
+        self.factors_ = factor_ensemble(self.lightfm.state_, self.als, self.als_weight_)
         self.scorer_ = BlendScorer(
-            self.lightfm.state_,
+            self.factors_,
             self.cooccurrence.history_,
             self.cooccurrence.user_similarity_,
             self.weight_,
@@ -172,8 +240,11 @@ class LightFMCooccurrenceBlend(Recommender):
         return self.scorer_.score_block(users)
 
     def export(self) -> ExportedModel:
-        base = self.lightfm.export()
+        base = self.lightfm.export()  # keeps LightFM's per-feature parameters in ``extra``
+        f = self.factors_
         base.kind = "factors+cooccurrence"
+        base.user_embeddings, base.user_biases = f.user_emb, f.user_bias
+        base.item_embeddings, base.item_biases = f.item_emb, f.item_bias
         base.similarity = self.cooccurrence.similarity_
         base.history = self.cooccurrence.history_
         base.blend_weight = self.weight_
@@ -183,5 +254,10 @@ class LightFMCooccurrenceBlend(Recommender):
             "name": self.name,
             "blend_weight": self.weight_,
             "self_weight": self.self_weight_,
+            "als_weight": self.als_weight_,
+            "factor_dims": {
+                "lightfm": int(self.lightfm.state_.user_emb.shape[1]),
+                "als": 0 if self.als is None else int(self.als.user_factors_.shape[1]),
+            },
         }
         return base
