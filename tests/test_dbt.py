@@ -523,3 +523,26 @@ def test_events_transform_dag_runs_and_emits_assets(tmp_path: Path) -> None:
     assert set(states) == {"success"}, states
     assert {"sessions", "interactions"} <= emitted
     assert query(data_dir, "select count(*) from fct_sessions") == [(6,)]
+
+
+@pytest.mark.integration
+def test_a_lake_without_snapshots_builds_with_empty_dimensions(tmp_path: Path) -> None:
+    """Most real datasets have events only (no catalog or customer snapshot): dbt still builds,
+    items and customers come from the events alone; without events dbt says what to do."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    run_dbt_fails = subprocess.run(
+        [DBT, "run", "--select", "stg_lake__events", "--target-path", str(tmp_path / "t0")],
+        cwd=DBT_PROJECT_DIR,
+        env=dbt_env(data_dir),
+        capture_output=True,
+        text=True,
+    )
+    assert run_dbt_fails.returncode != 0
+    assert "No Parquet files match" in run_dbt_fails.stdout
+    write_events(data_dir, DAY1, "batch1")
+    out = run_dbt(data_dir, "build", "--select", *DE_SELECT.split())
+    assert "ERROR=0" in out, out[-3000:]
+    assert query(data_dir, "select count(*) from staging.stg_lake__customers") == [(0,)]
+    assert query(data_dir, "select count(*) from staging.stg_lake__items") == [(0,)]
+    assert query(data_dir, "select count(*) from fct_events")[0][0] > 0

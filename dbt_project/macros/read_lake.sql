@@ -7,16 +7,22 @@
 
         select * from {{ read_lake(source('lake', 'events')) }}
 
+    A source that a landing zone may lack (customer snapshots: most real datasets have none)
+    passes `empty_columns` (name -> type); with no files it reads as an empty table of those
+    columns instead of failing:
+
+        select * from {{ read_lake(source('lake', 'customers'), empty_columns={'user_id': 'varchar'}) }}
+
     DuckDB reads the glob with hive partitioning (the partition key, e.g. event_date, becomes a
     column) and unions files by column name, so a column added later reads as null in old files.
     Another engine adds its own `<adapter>__read_lake` (Spark: parquet.`<path>`).
 -#}
-{% macro read_lake(source_relation) -%}
-    {{ return(adapter.dispatch('read_lake', 'trasos')(source_relation)) }}
+{% macro read_lake(source_relation, empty_columns=none) -%}
+    {{ return(adapter.dispatch('read_lake', 'trasos')(source_relation, empty_columns)) }}
 {%- endmacro %}
 
 
-{% macro duckdb__read_lake(source_relation) -%}
+{% macro duckdb__read_lake(source_relation, empty_columns=none) -%}
     {%- set location = source_relation.external -%}
     {%- if not execute -%}
         {#- parsing: source() gives a placeholder relation, nothing to read yet -#}
@@ -29,7 +35,14 @@
     {%- endif -%}
     {%- if flags.WHICH in ('run', 'build') -%}
     {%- set found = run_query("select count(*) from glob(" ~ location ~ ")").columns[0].values()[0] -%}
-    {%- if found == 0 -%}
+    {%- if found == 0 and empty_columns -%}
+        {{ log("read_lake: no files match " ~ location ~ "; reading it as an empty table", info=true) }}
+        {%- set cols = [] -%}
+        {%- for name, type in empty_columns.items() -%}
+            {%- do cols.append("cast(null as " ~ type ~ ") as " ~ name) -%}
+        {%- endfor -%}
+        {{ return("(select " ~ cols | join(", ") ~ " where false)") }}
+    {%- elif found == 0 -%}
         {{ exceptions.raise_compiler_error(
             "No Parquet files match " ~ location ~ ": the raw lake is empty or TRASOS_DATA_DIR "
             ~ "points elsewhere. Load data first (the events_ingest DAG, `make run`)."
@@ -40,6 +53,6 @@
 {%- endmacro %}
 
 
-{% macro default__read_lake(source_relation) -%}
+{% macro default__read_lake(source_relation, empty_columns=none) -%}
     {{ source_relation }}
 {%- endmacro %}

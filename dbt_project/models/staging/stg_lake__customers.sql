@@ -2,7 +2,11 @@ with
 
 source as (
 
-    select * from {{ read_lake(source('lake', 'customers')) }}
+    {#- most real datasets ship no customer snapshot: then there are no customers -#}
+    select * from {{ read_lake(source('lake', 'customers'), empty_columns={
+        'user_id': 'varchar', 'signup_date': 'date', 'country': 'varchar',
+        'age_band': 'varchar', 'is_newsletter_subscriber': 'boolean', 'snapshot_date': 'date',
+    }) }}
 
 ),
 

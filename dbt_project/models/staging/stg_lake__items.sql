@@ -2,7 +2,13 @@ with
 
 source as (
 
-    select * from {{ read_lake(source('lake', 'catalog')) }}
+    {#- a dataset without a catalog snapshot (views-only logs) has no item attributes -#}
+    select * from {{ read_lake(source('lake', 'catalog'), empty_columns={
+        'item_id': 'varchar', 'name': 'varchar', 'department': 'varchar',
+        'category': 'varchar', 'product_type': 'varchar', 'colour': 'varchar',
+        'brand': 'varchar', 'price': 'double', 'collection': 'varchar',
+        'launch_date': 'date', 'snapshot_date': 'date',
+    }) }}
 
 ),
 
