@@ -24,27 +24,24 @@ def run_dagrunner(*args: str, log_dir: Path) -> tuple[int, list[dict]]:
     return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
 
 
-def test_runs_dags_in_order_in_one_process(airflow_home: Path, data_dir: Path, tmp_path):
-    code, results = run_dagrunner("model_monitor", "model_monitor", log_dir=tmp_path)
-    assert code == 0
-    assert [(r["dag_id"], r["state"]) for r in results] == [("model_monitor", "success")] * 2
-    log = Path(results[-1]["log"]).read_text()
-    assert "dag_id=model_monitor" in log and "state=success" in log  # the DagRun's own line
-
-
-def test_stops_at_the_first_failure_unless_tolerated(airflow_home: Path, data_dir: Path, tmp_path):
-    code, results = run_dagrunner("no_such_dag", "model_monitor", log_dir=tmp_path)
-    assert code == 1
-    assert len(results) == 1  # model_monitor never ran
-    assert results[0]["dag_id"] == "no_such_dag" and results[0]["state"] == "not_run"
-    assert not results[0]["tolerated"]
-    assert "could not be found" in results[0]["error"]
-
+def test_runs_dags_in_order_and_stops_at_an_untolerated_failure(
+    airflow_home: Path, data_dir: Path, tmp_path: Path
+) -> None:
     code, results = run_dagrunner(
-        "--tolerate", "could not be found", "no_such_dag", "model_monitor", log_dir=tmp_path
-    )
+        "--tolerate", "could not be found",
+        "model_monitor", "no_such_dag", "model_monitor",
+        log_dir=tmp_path,
+    )  # fmt: skip
     assert code == 1  # a tolerated failure is still a failure, but the next DAG runs
     assert [(r["dag_id"], r["state"], r["tolerated"]) for r in results] == [
+        ("model_monitor", "success", False),
         ("no_such_dag", "not_run", True),
         ("model_monitor", "success", False),
     ]
+    assert "could not be found" in results[1]["error"]
+    log = Path(results[-1]["log"]).read_text()
+    assert "dag_id=model_monitor" in log and "state=success" in log  # the DagRun's own line
+
+    code, results = run_dagrunner("no_such_dag", "model_monitor", log_dir=tmp_path)
+    assert code == 1
+    assert [(r["dag_id"], r["tolerated"]) for r in results] == [("no_such_dag", False)]
