@@ -14,7 +14,7 @@ DATASET    ?= simulator
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
-.PHONY: help setup run up test lint format dbt-build dbt-docs bench clean simulate browser report owners serve
+.PHONY: help setup run up test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -73,6 +73,10 @@ dbt-docs: setup  ## generate dbt docs (one self-contained page) into the reports
 LAPSED_DAYS ?= 14
 report: setup  ## rebuild the business report by hand (DA marts, export, HTML, lapsed CSV)
 	eval "$$($(CTL) env)" && $(PY) -m include.reporting.business --lapsed-days $(LAPSED_DAYS)
+
+EVAL_DATASETS ?= rees46 yoochoose retailrocket hm
+evaluate: setup  ## evaluate model and baselines on real datasets through the loaders -> docs/evaluation.md
+	$(PY) -m include.evaluation $(EVAL_DATASETS)
 
 owners: setup  ## print the ownership map (DAGs, dbt models, GX suites, models) and write it as a page
 	eval "$$($(CTL) env)" && $(PY) -m include.owners
