@@ -145,8 +145,14 @@ def test_blend_picks_weights_on_validation_and_scores_the_formula(split):
         search_max_users=200,
     )
     blend = LightFMBlend(FAST_LFM, CooccurrenceConfig(), cfg).fit(ds, split.validation)
-    assert len(blend.weight_curve_) == 12
+    # coordinate search: 2 ALS weights (co-occurrence off), then 3 x 2 points at the best one
+    assert len(blend.weight_curve_) == 2 + 6
     key = "validation_ndcg@10"
+    first, second = blend.weight_curve_[:2], blend.weight_curve_[2:]
+    assert [r["als_weight"] for r in first] == [0.0, 0.5]
+    assert all(r["weight"] == 0.0 for r in first)
+    best_a = max(first, key=lambda r: r[key])["als_weight"]
+    assert {r["als_weight"] for r in second} == {best_a}
     best = max(blend.weight_curve_, key=lambda r: r[key])
     assert (blend.weight_, blend.self_weight_, blend.als_weight_) == (
         best["weight"],

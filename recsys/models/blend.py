@@ -88,24 +88,37 @@ def _search(
     users: np.ndarray,
     als: ALSRecommender | None = None,
 ) -> list[dict]:
-    """nDCG@k on the validation slice for every (als_weight, weight, self_weight) of the grids.
+    """nDCG@k on the validation slice along the grids, one coordinate at a time.
 
-    ``als`` is fitted on the slice's training data (``inner``) like ``vstate``. For each ALS
-    weight the factor z-scores of the sampled users are computed once ``(n_users, n_items)``;
-    each (weight, self_weight) point then only adds the sparse co-occurrence part and takes a
-    top-k.
+    ``als`` is fitted on the slice's training data (``inner``) like ``vstate``. First every
+    ALS weight of ``als_weight_grid`` is tried with the co-occurrence part at its fixed
+    ``weight`` (0 when searched); then the (weight, self_weight) grid runs with the best ALS
+    weight: ``len(als grid) + len(weight grid) x len(self grid)`` points instead of their
+    product. Per ALS weight the factor z-scores of the sampled users are computed once
+    ``(n_users, n_items)``; each (weight, self_weight) point only adds the sparse
+    co-occurrence part and takes a top-k. Returns every point tried.
     """
-    als_weights = (
-        (config.als_weight,)
-        if config.als_weight is not None
-        else (config.als_weight_grid if als is not None else (0.0,))
-    )
-    curve = []
-    for a in als_weights:
-        for row in _search_cooc(
-            factor_ensemble(vstate, als, a), inner, cooc_config, validation, config, users
-        ):
-            curve.append({"als_weight": a, **row})
+    key = f"validation_ndcg@{config.validation_k}"
+    curve: list[dict] = []
+    best_a = config.als_weight if config.als_weight is not None else 0.0
+    if config.als_weight is None and als is not None and len(config.als_weight_grid) > 1:
+        first = dataclasses.replace(
+            config,
+            weight=0.0 if config.weight is None else config.weight,
+            self_weight=(
+                config.self_weight_grid[0] if config.self_weight is None else config.self_weight
+            ),
+        )
+        for a in config.als_weight_grid:
+            for row in _search_cooc(
+                factor_ensemble(vstate, als, a), inner, cooc_config, validation, first, users
+            ):
+                curve.append({"als_weight": a, **row})
+        best_a = max(curve, key=lambda r: r[key])["als_weight"]
+    for row in _search_cooc(
+        factor_ensemble(vstate, als, best_a), inner, cooc_config, validation, config, users
+    ):
+        curve.append({"als_weight": best_a, **row})
     return curve
 
 
