@@ -74,7 +74,7 @@ LAPSED_DAYS ?= 14
 report: setup  ## rebuild the business report by hand (DA marts, export, HTML, lapsed CSV)
 	eval "$$($(CTL) env)" && $(PY) -m include.reporting.business --lapsed-days $(LAPSED_DAYS)
 
-EVAL_DATASETS ?= rees46 yoochoose retailrocket hm
+EVAL_DATASETS ?= amazon_grocery rees46 yoochoose retailrocket hm
 evaluate: setup  ## evaluate model and baselines on real datasets through the loaders -> docs/evaluation.md
 	$(PY) -m include.evaluation $(EVAL_DATASETS)
 

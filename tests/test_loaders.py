@@ -145,6 +145,11 @@ CASES: dict[str, tuple[list[tuple[str, str, bool]], int, TypeOf]] = {
         1,
         lambda r: "product_view",
     ),
+    "amazon_grocery": (
+        [("amazon_grocery_rechorus/train.tsv.gz", "\t", True)],
+        1,
+        lambda r: "purchase",
+    ),
 }
 
 
@@ -405,3 +410,23 @@ def test_cli_list_and_run(data_dir: Path, capsys: pytest.CaptureFixture[str]) ->
     assert (data_dir / "other" / "landing" / "_loader" / "otto.json").exists()
     with pytest.raises(SystemExit):
         main(["nope"])
+
+
+def test_amazon_grocery_values_and_catalog(loaded: Loaded) -> None:
+    _, events, data_dir = loaded["amazon_grocery"]
+    ev = by_id(events)
+    # Row 1: user 2177, item 3, time 965779200 = 2000-08-09 00:00 UTC (the review's day)
+    first = ev["amazon_grocery-1"]
+    assert first["event_time"].startswith("2000-08-09T12:")  # synthetic hour 12:00-12:59
+    assert (first["event_type"], first["user_id"], first["item_id"]) == ("purchase", "2177", "3")
+    assert first["anonymous_id"] == "2177"
+    assert first["properties"] == {"quantity": 1, "order_id": "amazon_grocery-2177-20000809"}
+    assert len(events) == 121_892
+    # one file per day: every event of a day lies in its 12:00 hour
+    assert all(e["event_time"][11:13] == "12" for e in events)
+    items = {
+        i["item_id"]: i
+        for i in read_jsonl(data_dir / "landing/catalog/snapshot_date=2014-07-22/items.jsonl.gz")
+    }
+    assert len(items) == 8_713
+    assert items["1"]["category"] == "grocery-0" and items["1"]["department"] == "grocery"

@@ -24,6 +24,7 @@ LOADERS: dict[str, str] = {
     "taobao": "taobao",
     "otto": "otto",
     "yoochoose": "yoochoose",
+    "amazon_grocery": "amazon_grocery",
 }
 
 
