@@ -92,8 +92,15 @@ def freshness_checks(
 
 
 def latest_day(con: duckdb.DuckDBPyConnection, today: date | None = None) -> date | None:
-    """The latest complete event day in the lake (today's partial day is skipped)."""
+    """The latest complete event day in the lake (today's partial day is skipped); None
+    when nothing was ever ingested (no ``raw.events`` yet: only freshness is checked)."""
     today = today or datetime.now(UTC).date()
+    exists = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'raw' and table_name = 'events'"
+    ).fetchall()[0][0]
+    if not exists:
+        return None
     row = con.execute(
         "select max(event_date) from raw.events where event_date < ?", [today]
     ).fetchall()

@@ -186,3 +186,19 @@ def test_model_monitor_quiet_on_a_healthy_model(data_dir) -> None:
     publish("v2", items[::-1], list(np.linspace(0, 1, 60)), NOW - timedelta(days=1))
     checks = m.run_model_monitor(now=NOW)
     assert [c.metric for c in checks if c.status != m.OK] == []
+
+
+def test_data_monitor_on_a_platform_never_ingested_alerts_on_freshness_only(data_dir) -> None:
+    """No raw.events yet (fresh install): no crash, every Asset is stale, nothing else runs."""
+    cfg = m.DataMonitorConfig(cadence_hours={"raw_events": 2.0, "sessions": 3.0})
+    checks = m.run_data_monitor({"raw_events": None, "sessions": None}, cfg, now=NOW)
+    assert [(c.metric, c.dimension, c.status) for c in checks] == [
+        ("freshness_hours", "raw_events", m.ALERT),
+        ("freshness_hours", "sessions", m.ALERT),
+    ]
+    con = duckdb.connect(str(get_settings().warehouse_path), read_only=True)
+    try:  # stored for the monitoring page, dated today
+        rows = con.execute("select metric, day from monitoring.checks").fetchall()
+    finally:
+        con.close()
+    assert rows == [("freshness_hours", NOW.date())] * 2
