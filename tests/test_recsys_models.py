@@ -228,3 +228,13 @@ def test_recommend_frame_types(split):
     frame = make_model("category_popularity", CFG).fit(split.test.dataset).recommend(k=3)
     assert frame[C.RANK].dtype == np.int32 and frame[C.SCORE].dtype == np.float32
     assert isinstance(frame, pd.DataFrame) and len(frame) == 3 * split.test.dataset.n_users
+
+
+def test_blend_search_with_one_als_weight_uses_it(split):
+    cfg = BlendConfig(
+        weight_grid=(0.0,), self_weight_grid=(0.0,), als_weight_grid=(0.5,), search_max_users=100
+    )
+    blend = LightFMBlend(FAST_LFM, CooccurrenceConfig(), cfg)
+    blend.fit(split.test.dataset, split.validation)
+    assert [r["als_weight"] for r in blend.weight_curve_] == [0.5]
+    assert blend.als_weight_ == 0.5 and blend.als is not None

@@ -99,9 +99,16 @@ def _search(
     co-occurrence part and takes a top-k. Returns every point tried.
     """
     key = f"validation_ndcg@{config.validation_k}"
+    grid = (
+        (0.0,)
+        if als is None
+        else ((config.als_weight,) if config.als_weight is not None else config.als_weight_grid)
+    )
+    # the slice's co-occurrence, fitted once for every pass below
+    cooc = CooccurrenceRecommender(dataclasses.replace(cooc_config, self_weight=0.0)).fit(inner)
     curve: list[dict] = []
-    best_a = config.als_weight if config.als_weight is not None else 0.0
-    if config.als_weight is None and als is not None and len(config.als_weight_grid) > 1:
+    best_a = grid[0]
+    if len(grid) > 1:
         first = dataclasses.replace(
             config,
             weight=0.0 if config.weight is None else config.weight,
@@ -109,28 +116,29 @@ def _search(
                 config.self_weight_grid[0] if config.self_weight is None else config.self_weight
             ),
         )
-        for a in config.als_weight_grid:
+        for a in grid:
             for row in _search_cooc(
-                factor_ensemble(vstate, als, a), inner, cooc_config, validation, first, users
+                factor_ensemble(vstate, als, a), cooc, validation, first, users
             ):
                 curve.append({"als_weight": a, **row})
         best_a = max(curve, key=lambda r: r[key])["als_weight"]
-    for row in _search_cooc(
-        factor_ensemble(vstate, als, best_a), inner, cooc_config, validation, config, users
-    ):
+    for row in _search_cooc(factor_ensemble(vstate, als, best_a), cooc, validation, config, users):
         curve.append({"als_weight": best_a, **row})
     return curve
 
 
 def _search_cooc(
     vstate: FactorState,
-    inner: Dataset,
-    cooc_config: CooccurrenceConfig,
+    cooc: CooccurrenceRecommender,
     validation: Holdout,
     config: BlendConfig,
     users: np.ndarray,
 ) -> list[dict]:
-    """nDCG@k on the validation slice for every (weight, self_weight) of the grids."""
+    """nDCG@k on the validation slice for every (weight, self_weight) of the grids.
+
+    ``cooc`` is the co-occurrence fitted on the slice's training data with ``self_weight=0``.
+    """
+    inner = cooc.dataset_
     k = config.validation_k
     weights = config.weight_grid if config.weight is None else (config.weight,)
     selfs = config.self_weight_grid if config.self_weight is None else (config.self_weight,)
@@ -149,7 +157,6 @@ def _search_cooc(
     masked = np.isneginf(base)
     base[masked] = 0.0
     truth = validation.truth[users]
-    cooc = CooccurrenceRecommender(dataclasses.replace(cooc_config, self_weight=0.0)).fit(inner)
     history = cooc.history_[users]
     curve = []
     for lam in selfs:
