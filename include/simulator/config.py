@@ -53,9 +53,10 @@ class SimulatorConfig:
         Days generated and written together (memory and pipelining; part of the seed's
         meaning: another value gives other, equally valid, data).
     gzip_level
-        zlib level of the landing files (1 = fastest; the bytes are deterministic either way).
+        igzip (ISA-L) level of the landing files, 0..3 (1 = its fast default; the bytes are
+        deterministic either way).
     workers
-        Threads that gzip and write files (zlib releases the GIL).
+        Threads that gzip and write files (igzip releases the GIL).
     """
 
     seed: int = 7
@@ -90,7 +91,7 @@ class SimulatorConfig:
             "fault_rate must be in [0, 0.5]": 0.0 <= self.fault_rate <= 0.5,
             "batch_minutes must be in 1..60": 1 <= self.batch_minutes <= 60,
             "chunk_days must be >= 1": self.chunk_days >= 1,
-            "gzip_level must be in 0..9": 0 <= self.gzip_level <= 9,
+            "gzip_level must be in 0..3 (igzip)": 0 <= self.gzip_level <= 3,
             "cold_item_share must be in [0, 0.9]": 0.0 <= self.cold_item_share <= 0.9,
             "bot_share must be in [0, 0.1]": 0.0 <= self.bot_share <= 0.1,
             "workers must be >= 1": self.workers >= 1,

@@ -6,13 +6,13 @@ uint8 matrix) and pieces gathered from small vocabularies (event type; device wi
 context and user; item; page; up to three property pieces). Values are ASCII without
 quotes or backslashes, so no escaping is needed. A chunk of consecutive files is one Arrow array
 whose data buffer already *is* the files' content: each file is a zero-copy slice,
-gzipped (deterministic header: mtime 0, no file name) and written by a thread pool
-while the next chunk is built (zlib releases the GIL).
+gzipped with ISA-L's igzip (deterministic header: mtime 0, no file name; several times
+faster than zlib at level 1 with a smaller output) and written by a thread pool while the
+next chunk is built (igzip releases the GIL).
 """
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 from collections.abc import Callable
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from isal import igzip
 
 from include.contracts import EVENT_TYPES, PLATFORMS
 from include.simulator import _text
@@ -52,10 +53,12 @@ FAULT_NAMES = {code: name for name, code in FAULT_CODE.items()}
 def write_gzip(path: Path, data: bytes | memoryview, level: int) -> int:
     """Write ``data`` gzipped with a fixed header (mtime 0, no name); returns bytes written.
 
+    ``level`` is igzip's (0-3; 1 is its fast default, still smaller than zlib's level 1).
+
     The file appears atomically: it is written under a hidden name (ingestion skips
     names starting with '.') and renamed.
     """
-    blob = gzip.compress(data, compresslevel=level, mtime=0)
+    blob = igzip.compress(data, compresslevel=level, mtime=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(blob)
