@@ -192,6 +192,17 @@ def test_nothing_published_yet_is_503(data_dir: Path) -> None:
     assert "no model version is loaded" in response.json()["detail"]
 
 
+def test_sample_with_nothing_published_prints_the_503(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["sample"]) == 1
+    captured = capsys.readouterr()
+    assert "no model is published" in captured.err
+    head, body = captured.out.split("\n", 1)
+    assert head == "GET /v1/users/unknown-user/recommendations?k=5 -> 503"
+    assert "no model version is loaded" in json.loads(body)["detail"]
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -55,7 +55,11 @@ def openapi(_: argparse.Namespace) -> int:
 
 
 def sample(args: argparse.Namespace) -> int:
-    """One real response, in process, for ``--user`` or the first user with a personal list."""
+    """One real response, in process, for ``--user`` or the first user with a personal list.
+
+    With nothing published, the API's real answer is a 503 problem document (printed too, so
+    the caller sees what the backend would get); the exit code is 0 only for a 200.
+    """
     from fastapi.testclient import TestClient
 
     from include.serving.app import create_app
@@ -67,9 +71,8 @@ def sample(args: argparse.Namespace) -> int:
     snap = store.current
     if snap is None:
         reason = store.last_error or "nothing published yet"
-        print(f"no model to sample from {store.published_dir}: {reason}", file=sys.stderr)
-        return 1
-    user = args.user or snap.first_key("user") or "unknown-user"
+        print(f"no model is published in {store.published_dir}: {reason}", file=sys.stderr)
+    user = args.user or (snap.first_key("user") if snap is not None else None) or "unknown-user"
     key = secrets.token_urlsafe(16)  # in-process only: the real keys are not needed
     client = TestClient(create_app(store=store, api_keys=[key], start_watcher=False))
     response = client.get(
