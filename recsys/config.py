@@ -130,6 +130,7 @@ class ALSConfig:
     regularization: float = 0.05
     alpha: float = 10.0
     iterations: int = 15
+    warm_start_iterations: int = 5  # sweeps when started from a fitted ALS (blend refit)
     num_threads: int = 2
     random_state: int = 42
 

@@ -10,10 +10,17 @@ import pytest
 import scipy.sparse as sp
 
 from recsys import columns as C
-from recsys.config import BlendConfig, CooccurrenceConfig, LightFMConfig, PipelineConfig
+from recsys.config import (
+    ALSConfig,
+    BlendConfig,
+    CooccurrenceConfig,
+    LightFMConfig,
+    PipelineConfig,
+)
 from recsys.data import prepare_split
 from recsys.models import (
     MODEL_NAMES,
+    ALSRecommender,
     CooccurrenceRecommender,
     LightFMBlend,
     LightFMRecommender,
@@ -193,6 +200,38 @@ def test_blend_scores_the_formula(split, als_weight):
     assert exported.user_embeddings.shape == (ds.n_users, d)
 
 
+def test_blend_search_points_equal_the_dense_blend(split):
+    """The search scores only each user's co-occurrence items plus LightFM's top k of the
+    rest; every point must equal the dense blend over all items, ranked and measured."""
+    from recsys.metrics import ndcg_at_k
+    from recsys.models.blend import _search_cooc
+    from recsys.ranking import mask_known, top_k
+
+    ds, validation = split.test.dataset, split.validation
+    lfm = LightFMRecommender(FAST_LFM).fit(ds, validation)
+    vstate = lfm.validation_state_
+    inner = validation.dataset
+    cooc = CooccurrenceRecommender(CooccurrenceConfig(history="recency")).fit(inner)
+    cfg = BlendConfig(weight_grid=(0.0, 0.3, 0.9), self_weight_grid=(0.0, 4.0))
+    users = validation.eval_users
+    curve = _search_cooc(vstate, cooc, validation, cfg, users)
+    assert [(r["weight"], r["self_weight"]) for r in curve] == [
+        (w, lam) for lam in (0.0, 4.0) for w in (0.0, 0.3, 0.9)
+    ]
+    f = vstate.score_block(users).astype(np.float64)
+    hist = inner.recency[users].toarray()
+    for row in curve:
+        sim = cooc.similarity_.toarray() + row["self_weight"] * np.eye(inner.n_items)
+        w = row["weight"]
+        dense = (1 - w) * _z(f) + w * _z(hist @ sim)
+        mask_known(dense, inner.known_positives, users)
+        dense[:, ~validation.candidates] = -np.inf
+        idx, _ = top_k(dense, 10)
+        expected = ndcg_at_k(idx, validation.truth[users], 10)
+        assert row["validation_ndcg@10"] == pytest.approx(expected, abs=1e-12)
+    assert max(r["validation_ndcg@10"] for r in curve) > 0  # the comparison is not all zeros
+
+
 def test_zscored_factor_sum_by_hand():
     # two users, three items; part 1 scores u.v + b_u + b_i, part 2 u.v
     u1, bu1 = np.array([[1.0], [2.0]]), np.array([0.5, -1.0])
@@ -238,3 +277,20 @@ def test_blend_search_with_one_als_weight_uses_it(split):
     blend.fit(split.test.dataset, split.validation)
     assert [r["als_weight"] for r in blend.weight_curve_] == [0.5]
     assert blend.als_weight_ == 0.5 and blend.als is not None
+
+
+def test_als_warm_start_continues_from_the_given_factors(split):
+    cfg = ALSConfig(factors=8, iterations=15, warm_start_iterations=1, num_threads=1)
+    ds = split.test.dataset
+    converged = ALSRecommender(cfg).fit(ds)
+    warm = ALSRecommender(cfg, init=converged).fit(ds)
+    assert warm.warm_started_ and not converged.warm_started_
+    # one more sweep from a converged solution barely moves it; a cold 1-sweep fit is far off
+    cold = ALSRecommender(dataclasses.replace(cfg, iterations=1)).fit(ds)
+    users = np.arange(50)
+    ref = converged.score_block(users).ravel()
+    assert np.corrcoef(ref, warm.score_block(users).ravel())[0, 1] > 0.99
+    assert np.corrcoef(ref, cold.score_block(users).ravel())[0, 1] < 0.95
+    # factors of other shapes are not used
+    other = ALSRecommender(dataclasses.replace(cfg, factors=4)).fit(ds)
+    assert not ALSRecommender(cfg, init=other).fit(ds).warm_started_

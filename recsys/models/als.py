@@ -12,13 +12,19 @@ from recsys.ranking import factor_scores
 
 
 class ALSRecommender(Recommender):
-    """implicit.cpu ALS on confidence ``1 + alpha * log1p(weight)``; score = ``u . v``."""
+    """implicit.cpu ALS on confidence ``1 + alpha * log1p(weight)``; score = ``u . v``.
+
+    ``init`` (a fitted ALS of the same users and items, e.g. on the validation slice's
+    shorter window) warm-starts the factors: then ``config.warm_start_iterations`` sweeps
+    replace the ``config.iterations`` from random factors.
+    """
 
     name = "als"
 
-    def __init__(self, config: ALSConfig = DEFAULT_ALS) -> None:
+    def __init__(self, config: ALSConfig = DEFAULT_ALS, init: ALSRecommender | None = None) -> None:
         super().__init__()
         self.config = config
+        self.init = init
 
     def _fit(self, dataset: Dataset, validation: Holdout | None) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -29,16 +35,23 @@ class ALSRecommender(Recommender):
         x.data = np.log1p(x.data).astype(np.float32)
         # implicit parallelises itself; a multi-threaded BLAS underneath only oversubscribes
         # (implicit checks this when the model is built, so build it inside the limit too).
+        init = self.init
+        warm = init is not None and init.user_factors_.shape == (x.shape[0], cfg.factors)
+        warm = warm and init.item_factors_.shape == (x.shape[1], cfg.factors)
         with threadpool_limits(1, "blas"):
             model = AlternatingLeastSquares(
                 factors=cfg.factors,
                 regularization=cfg.regularization,
                 alpha=cfg.alpha,
-                iterations=cfg.iterations,
+                iterations=cfg.warm_start_iterations if warm else cfg.iterations,
                 num_threads=cfg.num_threads,
                 random_state=cfg.random_state,
             )
+            if warm:  # implicit keeps factors that are already set
+                model.user_factors = init.user_factors_.copy()
+                model.item_factors = init.item_factors_.copy()
             model.fit(x, show_progress=False)
+        self.warm_started_ = warm
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
 
