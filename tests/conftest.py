@@ -8,10 +8,13 @@ throw-away directory for the whole test session.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +60,56 @@ def run_airflow(*args: str, env: dict[str, str] | None = None, timeout: int = 60
         text=True,
         timeout=timeout,
     )
+
+
+CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Launches headless Chromium (Playwright) contexts: ``chromium(viewport=...)``.
+
+    Persistent profile and $HOME under ``tmp_path`` (Chromium writes $HOME/.config whatever
+    the flags); skips when Chromium is not installed (``make browser``). Contexts still open
+    at the end of the test are closed.
+    """
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed: `make browser` (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    home = tmp_path / "chromium-home"
+    home.mkdir(exist_ok=True)
+    pw = sync_playwright().start()
+    contexts: list[Any] = []
+
+    def launch(**kwargs: Any) -> Any:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / f"chromium-profile-{len(contexts)}"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            env={**os.environ, "HOME": str(home)},
+            **kwargs,
+        )
+        contexts.append(context)
+        return context
+
+    try:
+        yield launch
+    finally:
+        for context in contexts:
+            try:
+                context.close()
+            except Exception:  # already closed by the test
+                pass
+        pw.stop()

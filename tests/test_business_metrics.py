@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -605,51 +604,17 @@ def test_report_renders_an_empty_export(report: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_report_in_headless_chromium(report: Path, tmp_path: Path) -> None:
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        pytest.skip("no /usr/bin/chromium: install it with `make browser` (apt-get chromium)")
-    from playwright.sync_api import sync_playwright
-
-    home = tmp_path / "home"
-    home.mkdir()
+def test_report_in_headless_chromium(report: Path, chromium) -> None:
     shot = report.parent / "report.png"
-    old_home = os.environ.get("HOME")
-    os.environ["HOME"] = str(home)  # Chromium writes $HOME/.config whatever the flags
-    try:
-        with sync_playwright() as pw:
-            context = pw.chromium.launch_persistent_context(
-                str(tmp_path / "profile"),
-                executable_path=str(chromium),
-                headless=True,
-                args=[
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                ],
-                viewport={"width": 1200, "height": 900},
-            )
-            try:
-                page = context.new_page()
-                requests: list[str] = []
-                page.on("request", lambda r: requests.append(r.url))
-                page.goto(report.as_uri())
-                assert page.title() == "Trasos business metrics"
-                widths = page.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
-                headings = page.locator("h2").all_inner_texts()
-                page.screenshot(path=str(shot), full_page=True)
-            finally:
-                context.close()
-    finally:
-        if old_home is None:
-            os.environ.pop("HOME", None)
-        else:
-            os.environ["HOME"] = old_home
+    context = chromium(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(report.as_uri())
+    assert page.title() == "Trasos business metrics"
+    widths = page.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
+    headings = page.locator("h2").all_inner_texts()
+    page.screenshot(path=str(shot), full_page=True)
     assert len(widths) == 5 and all(w > 300 for w in widths)  # every chart decoded and drawn
     assert "Retention by first-purchase cohort" in headings
     assert all(u.startswith(("file:", "data:")) for u in requests), requests

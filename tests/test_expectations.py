@@ -9,7 +9,6 @@ stay fast; runner and report tests use :func:`expectations.gate.run_gate` on a t
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
 import subprocess
@@ -37,17 +36,6 @@ from expectations.suites import (
 from include.contracts import RAW_EVENT_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 RAW_PARAMS = RawEventsParams(
     event_time_min=datetime(2024, 1, 1), event_time_max=datetime(2024, 12, 31)
@@ -736,11 +724,9 @@ def test_warnings_are_logged_and_do_not_raise(
 
 
 @pytest.mark.integration
-def test_data_docs_render_offline_in_chromium(data_dir: Path, tmp_path: Path) -> None:
+def test_data_docs_render_offline_in_chromium(data_dir: Path, tmp_path: Path, chromium) -> None:
     """All four gates run; the GX index and the overview list each suite's latest result in a
     browser that has no network (every non-file request is aborted and recorded)."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
     from expectations.docs import vendor_available, vendor_source_dir
     from expectations.gate import run_gate
 
@@ -751,59 +737,44 @@ def test_data_docs_render_offline_in_chromium(data_dir: Path, tmp_path: Path) ->
     for suite, (make, params, inputs) in GOOD.items():
         run_gate(suite, make(), params=params, run_name=f"test_{suite}", **inputs)
 
-    from playwright.sync_api import sync_playwright
-
-    home = tmp_path / "home"
-    home.mkdir()
     shots = data_dir / "reports" / "screenshots"
     shots.mkdir(parents=True)
     external: list[str] = []
-    env = {**os.environ, "HOME": str(home)}
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            env=env,
-            viewport={"width": 1400, "height": 1000},
-        )
-        try:
-            browser.route(
-                "**/*",
-                lambda route: (
-                    route.continue_()
-                    if route.request.url.startswith("file:")
-                    else (external.append(route.request.url), route.abort())
-                ),
-            )
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto((data_dir / "reports" / "data_docs" / "index.html").as_uri())
-            # rows are rendered by bootstrap-table (JS): they exist only if the assets loaded
-            page.wait_for_selector("text=Showing 1 to", timeout=10_000)
-            table = page.inner_text("body")
-            page.screenshot(path=str(shots / "data_docs_index.png"), full_page=True)
-            for suite in GOOD:
-                assert f"test_{suite}" in table, f"{suite} missing from the Data Docs index"
-            assert page.locator("i.fas, i.fa").count() > 0  # font-awesome status icons
-            assert not errors, errors
+    browser = chromium(viewport={"width": 1400, "height": 1000})
+    browser.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith("file:")
+            else (external.append(route.request.url), route.abort())
+        ),
+    )
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((data_dir / "reports" / "data_docs" / "index.html").as_uri())
+    # rows are rendered by bootstrap-table (JS): they exist only if the assets loaded
+    page.wait_for_selector("text=Showing 1 to", timeout=10_000)
+    table = page.inner_text("body")
+    page.screenshot(path=str(shots / "data_docs_index.png"), full_page=True)
+    for suite in GOOD:
+        assert f"test_{suite}" in table, f"{suite} missing from the Data Docs index"
+    assert page.locator("i.fas, i.fa").count() > 0  # font-awesome status icons
+    assert not errors, errors
 
-            page.goto((data_dir / "reports" / "data_quality.html").as_uri())
-            overview = page.inner_text("body")
-            page.screenshot(path=str(shots / "data_quality.png"), full_page=True)
-            for suite in GOOD:
-                assert suite in overview
-            assert overview.count("PASSED") == len(GOOD)
-            # the overview links to each suite's latest validation page, which renders too
-            page.click("text=Data Docs page >> nth=0")
-            page.wait_for_selector("text=Validation Filter", timeout=10_000)
-            assert "raw_events" in page.inner_text("body")
-            page.screenshot(path=str(shots / "raw_events_validation.png"))
-            assert not errors, errors
-        finally:
-            browser.close()
+    page.goto((data_dir / "reports" / "data_quality.html").as_uri())
+    overview = page.inner_text("body")
+    page.screenshot(path=str(shots / "data_quality.png"), full_page=True)
+    for suite in GOOD:
+        assert suite in overview
+    assert overview.count("PASSED") == len(GOOD)
+    # the overview links to each suite's latest validation page, which renders too
+    page.click("text=Data Docs page >> nth=0")
+    page.wait_for_selector("text=Validation Filter", timeout=10_000)
+    assert "raw_events" in page.inner_text("body")
+    page.screenshot(path=str(shots / "raw_events_validation.png"))
+    assert not errors, errors
+
     assert external == [], f"pages tried to reach the network: {external}"
     assert (shots / "data_docs_index.png").stat().st_size > 10_000
     shutil.copy(shots / "data_docs_index.png", tmp_path / "last_data_docs_index.png")
