@@ -72,20 +72,11 @@ def build_marts(dataset: str, data_dir: Path) -> None:
 
 def read_snapshot(data_dir: Path) -> dict:
     """The training inputs, read from the marts as ``include.training`` reads them."""
-    import duckdb
+    from include.training import read_training_frames
+    from include.warehouse import connect
 
-    from include.contracts import PRODUCT_EVENT_TYPES
-    from include.training import SNAPSHOT_QUERIES
-
-    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
-    try:
-        out = {}
-        for name in ("events", "items", "users"):
-            params = list(PRODUCT_EVENT_TYPES) if name == "events" else []
-            out[name] = con.execute(SNAPSHOT_QUERIES[name], params).df()
-        return out
-    finally:
-        con.close()
+    with connect(read_only=True, path=data_dir / "warehouse.duckdb") as con:
+        return read_training_frames(con, ("events", "items", "users"))
 
 
 def evaluate(dataset: str, data_dir: Path, test_share: float = 0.2) -> dict:

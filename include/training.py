@@ -17,10 +17,13 @@ import logging
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.contracts import PRODUCT_EVENT_TYPES
 from include.settings import get_settings
+
+if TYPE_CHECKING:
+    import duckdb
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,17 @@ SNAPSHOT_QUERIES: dict[str, str] = {
     "users": "select * from ml_user_features",
     "interactions": "select * from ml_interactions",
 }
+
+
+def read_training_frames(
+    con: duckdb.DuckDBPyConnection, names: tuple[str, ...] = tuple(SNAPSHOT_QUERIES)
+) -> dict[str, Any]:
+    """The ML marts ``names`` of :data:`SNAPSHOT_QUERIES` as DataFrames (``con``: DuckDB)."""
+    frames = {}
+    for name in names:
+        params = list(PRODUCT_EVENT_TYPES) if name == "events" else []
+        frames[name] = con.execute(SNAPSHOT_QUERIES[name], params).df()
+    return frames
 
 
 def _safe(run_id: str) -> str:
@@ -56,9 +70,7 @@ def extract_training_data(run_id: str) -> dict[str, Any]:
     tmp.mkdir(parents=True)
     counts = {}
     with connect(read_only=True) as con:
-        for name, sql in SNAPSHOT_QUERIES.items():
-            params = list(PRODUCT_EVENT_TYPES) if name == "events" else []
-            frame = con.execute(sql, params).df()
+        for name, frame in read_training_frames(con).items():
             frame.to_parquet(tmp / f"{name}.parquet", index=False)
             counts[name] = len(frame)
     shutil.rmtree(out, ignore_errors=True)
