@@ -36,8 +36,10 @@ class ALSRecommender(Recommender):
         # implicit parallelises itself; a multi-threaded BLAS underneath only oversubscribes
         # (implicit checks this when the model is built, so build it inside the limit too).
         init = self.init
-        warm = init is not None and init.user_factors_.shape == (x.shape[0], cfg.factors)
-        warm = warm and init.item_factors_.shape == (x.shape[1], cfg.factors)
+        warm = init is not None and (init.user_factors_.shape, init.item_factors_.shape) == (
+            (x.shape[0], cfg.factors),
+            (x.shape[1], cfg.factors),
+        )
         with threadpool_limits(1, "blas"):
             model = AlternatingLeastSquares(
                 factors=cfg.factors,

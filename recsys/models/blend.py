@@ -165,13 +165,12 @@ def _search_cooc(
     history = cooc.history_[users]
     n_users = len(users)
     curve = []
-    plain_ndcg: float | None = None  # weight 0: LightFM alone, the same at every self_weight
+    # weight 0 is LightFM alone: the same at every self_weight
+    lightfm_alone = ndcg_at_k(top_k(base, k)[0], truth, k) if 0 in weights else None
     for lam in selfs:
         if all(w == 0 for w in weights):
-            if plain_ndcg is None:
-                plain_ndcg = ndcg_at_k(top_k(base, k)[0], truth, k)
             curve.extend(
-                {"weight": w, "self_weight": lam, f"validation_ndcg@{k}": plain_ndcg}
+                {"weight": w, "self_weight": lam, f"validation_ndcg@{k}": lightfm_alone}
                 for w in weights
             )
             continue
@@ -196,9 +195,7 @@ def _search_cooc(
         plain_lfm[plain_out], nnz_lfm[nnz_out] = 0.0, 0.0
         for w in weights:
             if w == 0:
-                if plain_ndcg is None:
-                    plain_ndcg = ndcg_at_k(top_k(base, k)[0], truth, k)
-                value = plain_ndcg
+                value = lightfm_alone
             else:
                 inv = np.divide(w, sd, out=np.zeros_like(sd), where=sd > 0)
                 pv = plain_lfm * (1.0 - w) - (mean * inv)[:, None]
@@ -206,19 +203,36 @@ def _search_cooc(
                 nv = nnz_lfm * (1.0 - w) + nnz_co * inv[rows]
                 # an item below the k-th plain candidate cannot make the top k: drop it first
                 keep = (nv >= pv[:, k - 1][rows]) & ~nnz_out
-                kr = rows[keep]
-                per_row = np.bincount(kr, minlength=n_users)
-                at = k + np.arange(len(kr)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
-                width = k + (int(per_row.max()) if len(kr) else 0)
-                scores = np.full((n_users, width), -np.inf)
-                items = np.full((n_users, width), -1, dtype=np.int64)
-                scores[:, :k], items[:, :k] = pv, plain_idx
-                scores[kr, at], items[kr, at] = nv[keep], c.indices[keep]
-                j, _ = top_k(scores, k)
-                idx = np.where(j >= 0, np.take_along_axis(items, np.maximum(j, 0), axis=1), -1)
+                idx = _top_k_of_candidates(pv, plain_idx, rows[keep], c.indices[keep], nv[keep], k)
                 value = ndcg_at_k(idx, truth, k)
             curve.append({"weight": w, "self_weight": lam, f"validation_ndcg@{k}": value})
     return curve
+
+
+def _top_k_of_candidates(
+    dense_scores: np.ndarray,
+    dense_items: np.ndarray,
+    rows: np.ndarray,
+    items: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+) -> np.ndarray:
+    """Top-k item indices per row of ``(n, m)`` candidates plus extra sparse ones.
+
+    ``dense_*`` give every row ``m`` candidates (item ``-1`` / score ``-inf`` for none);
+    ``rows`` (sorted), ``items``, ``scores`` add a variable number per row. Returns
+    ``(n, k)`` item indices, ``-1`` where a row has fewer than ``k`` finite candidates.
+    """
+    n, m = dense_scores.shape
+    per_row = np.bincount(rows, minlength=n)
+    at = m + np.arange(len(rows)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    width = m + (int(per_row.max()) if len(rows) else 0)
+    all_scores = np.full((n, width), -np.inf)
+    all_items = np.full((n, width), -1, dtype=np.int64)
+    all_scores[:, :m], all_items[:, :m] = dense_scores, dense_items
+    all_scores[rows, at], all_items[rows, at] = scores, items
+    j, _ = top_k(all_scores, k)
+    return np.where(j >= 0, np.take_along_axis(all_items, np.maximum(j, 0), axis=1), -1)
 
 
 class LightFMBlend(Recommender):
