@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,13 +21,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import CHROMIUM, CHROMIUM_FLAGS
 
 from include.airflowctl import PASSWORDS_FILE, airflow_env, init
 from include.settings import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("TRASOS_ARTIFACTS", REPO_ROOT / ".state" / "test-artifacts"))
 CHAIN = ("events_ingest", "events_transform", "recommender_train", "business_metrics")
 ROLE_OF = {
@@ -49,7 +48,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
+    if not CHROMIUM.exists():
         pytest.skip("Chromium is not installed (make browser installs Debian's)")
     root = tmp_path_factory.mktemp("e2e")
     data, state = root / "data", root / "state"
@@ -158,19 +157,7 @@ def browser():
     home = ARTIFACTS / "chromium-home"
     home.mkdir(parents=True, exist_ok=True)
     os.environ["HOME"] = str(home)
-    b = pw.chromium.launch(
-        executable_path=CHROMIUM,
-        args=[
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ],
-    )
+    b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
     return pw, b
 
 
