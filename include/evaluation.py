@@ -81,6 +81,7 @@ def read_snapshot(data_dir: Path) -> dict:
 
 def evaluate(dataset: str, data_dir: Path, test_share: float = 0.2) -> dict:
     """Train and evaluate candidate and baselines on one dataset's marts."""
+    from include.training import quantile_split
     from recsys import columns as C
     from recsys.config import DEFAULT_PIPELINE
     from recsys.pipeline import train_evaluate
@@ -88,8 +89,7 @@ def evaluate(dataset: str, data_dir: Path, test_share: float = 0.2) -> dict:
     snap = read_snapshot(data_dir)
     ev = snap["events"]
     t_min, t_max = ev["event_at"].min(), ev["event_at"].max()
-    split_at = ev["event_at"].quantile(1.0 - test_share)  # the last test_share of the events
-    test_days = (t_max - split_at).total_seconds() / 86400 + 1e-6
+    split_at, test_days = quantile_split(ev["event_at"], test_share)
     cfg = dataclasses.replace(
         DEFAULT_PIPELINE,
         split=dataclasses.replace(

@@ -89,12 +89,14 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
     settings = get_settings()
     folder = Path(snapshot["snapshot"])
     events = pd.read_parquet(folder / "events.parquet")
+    config, split_at = training_plan(events)
     summary = run_training(
         events,
         pd.read_parquet(folder / "items.parquet"),
         pd.read_parquet(folder / "users.parquet"),
         models_dir=settings.models_dir,
-        config=pipeline_config_for(events),
+        config=config,
+        split_at=split_at,
     )
     reports = settings.reports_dir / "evaluation"
     reports.mkdir(parents=True, exist_ok=True)
@@ -106,12 +108,29 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def pipeline_config_for(events) -> Any:
-    """The default pipeline, with the time split shortened when the history is short.
+#: Histories shorter than this many days (real samples of hours) are split by event quantile.
+QUANTILE_SPLIT_BELOW_DAYS = 4.0
 
-    The default test window (14 days, validation 7) needs about a month of events; a shorter
-    history (a small simulation, a real sample) gets a quarter of its span as test window and
-    an eighth as validation slice, so that training always has the larger part.
+
+def quantile_split(event_at, test_share: float = 0.2) -> tuple[Any, float]:
+    """``T`` at the ``1 - test_share`` quantile of the event times, and the test window in
+    days (``T`` to just past the last event), for histories too short for whole-day windows.
+    """
+    t_max = event_at.max()
+    split_at = event_at.quantile(1.0 - test_share)
+    return split_at, (t_max - split_at).total_seconds() / 86400 + 1e-6
+
+
+def training_plan(events) -> tuple[Any, Any]:
+    """The pipeline configuration and split time ``T`` (None: derived from the config) for
+    a training snapshot's events.
+
+    The default test window (14 days, validation 7) needs about six weeks of events. A
+    shorter history of at least :data:`QUANTILE_SPLIT_BELOW_DAYS` days (a small simulation)
+    gets whole-day windows of a quarter (test) and an eighth (validation) of its span; a
+    history of hours (a real sample) gets ``T`` at the quantile of its last 20 % of events
+    and a validation slice half as long in time, the split ``make evaluate`` uses. Training
+    always has the larger part.
     """
     import dataclasses
 
@@ -119,22 +138,28 @@ def pipeline_config_for(events) -> Any:
 
     split = DEFAULT_PIPELINE.split
     if events.empty:
-        return DEFAULT_PIPELINE
+        return DEFAULT_PIPELINE, None
     span_days = (events["event_at"].max() - events["event_at"].min()).total_seconds() / 86400
     if span_days >= 2 * (split.test_days + split.validation_days):
-        return DEFAULT_PIPELINE
-    test_days = max(1, int(span_days // 4))
-    validation_days = max(1, int(span_days // 8))
+        return DEFAULT_PIPELINE, None
+    split_at = None
+    if span_days >= QUANTILE_SPLIT_BELOW_DAYS:
+        test_days, validation_days = int(span_days // 4), int(span_days // 8)
+    else:
+        split_at, test_days = quantile_split(events["event_at"])
+        validation_days = test_days / 2
     log.warning(
-        "history spans %.1f days: time split shortened to test %d d, validation %d d",
+        "history spans %.2f days: time split shortened to test %.3g d, validation %.3g d%s",
         span_days,
         test_days,
         validation_days,
+        f" (T = {split_at})" if split_at is not None else "",
     )
-    return dataclasses.replace(
+    config = dataclasses.replace(
         DEFAULT_PIPELINE,
         split=dataclasses.replace(split, test_days=test_days, validation_days=validation_days),
     )
+    return config, split_at
 
 
 class DefinitionOfDoneFailed(RuntimeError):

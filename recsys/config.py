@@ -78,7 +78,8 @@ class SplitConfig:
     ----------
     test_days
         Length of the test window ``[T, T + test_days)``; also used to derive ``T`` from the
-        latest event when no split time is given.
+        latest event when no split time is given. Fractions of a day are allowed (samples
+        that span hours), with an explicit split time.
     validation_days
         Length of the validation slice ``[T - validation_days, T)`` carved from the training
         window for early stopping and the blend weight.
@@ -89,8 +90,8 @@ class SplitConfig:
         (items the user already bought) or ``"interacted"`` (any training interaction).
     """
 
-    test_days: int = 14
-    validation_days: int = 7
+    test_days: float = 14
+    validation_days: float = 7
     relevance: Literal["cart_or_purchase", "purchase", "any"] = "cart_or_purchase"
     known_positives: Literal["purchased", "interacted"] = "purchased"
     random_state: int = 42

@@ -542,7 +542,7 @@ class TimeSplit:
 def time_split(
     events: pd.DataFrame,
     split_at: pd.Timestamp | str | None = None,
-    test_days: int = 14,
+    test_days: float = 14,
 ) -> TimeSplit:
     """Cut events at ``split_at`` (default: ``test_days`` before the latest event).
 

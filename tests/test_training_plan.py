@@ -1,0 +1,39 @@
+"""The training DAG's time split for histories of months, weeks and hours (include.training)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from include.training import quantile_split, training_plan
+from recsys.config import DEFAULT_PIPELINE
+
+
+def events_every(minutes: int, n: int, start: str = "2024-03-01") -> pd.DataFrame:
+    at = pd.Timestamp(start) + pd.to_timedelta([i * minutes for i in range(n)], unit="min")
+    return pd.DataFrame({"user_id": "u", "item_id": "i", "event_type": "purchase", "event_at": at})
+
+
+def test_a_long_history_keeps_the_default_split():
+    config, split_at = training_plan(events_every(24 * 60, 43))  # 42 days
+    assert config is DEFAULT_PIPELINE and split_at is None
+
+
+def test_a_month_gets_whole_day_windows_of_a_quarter_and_an_eighth():
+    config, split_at = training_plan(events_every(24 * 60, 31))  # 30 days
+    assert (config.split.test_days, config.split.validation_days) == (7, 3)
+    assert split_at is None
+
+
+def test_hours_of_events_split_at_the_quantile_of_the_last_fifth():
+    # 181 events, one a minute for 3 hours: the 0.8 quantile is minute 144
+    ev = events_every(1, 181)
+    config, split_at = training_plan(ev)
+    assert split_at == pd.Timestamp("2024-03-01 02:24")
+    assert config.split.test_days == pytest.approx(36 / 1440, abs=1e-5)
+    assert config.split.validation_days == pytest.approx(18 / 1440, abs=1e-5)
+    assert (split_at, config.split.test_days) == quantile_split(ev["event_at"])
+    # training keeps 144 of the 181 events and the test window reaches the last one
+    end = split_at + pd.Timedelta(days=config.split.test_days)
+    assert (ev.event_at < split_at).sum() == 144
+    assert ev.event_at.max() < end
