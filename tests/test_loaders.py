@@ -390,6 +390,10 @@ def test_unmappable_rows_are_counted_with_a_reason(data_dir: Path, tmp_path: Pat
         "unmapped_event_type:views": 1,
     }
     assert [e["event_id"] for e in read_events(data_dir, "otto")] == ["otto-1"]
+    # OTTO has no item data: the catalog lists the written event's item only, attributes unknown
+    items = read_jsonl(data_dir / "landing/catalog/snapshot_date=2022-07-31/items.jsonl.gz")
+    assert items == [{"item_id": "10", **dict.fromkeys(ITEM_COLUMNS[1:])}]
+    assert summary["catalog"]["source_rows"] == summary["catalog"]["written"] == 1
 
 
 def test_wrong_header_fails_loudly(data_dir: Path, tmp_path: Path) -> None:

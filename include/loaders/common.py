@@ -354,6 +354,28 @@ class LoaderRun:
             "catalog", ITEM_COLUMNS, "item_id", CATALOG_FILE, sql, snapshot_date, extra
         )
 
+    def write_catalog_of_event_items(self) -> TableStats:
+        """For sources without item data: a catalog snapshot of the item ids the written
+        events name, every attribute unknown (null), dated at the last event's day.
+
+        The marts count only interactions with catalog items (a shop's catalog is what it
+        sells); without this snapshot such a source would have no interactions at all.
+        """
+        snapshot_date = self.con.execute(
+            "select strftime(max(event_time), '%Y-%m-%d') from _events where skip_reason is null"
+        ).fetchall()[0][0]
+        attributes = ", ".join(f"null::varchar as {c}" for c in ITEM_COLUMNS[1:])
+        sql = f"""
+            select item_id, {attributes}, null::varchar as skip_reason
+            from (
+                select distinct item_id from _events
+                where skip_reason is null and coalesce(item_id, '') <> ''
+            )
+        """
+        return self.write_catalog(
+            sql, snapshot_date, derived_from="distinct item_id of the written events (ids only)"
+        )
+
     def write_customers(self, sql: str, snapshot_date: str, **extra: object) -> TableStats:
         """Customers of ``sql`` (``CUSTOMER_COLUMNS`` + ``skip_reason``) as a snapshot."""
         return self._write_snapshot(

@@ -21,7 +21,8 @@ context                  all null
 =======================  ===============================================================
 
 Skipped with a reason: bad timestamp, unknown type (``unmapped_event_type:<value>``), empty
-session or aid. No catalog: the source has article ids only.
+session or aid. The source has article ids only: the catalog snapshot lists the ids the events
+name, attributes unknown (``LoaderRun.write_catalog_of_event_items``).
 """
 
 from __future__ import annotations
@@ -91,4 +92,5 @@ def load(data_dir: Path | None = None, source_dir: Path | None = None) -> dict[s
         check_header(path, COLUMNS)
         run.register_source("src", path, numbered_csv(path, COLUMNS))
         run.write_events(EVENTS_SQL.format(type_cases=type_cases))
+        run.write_catalog_of_event_items()
         return run.finish(mapping=MAPPING)

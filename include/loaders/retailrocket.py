@@ -22,7 +22,9 @@ context                  all null
 =======================  ===============================================================
 
 Skipped with a reason: unparseable timestamp (``missing_event_time``), empty visitor or item id
-(``missing_anonymous_id`` / ``missing_item_id``). No catalog: the sample has no item properties.
+(``missing_anonymous_id`` / ``missing_item_id``). The sample has no item properties: the catalog
+snapshot lists the ids the events name, attributes unknown
+(``LoaderRun.write_catalog_of_event_items``).
 """
 
 from __future__ import annotations
@@ -73,4 +75,5 @@ def load(data_dir: Path | None = None, source_dir: Path | None = None) -> dict[s
         check_header(path, COLUMNS, sep="\t")
         run.register_source("src", path, numbered_csv(path, COLUMNS, sep="\t"))
         run.write_events(EVENTS_SQL)
+        run.write_catalog_of_event_items()
         return run.finish(mapping=MAPPING)

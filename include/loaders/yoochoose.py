@@ -22,7 +22,9 @@ properties.source_split  ``train`` / ``test`` (the session-rec time split of the
 context                  all null
 =======================  ===============================================================
 
-Skipped with a reason: unparseable time, empty session or item id. No catalog.
+Skipped with a reason: unparseable time, empty session or item id. No item data: the catalog
+snapshot lists the ids the events name, attributes unknown
+(``LoaderRun.write_catalog_of_event_items``).
 """
 
 from __future__ import annotations
@@ -78,4 +80,5 @@ def load(data_dir: Path | None = None, source_dir: Path | None = None) -> dict[s
             run.register_source(f"src_{split}", path, numbered_csv(path, COLUMNS, sep="\t"))
         union = " union all ".join(f"select '{s}' as split, * from src_{s}" for s in SOURCE_FILES)
         run.write_events(EVENTS_SQL.format(union=union))
+        run.write_catalog_of_event_items()
         return run.finish(mapping=MAPPING)
