@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -377,12 +378,15 @@ def run_training(
     Does not promote: call :func:`recsys.registry.promote` with ``summary["version"]`` (it
     raises :class:`recsys.registry.DefinitionOfDoneError` when ``dod_passed`` is false).
     """
+    from recsys.registry import to_json
+
     result = train_evaluate(events, item_features, user_features, config, split_at, contract)
     version, path = save_result(result, models_dir, report_path, now)
     cand = result.metrics[
         (result.metrics[C.MODEL] == config.candidate) & (result.metrics[C.SEGMENT] == C.SEGMENT_ALL)
     ]
-    return {
+    # strict JSON (an XCom): an undefined metric (no evaluated user) is null, not NaN
+    summary = {
         "version": version,
         "model_dir": str(path),
         "report_path": str(report_path) if report_path else str(path / "report.html"),
@@ -393,3 +397,4 @@ def run_training(
         "split_at": result.snapshot["split_at"],
         "timings": result.timings,
     }
+    return json.loads(to_json(summary))

@@ -8,6 +8,7 @@ deliberately bad model without moving `current`, and a self-contained HTML repor
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from datetime import UTC, datetime
 
@@ -160,6 +161,21 @@ def test_gate_blocks_a_bad_model_and_current_stays(data, tmp_path):
         registry.promote(models, bad["version"])
     assert registry.current_version(models) == good["version"]
     assert registry.list_versions(models) == [good["version"], bad["version"]]
+
+
+def test_summary_is_strict_json_when_no_test_interaction_is_relevant(data, tmp_path):
+    # only views after T (a views-only source, like RetailRocket): no user to evaluate, so
+    # the candidate's nDCG is undefined; the XCom summary must still be strict JSON
+    ev = data.events.copy()
+    t = ev[C.EVENT_AT].max().floor("D") - pd.Timedelta(days=CFG.split.test_days - 1)
+    ev.loc[ev[C.EVENT_AT] >= t, C.EVENT_TYPE] = "product_view"
+    out = run_training(
+        ev, data.item_features, data.user_features, models_dir=tmp_path, config=CFG,
+        contract=LENIENT,
+    )  # fmt: skip
+    assert out["candidate_ndcg@10"] is None
+    assert not out["dod_passed"] and "vs_popularity" in out["failed_clauses"]
+    assert json.loads(json.dumps(out, allow_nan=False)) == out
 
 
 def test_report_is_self_contained(result, tmp_path):
