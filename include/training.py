@@ -172,6 +172,22 @@ class DefinitionOfDoneFailed(RuntimeError):
         self.docs_url = docs_url
 
 
+def fmt_number(value: float | None, spec: str = ".4g") -> str:
+    """A metric for people; ``undefined`` when it could not be measured (null in the JSON)."""
+    return "undefined" if value is None else format(value, spec)
+
+
+def clause_text(c: dict[str, Any]) -> str:
+    """One failed clause of ``dod.json`` for a message: observed, required, by how much."""
+    text = (
+        f"{c['id']} ({c['owner']}): observed {fmt_number(c['observed'])}, "
+        f"required {fmt_number(c['required'])}"
+    )
+    if c.get("margin") is not None and c.get("margin_pct") is not None:
+        text += f" (short by {-c['margin']:.4g}, {c['margin_pct']:+.1f}%)"
+    return text
+
+
 def check_dod(summary: dict[str, Any]) -> dict[str, Any]:
     """Stop the run when the version failed its definition of done; say which clause, by how
     much, and notify every owner of a failed clause."""
@@ -182,11 +198,7 @@ def check_dod(summary: dict[str, Any]) -> dict[str, Any]:
         return summary
     dod = read_json(get_settings().models_dir, summary["version"], "dod.json")
     failed = [c for c in dod["clauses"] if c["status"] == "fail"]
-    lines = [
-        f"{c['id']} ({c['owner']}): observed {c['observed']:.4g}, required {c['required']:.4g} "
-        f"(short by {-c['margin']:.4g}, {c['margin_pct']:+.1f}%)"
-        for c in failed
-    ]
+    lines = [clause_text(c) for c in failed]
     message = f"model {summary['version']} failed its definition of done: " + "; ".join(lines)
     owners = sorted({c["owner"] for c in failed}) or ["DS"]
     for owner in owners[1:]:  # the task's failure callback notifies the first

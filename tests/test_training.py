@@ -1,11 +1,11 @@
-"""The training DAG's time split for histories of months, weeks and hours (include.training)."""
+"""include.training: the DAG's time split (histories of months, weeks, hours) and its messages."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from include.training import quantile_split, training_plan
+from include.training import clause_text, quantile_split, training_plan
 from recsys.config import DEFAULT_PIPELINE
 
 
@@ -37,3 +37,17 @@ def test_hours_of_events_split_at_the_quantile_of_the_last_fifth():
     end = split_at + pd.Timedelta(days=config.split.test_days)
     assert (ev.event_at < split_at).sum() == 144
     assert ev.event_at.max() < end
+
+
+def test_a_failed_clause_reads_with_its_shortfall_or_as_undefined():
+    short = {"id": "ndcg_vs_best_baseline", "owner": "DS", "observed": 0.02312,
+             "required": 0.02416, "margin": -0.00104, "margin_pct": -4.3046}  # fmt: skip
+    assert clause_text(short) == (
+        "ndcg_vs_best_baseline (DS): observed 0.02312, required 0.02416 (short by 0.00104, -4.3%)"
+    )
+    # no user to evaluate: the metric is null in dod.json (was a TypeError in the DAG)
+    undefined = {"id": "ndcg_vs_popularity", "owner": "DS", "observed": None,
+                 "required": None, "margin": None, "margin_pct": None}  # fmt: skip
+    assert clause_text(undefined) == (
+        "ndcg_vs_popularity (DS): observed undefined, required undefined"
+    )
