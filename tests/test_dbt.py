@@ -33,6 +33,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -410,6 +411,27 @@ def test_validate_marts_summarises_the_marts(built: Path) -> None:
         "main.ml_user_features": 3,
     }
     assert summary["tables"]["main.fct_events"]["max"] == "2024-03-02 10:00:00"
+
+
+@pytest.mark.integration
+def test_validate_marts_accepts_no_customers_only_when_nobody_logged_in(
+    built: Path, tmp_path: Path
+) -> None:
+    from include import transform
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(built / "warehouse.duckdb", warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("delete from main.dim_customers")
+    # events still carry logged-in customers: an empty dim_customers is a broken build
+    with pytest.raises(ValueError, match=r"marts built but empty: main\.dim_customers\."):
+        transform.validate_marts(warehouse)
+    # an anonymous-only source (RetailRocket, OTTO, YOOCHOOSE): no customer to list
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update main.fct_events set user_id = null")
+    summary = transform.validate_marts(warehouse)
+    assert summary["tables"]["main.dim_customers"]["rows"] == 0
+    assert summary["tables"]["main.fct_events"]["rows"] == 13
 
 
 # --- incremental = full refresh ------------------------------------------------------------
