@@ -131,34 +131,44 @@ def training_plan(events) -> tuple[Any, Any]:
     history of hours (a real sample) gets ``T`` at the quantile of its last 20 % of events
     and a validation slice half as long in time, the split ``make evaluate`` uses. Training
     always has the larger part.
+
+    Relevant test interactions are carts and purchases (the default); in data without any
+    (views or clicks only: the RetailRocket and YOOCHOOSE samples) every product interaction
+    is relevant, otherwise no user could be evaluated.
     """
     import dataclasses
 
+    from recsys import columns as C
     from recsys.config import DEFAULT_PIPELINE
 
     split = DEFAULT_PIPELINE.split
     if events.empty:
         return DEFAULT_PIPELINE, None
-    span_days = (events["event_at"].max() - events["event_at"].min()).total_seconds() / 86400
-    if span_days >= 2 * (split.test_days + split.validation_days):
-        return DEFAULT_PIPELINE, None
+    changes: dict[str, Any] = {}
     split_at = None
-    if span_days >= QUANTILE_SPLIT_BELOW_DAYS:
-        test_days, validation_days = int(span_days // 4), int(span_days // 8)
-    else:
-        split_at, test_days = quantile_split(events["event_at"])
-        validation_days = test_days / 2
-    log.warning(
-        "history spans %.2f days: time split shortened to test %.3g d, validation %.3g d%s",
-        span_days,
-        test_days,
-        validation_days,
-        f" (T = {split_at})" if split_at is not None else "",
-    )
-    config = dataclasses.replace(
-        DEFAULT_PIPELINE,
-        split=dataclasses.replace(split, test_days=test_days, validation_days=validation_days),
-    )
+    span_days = (events["event_at"].max() - events["event_at"].min()).total_seconds() / 86400
+    if span_days < 2 * (split.test_days + split.validation_days):
+        if span_days >= QUANTILE_SPLIT_BELOW_DAYS:
+            test_days, validation_days = int(span_days // 4), int(span_days // 8)
+        else:
+            split_at, test_days = quantile_split(events["event_at"])
+            validation_days = test_days / 2
+        changes.update(test_days=test_days, validation_days=validation_days)
+        log.warning(
+            "history spans %.2f days: time split shortened to test %.3g d, validation %.3g d%s",
+            span_days,
+            test_days,
+            validation_days,
+            f" (T = {split_at})" if split_at is not None else "",
+        )
+    if split.relevance == "cart_or_purchase" and not (
+        events["event_type"].isin((C.CART, C.PURCHASE)).any()
+    ):
+        changes["relevance"] = "any"
+        log.warning("no cart or purchase event: every test interaction counts as relevant")
+    if not changes:
+        return DEFAULT_PIPELINE, None
+    config = dataclasses.replace(DEFAULT_PIPELINE, split=dataclasses.replace(split, **changes))
     return config, split_at
 
 

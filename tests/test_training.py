@@ -39,6 +39,17 @@ def test_hours_of_events_split_at_the_quantile_of_the_last_fifth():
     assert ev.event_at.max() < end
 
 
+def test_views_only_data_counts_every_test_interaction_as_relevant():
+    views = events_every(24 * 60, 43).assign(event_type="product_view")
+    config, _ = training_plan(views)
+    assert config.split.relevance == "any"
+    assert (config.split.test_days, config.split.validation_days) == (14, 7)
+    # one purchase anywhere keeps the default: carts and purchases are relevant
+    views.loc[0, "event_type"] = "purchase"
+    config, _ = training_plan(views)
+    assert config is DEFAULT_PIPELINE
+
+
 def test_a_failed_clause_reads_with_its_shortfall_or_as_undefined():
     short = {"id": "ndcg_vs_best_baseline", "owner": "DS", "observed": 0.02312,
              "required": 0.02416, "margin": -0.00104, "margin_pct": -4.3046}  # fmt: skip
