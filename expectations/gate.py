@@ -120,6 +120,12 @@ def _describe(failure: dict[str, Any]) -> str:
     return f"{text}: observed {format_observed(failure['observed_value'])}"
 
 
+def failed_headline(suite: str) -> str:
+    """The first words of a failed gate's message (logs, notifications; ``make run`` looks
+    for them in a DAG's log)."""
+    return f"GX gate '{suite}' failed"
+
+
 class GateFailed(Exception):
     """Critical expectations failed. Carries what a notifier needs to route and link it.
 
@@ -141,7 +147,7 @@ class GateFailed(Exception):
         self.failures = [dict(f) for f in result.critical_failures]
         self.docs_url = result.docs_url
         lines = [
-            f"GX gate '{result.suite}' failed: {len(self.failures)} critical expectation(s) "
+            f"{failed_headline(result.suite)}: {len(self.failures)} critical expectation(s) "
             f"failed on {result.n_rows:,} rows of {result.asset} (owner: {result.owner_role}).",
             *(f"  - {_describe(f)}" for f in self.failures),
         ]

@@ -95,7 +95,8 @@ def run_dags(
 
     Stops after the first DAG whose run did not succeed, unless its log contains one of the
     ``tolerate`` strings (e.g. ``DefinitionOfDoneFailed``: a model that is not published is
-    a result, the DAGs downstream still run). Returns 0 when every DAG succeeded, else 1.
+    a result, the DAGs downstream still run); ``tolerated_by`` names the first one found.
+    Returns 0 when every DAG succeeded, else 1.
     """
     from airflow.cli.cli_parser import get_parser
 
@@ -129,9 +130,9 @@ def run_dags(
             "error": error,
         }
         ok = state == "success"
-        result["tolerated"] = not ok and any(
-            t in log_path.read_text(errors="replace") for t in tolerate
-        )
+        log_text = "" if ok else log_path.read_text(errors="replace")
+        result["tolerated_by"] = next((t for t in tolerate if t in log_text), None)
+        result["tolerated"] = result["tolerated_by"] is not None
         out.write(json.dumps(result) + "\n")
         out.flush()
         failed += not ok

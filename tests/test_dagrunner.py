@@ -39,6 +39,7 @@ def test_runs_dags_in_order_and_stops_at_an_untolerated_failure(
         ("model_monitor", "success", False),
     ]
     assert "could not be found" in results[1]["error"]
+    assert [r["tolerated_by"] for r in results] == [None, "could not be found", None]
     log = Path(results[-1]["log"]).read_text()
     assert "dag_id=model_monitor" in log and "state=success" in log  # the DagRun's own line
 
