@@ -348,6 +348,12 @@ class LoaderRun:
         return written
 
     # -- snapshots ----------------------------------------------------------------------------
+    def last_event_day(self) -> str:
+        """``YYYY-MM-DD`` of the latest written event: the date of snapshots derived from them."""
+        return self.con.execute(
+            "select strftime(max(event_time), '%Y-%m-%d') from _events where skip_reason is null"
+        ).fetchall()[0][0]
+
     def write_catalog(self, sql: str, snapshot_date: str, **extra: object) -> TableStats:
         """Items of ``sql`` (columns ``ITEM_COLUMNS`` + ``skip_reason``) as a catalog snapshot."""
         return self._write_snapshot(
@@ -361,9 +367,6 @@ class LoaderRun:
         The marts count only interactions with catalog items (a shop's catalog is what it
         sells); without this snapshot such a source would have no interactions at all.
         """
-        snapshot_date = self.con.execute(
-            "select strftime(max(event_time), '%Y-%m-%d') from _events where skip_reason is null"
-        ).fetchall()[0][0]
         attributes = ", ".join(f"null::varchar as {c}" for c in ITEM_COLUMNS[1:])
         sql = f"""
             select item_id, {attributes}, null::varchar as skip_reason
@@ -373,7 +376,9 @@ class LoaderRun:
             )
         """
         return self.write_catalog(
-            sql, snapshot_date, derived_from="distinct item_id of the written events (ids only)"
+            sql,
+            self.last_event_day(),
+            derived_from="distinct item_id of the written events (ids only)",
         )
 
     def write_customers(self, sql: str, snapshot_date: str, **extra: object) -> TableStats:

@@ -162,9 +162,7 @@ def load(data_dir: Path | None = None, source_dir: Path | None = None) -> dict[s
         check_header(path, COLUMNS)
         run.register_source("src", path, numbered_csv(path, COLUMNS))
         run.write_events(EVENTS_SQL.format(type_cases=type_cases))
-        snapshot_date = run.con.execute(
-            "select strftime(max(event_time), '%Y-%m-%d') from _events where skip_reason is null"
-        ).fetchall()[0][0]
+        snapshot_date = run.last_event_day()
         run.write_catalog(
             CATALOG_SQL.format(),
             snapshot_date,

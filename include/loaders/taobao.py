@@ -125,9 +125,7 @@ def load(data_dir: Path | None = None, source_dir: Path | None = None) -> dict[s
     with loader_run(NAME, data_dir) as run:
         run.register_source("src", path, numbered_csv(path, COLUMNS, header=False))
         run.write_events(EVENTS_SQL.format(type_cases=type_cases))
-        snapshot_date = run.con.execute(
-            "select strftime(max(event_time), '%Y-%m-%d') from _events where skip_reason is null"
-        ).fetchall()[0][0]
+        snapshot_date = run.last_event_day()
         run.write_catalog(
             CATALOG_SQL,
             snapshot_date,
