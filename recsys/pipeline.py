@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -378,7 +377,7 @@ def run_training(
     Does not promote: call :func:`recsys.registry.promote` with ``summary["version"]`` (it
     raises :class:`recsys.registry.DefinitionOfDoneError` when ``dod_passed`` is false).
     """
-    from recsys.registry import to_json
+    from recsys.registry import json_safe
 
     result = train_evaluate(events, item_features, user_features, config, split_at, contract)
     version, path = save_result(result, models_dir, report_path, now)
@@ -397,4 +396,4 @@ def run_training(
         "split_at": result.snapshot["split_at"],
         "timings": result.timings,
     }
-    return json.loads(to_json(summary))
+    return json_safe(summary)

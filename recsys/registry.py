@@ -93,9 +93,14 @@ def _clean_nan(obj: Any) -> Any:
     return obj
 
 
+def json_safe(obj: Any) -> Any:
+    """Plain JSON values (NaN/inf become None) with numpy / pandas values converted."""
+    return _clean_nan(json.loads(json.dumps(obj, default=_json_default)))
+
+
 def to_json(obj: Any) -> str:
-    """Strict JSON (NaN/inf become null) with numpy / pandas values converted."""
-    return json.dumps(_clean_nan(json.loads(json.dumps(obj, default=_json_default))), indent=2)
+    """Strict JSON text of :func:`json_safe`."""
+    return json.dumps(json_safe(obj), indent=2)
 
 
 def _sha256(path: Path) -> str:
