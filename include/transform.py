@@ -242,21 +242,21 @@ def validate_marts(path: Path | None = None, run_name: str | None = None) -> dic
 
     summary = marts_summary(path)
     empty = [name for name, info in summary["tables"].items() if info["rows"] == 0]
-    if "main.dim_customers" in empty:
-        with connect(read_only=True, path=path) as con:
-            logged_in = con.execute(
+    with connect(read_only=True, path=path) as con:
+        if (
+            "main.dim_customers" in empty
+            and not con.execute(
                 "select count(*) from main.fct_events where user_id is not null"
             ).fetchall()[0][0]
-        if logged_in == 0:  # no customer snapshot and no login: an anonymous-only source
+        ):  # no customer snapshot and no login: an anonymous-only source
             log.warning("dim_customers is empty: no customer snapshot and no logged-in event")
             empty.remove("main.dim_customers")
-    if empty:
-        raise ValueError(
-            f"marts built but empty: {', '.join(empty)}. Check that the raw lake has human "
-            "(non-bot) events under TRASOS_DATA_DIR/lake/events and re-run events_transform."
-        )
-    log.info("marts: %s", json.dumps(summary["tables"], default=str))
-    with connect(read_only=True, path=path) as con:
+        if empty:
+            raise ValueError(
+                f"marts built but empty: {', '.join(empty)}. Check that the raw lake has human "
+                "(non-bot) events under TRASOS_DATA_DIR/lake/events and re-run events_transform."
+            )
+        log.info("marts: %s", json.dumps(summary["tables"], default=str))
         sessions = con.execute(
             "select session_id, visitor_id, started_at, ended_at, duration_s, n_events "
             "from fct_sessions"
