@@ -239,6 +239,7 @@ def validate_recommendations(scored: dict[str, Any], snapshot: dict[str, Any]) -
     import pandas as pd
 
     from expectations.gate import run_gate
+    from expectations.suites import RecommendationsParams
 
     recs = pd.read_parquet(scored["path"])
     events = pd.read_parquet(Path(snapshot["snapshot"]) / "events.parquet")
@@ -247,6 +248,7 @@ def validate_recommendations(scored: dict[str, Any], snapshot: dict[str, Any]) -
     gate = run_gate(
         "recommendations",
         recs,
+        params=RecommendationsParams(k=scored["k"]),  # the k the lists were scored with
         purchases=purchases.drop_duplicates(),
         catalog_size=n_items,
         run_name=scored["version"],

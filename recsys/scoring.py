@@ -128,7 +128,11 @@ def also_bought(
     generated_at: datetime | None = None,
     block_size: int = 2048,
 ) -> pd.DataFrame:
-    """``also_bought`` lists: co-bought neighbours, backfilled by embedding cosine, no self."""
+    """``also_bought`` lists: co-bought neighbours, backfilled by embedding cosine, no self.
+
+    Scores are the co-occurrence similarity, then the cosine capped by the score ranked above
+    it, so they never increase with rank.
+    """
     n = len(model.items)
     items = np.arange(n) if item_ids is None else model.items.index(list(item_ids))  # type: ignore[arg-type]
     emb = model.item_embeddings.astype(np.float32)
@@ -164,7 +168,10 @@ def also_bought(
         rank = frame.groupby("row").cumcount().to_numpy()
         out_i[frame["row"].to_numpy(), rank] = frame["item"].to_numpy()
         out_v[frame["row"].to_numpy(), rank] = frame["score"].to_numpy()
-        parts.append((ib, out_i, out_v))
+        # a cosine backfill can exceed the co-occurrence scores above it: the published score
+        # never increases with rank (the list contract), so each is capped by the one above
+        out_v = np.where(out_i >= 0, np.fmin.accumulate(out_v, axis=1), np.nan)
+        parts.append((ib, out_i, out_v.astype(np.float32)))
     ib = np.concatenate([p[0] for p in parts]) if parts else np.array([], dtype=np.int64)
     idx = np.vstack([p[1] for p in parts]) if parts else np.empty((0, k), dtype=np.int64)
     vals = np.vstack([p[2] for p in parts]) if parts else np.empty((0, k), dtype=np.float32)
@@ -256,6 +263,7 @@ def score_version(
     return {
         "version": model.version,
         "path": str(path),
+        "k": k,
         "rows": int(len(frame)),
         "rows_by_list_type": {
             str(k_): int(v) for k_, v in frame[C.LIST_TYPE].value_counts().items()

@@ -191,12 +191,26 @@ def test_report_is_self_contained(result, tmp_path):
     assert "learning curve" in html.lower()
 
 
-def test_score_and_publish(result, tmp_path):
+def test_score_and_publish(result, data, tmp_path):
+    from expectations.gate import run_gate
+    from expectations.suites import RecommendationsParams
+
     models, published = tmp_path / "models", tmp_path / "published"
     version, _ = save_result(result, models)
     out = published / version / "recommendations.parquet"
     summary = scoring.score_version(models, out, version=version, k=5)
-    assert summary["rows"] == len(pd.read_parquet(out)) > 0
+    recs = pd.read_parquet(out)
+    assert summary["rows"] == len(recs) > 0 and summary["k"] == 5
+    # within every list (also_bought mixes co-occurrence and cosine) scores never increase
+    step = recs.sort_values("rank").groupby([C.LIST_TYPE, "key_id"])["score"].diff()
+    assert (step.dropna() <= 0).all()
+    # the gate the DAG runs, with the k the lists were scored with (was its default 10)
+    purchases = data.events.loc[data.events[C.EVENT_TYPE] == "purchase", [C.USER_ID, C.ITEM_ID]]
+    gate = run_gate(
+        "recommendations", recs, params=RecommendationsParams(k=summary["k"]),
+        purchases=purchases.drop_duplicates(), catalog_size=len(data.item_features),
+    )  # fmt: skip
+    assert gate.success
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
     scoring.publish(models, published, version)
     assert (published / "CURRENT").read_text().strip() == version
