@@ -289,6 +289,8 @@ def promote(models_dir: str | Path, version: str, *, require_dod: bool = True) -
                 "in the version directory."
             )
     previous = current_version(models_dir)
+    if previous == version:  # a retried promotion: already current, history unchanged
+        return version
     history = _history(models_dir)
     history.append(
         {
@@ -303,21 +305,35 @@ def promote(models_dir: str | Path, version: str, *, require_dod: bool = True) -
     return version
 
 
-def rollback(models_dir: str | Path) -> str:
-    """Move ``current`` back to the version promoted before it; returns that version."""
+def rollback_target(models_dir: str | Path) -> str:
+    """The version :func:`rollback` would make current (nothing is moved).
+
+    Raises
+    ------
+    RuntimeError
+        Nothing was ever promoted, or no earlier promoted version is left.
+    """
     models_dir = Path(models_dir)
     now = current_version(models_dir)
     if now is None:
         raise RuntimeError("nothing to roll back: no version was ever promoted")
-    history = _history(models_dir)
     # The promotion that made `now` current is the last one that did; it records its previous.
     target = None
-    for entry in reversed(history):
+    for entry in reversed(_history(models_dir)):
         if entry["version"] == now and entry["action"] in ("promote", "rollback"):
             target = entry.get("previous")
             break
     if not target or target not in list_versions(models_dir):
         raise RuntimeError(f"no earlier promoted version to roll back to from {now}")
+    return target
+
+
+def rollback(models_dir: str | Path) -> str:
+    """Move ``current`` back to the version promoted before it; returns that version."""
+    models_dir = Path(models_dir)
+    now = current_version(models_dir)
+    target = rollback_target(models_dir)
+    history = _history(models_dir)
     prior = None
     for entry in reversed(history):
         if entry["version"] == target:
