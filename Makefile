@@ -14,7 +14,7 @@ DATASET    ?= simulator
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
-.PHONY: help setup run up test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate
+.PHONY: help setup run up test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate rollback
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ setup: $(SYNCED)  ## create .venv with the locked stack and initialise Airflow (
 
 run: setup  ## simulate 30 days (or DATASET=rees46|hm|...) and run every DAG in data order
 	$(CTL) run --dataset $(DATASET)
+
+rollback: setup  ## serve the previously promoted model again (published/CURRENT and models/current)
+	eval "$$($(CTL) env)" && $(PY) -m include.training rollback
 
 up: setup  ## start Airflow (UI + scheduler) on 127.0.0.1:8080; Ctrl-C stops it
 	$(CTL) up

@@ -65,7 +65,8 @@ def recommender_train():
 
         return validate(scored, snapshot)
 
-    @task(outlets=[assets.RECOMMENDATIONS])
+    # The writer pool's one slot also keeps recommender_rollback from interleaving.
+    @task(pool=WRITER_POOL, outlets=[assets.RECOMMENDATIONS])
     def publish_recommendations(validated: dict) -> dict:
         from include.training import publish
 

@@ -268,3 +268,54 @@ def publish(validated: dict[str, Any]) -> dict[str, Any]:
     meta = json.loads((folder / "model.json").read_text())
     log.info("published %s: %s", version, meta)
     return {"version": version, "published": str(folder), "rows": validated["rows"]}
+
+
+def rollback() -> dict[str, Any]:
+    """Serve the previously promoted model again: ``published/CURRENT`` and ``models/current``.
+
+    The API follows ``published/CURRENT``, so moving the registry pointer alone would change
+    nothing the shop sees. The lists of the version rolled back to must still be in
+    ``published/<version>/`` (published versions are immutable and kept); when they are not,
+    nothing moves. ``published/CURRENT`` moves first: a rollback killed between the two
+    writes is finished by running it again (the registry still names the same target).
+    """
+    from recsys.registry import atomic_write_text, current_version, rollback_target
+    from recsys.registry import rollback as registry_rollback
+
+    settings = get_settings()
+    models_dir, published_dir = settings.models_dir, settings.published_dir
+    now = current_version(models_dir)
+    target = rollback_target(models_dir)
+    folder = published_dir / target
+    missing = [n for n in ("recommendations.parquet", "model.json") if not (folder / n).exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"cannot roll back from {now} to {target}: {folder} lacks {', '.join(missing)}; "
+            "nothing was moved. Publish a new model instead (trigger recommender_train)."
+        )
+    atomic_write_text(published_dir / "CURRENT", target + "\n")
+    registry_rollback(models_dir)
+    log.info("rolled back from %s to %s (published/CURRENT and models/current)", now, target)
+    return {"version": target, "from": now, "published": str(folder)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m include.training", description="Operate the published recommender."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("rollback", help="serve the previously promoted model version again")
+    parser.parse_args(argv)
+    try:
+        done = rollback()
+    except (RuntimeError, FileNotFoundError) as exc:
+        print(f"rollback: {exc}")
+        return 2
+    print(f"rolled back from {done['from']} to {done['version']}; the API follows within seconds")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -62,6 +62,20 @@ def run_airflow(*args: str, env: dict[str, str] | None = None, timeout: int = 60
     )
 
 
+def run_dagrunner(*args: str, log_dir: Path) -> tuple[int, list[dict]]:
+    """Run ``make run``'s DAG runner on ``args``; returns its exit code and JSON lines."""
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "include.dagrunner", "--log-dir", str(log_dir), *args],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
+
+
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--headless",

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_dagrunner
 
 pytestmark = pytest.mark.integration
-
-
-def run_dagrunner(*args: str, log_dir: Path) -> tuple[int, list[dict]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "include.dagrunner", "--log-dir", str(log_dir), *args],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
 
 
 def test_runs_dags_in_order_and_stops_at_an_untolerated_failure(

@@ -36,6 +36,7 @@ ROLE_OF = {
     "data_monitor": "DE",
     "recommender_train": "DS",
     "model_monitor": "DS",
+    "recommender_rollback": "DS",
     "business_metrics": "DA",
 }
 

@@ -99,6 +99,69 @@ def test_rollback_to_the_previous_promotion(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".current")]
 
 
+def test_a_retried_promotion_keeps_the_rollback_target(tmp_path):
+    v1, v2 = save(tmp_path, True, 1, seed=1), save(tmp_path, True, 2, seed=2)
+    R.promote(tmp_path, v1)
+    R.promote(tmp_path, v2)
+    R.promote(tmp_path, v2)  # the publish task retried after promoting
+    assert R.rollback_target(tmp_path) == v1 and R.current_version(tmp_path) == v2
+    assert R.rollback(tmp_path) == v1
+
+
+def promoted_and_published(data_dir, seeds=(1, 2)) -> tuple[str, ...]:
+    """Versions saved, promoted and published in turn under ``data_dir`` (the last is live)."""
+    from include.serving.publish import publish_fixture
+
+    versions = tuple(save(data_dir / "models", True, i + 1, seed=s) for i, s in enumerate(seeds))
+    for i, v in enumerate(versions):
+        R.promote(data_dir / "models", v)
+        publish_fixture(data_dir / "published", v, seed=i)
+    return versions
+
+
+def test_the_rollback_command_moves_what_the_api_serves(data_dir, capsys):
+    from include import training
+    from include.serving.loader import load_version, read_current
+
+    models, published = data_dir / "models", data_dir / "published"
+    v1, v2 = promoted_and_published(data_dir)
+    assert read_current(published) == v2
+    assert training.main(["rollback"]) == 0
+    assert f"rolled back from {v2} to {v1}" in capsys.readouterr().out
+    # the API follows published/CURRENT: moving models/current alone would change nothing
+    assert read_current(published) == v1 and R.current_version(models) == v1
+    assert load_version(published, v1).model_version == v1
+    # nothing earlier to go back to: a clear message, exit code 2, pointers untouched
+    assert training.main(["rollback"]) == 2
+    assert "no earlier promoted version" in capsys.readouterr().out
+    assert read_current(published) == v1 and R.current_version(models) == v1
+
+
+def test_a_rollback_without_the_old_lists_moves_nothing(data_dir):
+    import shutil
+
+    from include import training
+    from include.serving.loader import read_current
+
+    v1, v2 = promoted_and_published(data_dir)
+    shutil.rmtree(data_dir / "published" / v1)
+    with pytest.raises(FileNotFoundError, match=f"cannot roll back from {v2} to {v1}"):
+        training.rollback()
+    assert read_current(data_dir / "published") == v2
+    assert R.current_version(data_dir / "models") == v2
+
+
+@pytest.mark.integration
+def test_the_rollback_dag_runs_in_airflow(airflow_home, data_dir, tmp_path):
+    from conftest import run_dagrunner
+
+    v1, _ = promoted_and_published(data_dir)
+    code, results = run_dagrunner("recommender_rollback", log_dir=tmp_path)
+    assert (code, results[-1]["state"]) == (0, "success"), results
+    assert (data_dir / "published" / "CURRENT").read_text().strip() == v1
+    assert R.current_version(data_dir / "models") == v1
+
+
 def test_csr_files_are_plain_arrays(tmp_path):
     m = sp.random(6, 9, density=0.3, random_state=0, format="csr", dtype=np.float32)
     R.save_csr(tmp_path / "m.npz", m)
