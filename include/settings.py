@@ -77,6 +77,13 @@ class Settings:
         return int(os.environ.get("TRASOS_LATE_WINDOW_DAYS", "3"))
 
     @property
+    def definition_of_done(self) -> Path | None:
+        """The definition-of-done contract training is gated by (``TRASOS_DEFINITION_OF_DONE``);
+        None: the one DS and DE agreed on, ``recsys/definition_of_done.yaml``."""
+        value = os.environ.get("TRASOS_DEFINITION_OF_DONE")
+        return _env_path("TRASOS_DEFINITION_OF_DONE", REPO_ROOT) if value else None
+
+    @property
     def airflow_base_url(self) -> str:
         return os.environ.get("TRASOS_AIRFLOW_URL", "http://127.0.0.1:8080")
 

@@ -97,6 +97,7 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
         models_dir=settings.models_dir,
         config=config,
         split_at=split_at,
+        contract=settings.definition_of_done,
     )
     reports = settings.reports_dir / "evaluation"
     reports.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ from recsys.data import (
     clean_events,
     prepare_split,
 )
-from recsys.dod import DoDReport, check_definition_of_done, load_contract
+from recsys.dod import DEFAULT_CONTRACT, DoDReport, check_definition_of_done, load_contract
 from recsys.evaluate import evaluate_models
 from recsys.models import LightFMBlend, LightFMRecommender, Recommender, make_model
 
@@ -390,6 +390,7 @@ def run_training(
         "model_dir": str(path),
         "report_path": str(report_path) if report_path else str(path / "report.html"),
         "dod_passed": result.dod.passed,
+        "contract": None if isinstance(contract, dict) else str(contract or DEFAULT_CONTRACT),
         "failed_clauses": [c.id for c in result.dod.failed],
         "failed_owners": sorted({c.owner for c in result.dod.failed}),
         "candidate_ndcg@10": float(cand["ndcg@10"].iloc[0]) if len(cand) else None,
