@@ -7,13 +7,16 @@ directory whose ``landing/`` points at that landing zone, and a plain Python loo
 files for comparison. Prints progress, then as its LAST line one JSON object::
 
     {"events_per_s": ..., "python_loop_events_per_s": ..., "bytes_per_event": ...,
-     "lost": 0, ...}
+     "lost": 0, "duckdb_copy_events_per_s": ..., ...}
 
 * ``events_per_s``: event lines ingested / wall time of ``ingest()`` (reading, hashing,
   gunzip, validation, deduplication against history, bot flags, Parquet (zstd) writing,
   read-back check, manifest commit; snapshots are ingested in the same run and their time
   counts, their lines do not).
 * ``python_loop_events_per_s``: lines / wall time of the plain loop (one core).
+* ``duckdb_copy_events_per_s``: DuckDB copying the same files to day-partitioned zstd
+  Parquet with nothing else done (:func:`duckdb_copy`): the machine's ceiling for this kind
+  of ingestion.
 * ``bytes_per_event``: bytes of ``lake/events`` Parquet / events loaded.
 * ``lost``: lines the simulator wrote minus (loaded + quarantined + duplicates); must be 0.
 * ``cpu_s_per_m_events``: process CPU seconds per million event lines (all threads): the
@@ -88,6 +91,35 @@ def python_loop(files: list[Path]) -> tuple[int, float]:
     return n, time.perf_counter() - started
 
 
+def duckdb_copy(event_files: list[Path], out: Path) -> tuple[int, float]:
+    """Rows and seconds of DuckDB copying the same files with nothing else done: its JSON
+    reader (string columns, nested objects kept as JSON, unreadable lines skipped) straight
+    to zstd Parquet partitioned by event day. No line numbers, validation, quarantine,
+    deduplication, bot flags, manifest or reconciliation: the ceiling of any ingestion built
+    on DuckDB on this machine, measured in the same run as ``events_per_s``."""
+    import duckdb
+
+    columns = {c: "VARCHAR" for c in ("event_id", "event_time", "event_type", "anonymous_id",
+                                      "user_id", "item_id", "page")}  # fmt: skip
+    columns.update(context="JSON", properties="JSON")
+    con = duckdb.connect()
+    con.execute("set preserve_insertion_order = false")
+    t0 = time.perf_counter()
+    [(rows,)] = con.execute(
+        f"""
+        copy (
+            select *, try_cast(left(event_time, 10) as date) as event_date
+            from read_json(?, format = 'newline_delimited', ignore_errors = true,
+                           columns = {{{", ".join(f"'{k}': '{v}'" for k, v in columns.items())}}})
+        ) to '{out}' (format parquet, compression zstd, partition_by (event_date))
+        """,
+        [[str(f) for f in event_files]],
+    ).fetchall()
+    took = time.perf_counter() - t0
+    con.close()
+    return rows, took
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--days", type=int, default=30)
@@ -144,12 +176,16 @@ def main() -> int:
         log("plain Python loop (gzip + json.loads per line) over the same files ...")
         n_loop, loop_s = python_loop(event_files)
         log(f"python loop: {n_loop:,} lines in {loop_s:.1f} s ({n_loop / loop_s:,.0f}/s)")
+        log("DuckDB alone: its JSON reader straight to day-partitioned zstd Parquet ...")
+        n_copy, copy_s = duckdb_copy(event_files, data_dir / "copy_floor")
+        log(f"duckdb copy: {n_copy:,} rows in {copy_s:.1f} s ({n_copy / copy_s:,.0f}/s)")
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
     figures = {
         "events_per_s": round(lines_in / took),
         "python_loop_events_per_s": round(n_loop / loop_s),
+        "duckdb_copy_events_per_s": round(n_copy / copy_s),
         "bytes_per_event": round(lake_bytes / loaded, 1),
         "lost": int(lost),
         "events": int(lines_in),
