@@ -342,6 +342,10 @@ def print_summary() -> None:
         for clause in dod.get("clauses", []):
             if clause.get("status") == "fail":
                 print(f"  failed clause {clause_text(clause)}")
+        others = [c for c in dod.get("considered", []) if c["candidate"] != dod.get("candidate")]
+        for c in others:  # the other candidates the definition of done gated
+            verdict = "passed" if c["passed"] else "failed " + ", ".join(c["failed"])
+            print(f"  candidate {c['candidate']} {verdict}")
     print("\nOne real response of the recommendations API (python -m include.serving sample):")
     subprocess.run([sys.executable, "-m", "include.serving", "sample"], check=False)
 

@@ -38,10 +38,21 @@ class ClauseResult:
 
 
 @dataclass(frozen=True)
+class Considered:
+    """One candidate's verdict when several compete (:func:`choose_candidate`)."""
+
+    candidate: str
+    passed: bool
+    ndcg_at_10: float
+    failed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class DoDReport:
     passed: bool
     candidate: str
     clauses: tuple[ClauseResult, ...] = field(default_factory=tuple)
+    considered: tuple[Considered, ...] = field(default_factory=tuple)
 
     @property
     def failed(self) -> tuple[ClauseResult, ...]:
@@ -52,6 +63,7 @@ class DoDReport:
             "passed": self.passed,
             "candidate": self.candidate,
             "clauses": [asdict(c) for c in self.clauses],
+            "considered": [asdict(c) for c in self.considered],
         }
 
     def to_frame(self) -> pd.DataFrame:
@@ -59,6 +71,9 @@ class DoDReport:
 
     def summary(self) -> str:
         lines = [f"definition of done: {'PASSED' if self.passed else 'FAILED'} ({self.candidate})"]
+        for c in self.considered:
+            verdict = "passes" if c.passed else "fails " + ", ".join(c.failed)
+            lines.append(f"  candidate {c.candidate}: nDCG@10 {c.ndcg_at_10:.4g}, {verdict}")
         for c in self.clauses:
             lines.append(
                 f"  [{c.status:7s}] {c.id}: observed {c.observed:.4g} {c.detail} "
@@ -165,3 +180,42 @@ def check_definition_of_done(
         )
     passed = all(r.status != FAIL for r in results)
     return DoDReport(passed=passed, candidate=cand, clauses=tuple(results))
+
+
+def candidates_of(contract: dict[str, Any]) -> list[str]:
+    """The contract's candidates, primary first: ``candidate`` then ``candidates``."""
+    names = [contract["candidate"]] if contract.get("candidate") else []
+    names += list(contract.get("candidates", []))
+    if not names:
+        raise ValueError("no candidate model named (contract 'candidate' or 'candidates')")
+    return list(dict.fromkeys(names))
+
+
+def choose_candidate(
+    table: pd.DataFrame, contract: dict[str, Any] | str | Path | None = None
+) -> DoDReport:
+    """Check the definition of done for every candidate of the contract; the report of the
+    best one that passes (highest nDCG@10 over all items; the contract's order breaks ties),
+    or, when none passes, of the primary candidate. ``considered`` holds every verdict.
+    """
+    if not isinstance(contract, dict):
+        contract = load_contract(contract)
+    names = candidates_of(contract)
+    reports = {name: check_definition_of_done(table, contract, name) for name in names}
+    considered = tuple(
+        Considered(
+            candidate=name,
+            passed=r.passed,
+            ndcg_at_10=_value(table, name, C.SEGMENT_ALL, "ndcg@10"),
+            failed=tuple(c.id for c in r.failed),
+        )
+        for name, r in reports.items()
+    )
+    passing = [c for c in considered if c.passed]
+    if passing:
+        best = max(passing, key=lambda c: -math.inf if math.isnan(c.ndcg_at_10) else c.ndcg_at_10)
+        chosen = best.candidate
+    else:
+        chosen = names[0]
+    r = reports[chosen]
+    return DoDReport(passed=r.passed, candidate=chosen, clauses=r.clauses, considered=considered)

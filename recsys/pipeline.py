@@ -35,7 +35,7 @@ from recsys.data import (
     clean_events,
     prepare_split,
 )
-from recsys.dod import DEFAULT_CONTRACT, DoDReport, check_definition_of_done, load_contract
+from recsys.dod import DEFAULT_CONTRACT, DoDReport, candidates_of, choose_candidate, load_contract
 from recsys.evaluate import evaluate_models
 from recsys.models import LightFMBlend, LightFMRecommender, Recommender, make_model
 
@@ -179,7 +179,8 @@ def train_evaluate(
     contract: dict | str | Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Time split -> fit candidate and baselines -> evaluate -> definition of done -> final fit.
+    """Time split -> fit candidates and baselines -> evaluate -> definition of done for each
+    candidate (the best passing one is chosen, :func:`recsys.dod.choose_candidate`) -> final fit.
 
     Parameters
     ----------
@@ -239,14 +240,23 @@ def train_evaluate(
     if isinstance(cand, LightFMBlend) and LightFMRecommender.name not in models:
         models[LightFMRecommender.name] = cand.lightfm  # evaluated on its own too
         fit_s[LightFMRecommender.name] = float(cand.lightfm.fit_s_ or float("nan"))
+    for name in candidates_of(contract):  # other candidates the contract names
+        if name not in models:
+            t0 = time.perf_counter()
+            models[name] = make_model(name, config).fit(ds, split.validation)
+            fit_s[name] = time.perf_counter() - t0
+            say(f"fitted candidate {name} in {fit_s[name]:.1f}s")
     timings.update({f"fit_{k}_s": v for k, v in fit_s.items()})
 
     t0 = time.perf_counter()
     metrics = evaluate_models(models, split.test, config.evaluation, fit_s)
     timings["evaluate_s"] = time.perf_counter() - t0
     say(f"evaluated {len(models)} models in {timings['evaluate_s']:.1f}s")
-    dod = check_definition_of_done(metrics, contract, candidate_name)
+    # every candidate is gated the same way; the best that passes is the one refit and saved
+    dod = choose_candidate(metrics, contract)
     say(dod.summary())
+    candidate_name = dod.candidate
+    cand = models[candidate_name]
 
     lfm = getattr(cand, "lightfm", cand)
     learning_curve = list(getattr(lfm, "learning_curve_", []) or [])
@@ -382,7 +392,8 @@ def run_training(
     result = train_evaluate(events, item_features, user_features, config, split_at, contract)
     version, path = save_result(result, models_dir, report_path, now)
     cand = result.metrics[
-        (result.metrics[C.MODEL] == config.candidate) & (result.metrics[C.SEGMENT] == C.SEGMENT_ALL)
+        (result.metrics[C.MODEL] == result.dod.candidate)
+        & (result.metrics[C.SEGMENT] == C.SEGMENT_ALL)
     ]
     # strict JSON (an XCom): an undefined metric (no evaluated user) is null, not NaN
     summary = {
@@ -390,6 +401,7 @@ def run_training(
         "model_dir": str(path),
         "report_path": str(report_path) if report_path else str(path / "report.html"),
         "dod_passed": result.dod.passed,
+        "candidate": result.dod.candidate,
         "contract": None if isinstance(contract, dict) else str(contract or DEFAULT_CONTRACT),
         "failed_clauses": [c.id for c in result.dod.failed],
         "failed_owners": sorted({c.owner for c in result.dod.failed}),

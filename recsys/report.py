@@ -162,6 +162,21 @@ def render_report(
         snap = pd.DataFrame({"fact": list(snapshot), "value": [str(v) for v in snapshot.values()]})
         parts.append(_table(snap, left=("fact", "value")))
     parts.append("<h2>Definition of done</h2>")
+    considered = pd.DataFrame(dod.get("considered", []))
+    if len(considered) > 1:
+        considered["failed"] = considered["failed"].map(lambda f: ", ".join(f) or "")
+        parts.append(
+            "<p>Every candidate is gated by the same clauses; the best one that passes "
+            "(highest nDCG@10) is the one saved and published. The clauses below are "
+            f"<b>{html.escape(candidate)}</b>'s.</p>"
+        )
+        parts.append(
+            _table(
+                considered[["candidate", "passed", "ndcg_at_10", "failed"]],
+                row_class=lambda r: "pass" if r["passed"] else "fail",
+                left=("candidate", "passed", "failed"),
+            )
+        )
     clauses = pd.DataFrame(dod.get("clauses", []))
     if not clauses.empty:
         cols = ["id", "status", "observed", "required", "margin", "margin_pct", "owner", "detail"]

@@ -92,3 +92,33 @@ def test_shipped_contract_has_the_agreed_clauses():
     assert c["candidate"] == "lightfm_blend"
     assert set(c["baselines"]) == {"popularity", "category_popularity", "cooccurrence", "als"}
     assert all(cl.get("owner") in ("DS", "DE") for cl in c["clauses"])
+
+
+def test_the_best_candidate_that_passes_is_chosen():
+    from recsys.dod import choose_candidate
+
+    rows = table()
+    extra = pd.DataFrame(
+        # a second candidate: better nDCG than `cand`, worse coverage
+        [("other", "all", 0.13, 0.31, 0.15, 20.0, 500)],
+        columns=rows.columns,
+    )
+    rows = pd.concat([rows, extra], ignore_index=True)
+    beat_als = {"id": "ndcg", "metric": "ndcg@10", "compare_to": "best_baseline", "factor": 1.1}
+    cov = {"id": "cov", "metric": "coverage@20", "threshold": 0.2}
+    both = {**contract(beat_als), "candidates": ["other"]}
+    # both pass: the higher nDCG@10 wins (0.13 > 0.12)
+    rep = choose_candidate(rows, both)
+    assert rep.passed and rep.candidate == "other"
+    assert [(c.candidate, c.passed) for c in rep.considered] == [("cand", True), ("other", True)]
+    # a stronger ALS: the primary fails the ndcg clause (0.12 < 1.1 x 0.115 = 0.1265), `other`
+    # passes it (0.13)
+    rows.loc[rows[C.MODEL] == "als", "ndcg@10"] = 0.115
+    rep = choose_candidate(rows, {**contract(beat_als, cov), "candidates": ["other"]})
+    assert not rep.passed and rep.candidate == "cand"  # other fails coverage (0.15 < 0.2)
+    assert {c.candidate: c.failed for c in rep.considered} == {"cand": ("ndcg",), "other": ("cov",)}
+    rep = choose_candidate(rows, {**contract(beat_als), "candidates": ["other"]})
+    assert rep.passed and rep.candidate == "other"
+    assert [c.id for c in rep.clauses] == ["ndcg"] and rep.clauses[0].observed == 0.13
+    # one candidate only: the contract's `candidate`, as before
+    assert choose_candidate(rows, contract(cov)).candidate == "cand"

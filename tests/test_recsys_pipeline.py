@@ -128,6 +128,35 @@ def test_recommendation_columns_match_the_shared_contract():
     assert C.RECOMMENDATION_COLUMNS == contracts.RECOMMENDATION_COLUMNS
 
 
+def test_lightfm_alone_is_published_when_only_it_passes(data, tmp_path):
+    from recsys.models import LightFMRecommender
+
+    # a clause only LightFM alone can pass here: nDCG@10 no higher than LightFM's own
+    contract = {
+        **LENIENT,
+        "candidates": ["lightfm"],
+        "clauses": [{"id": "at_most_lightfm", "metric": "ndcg@10", "op": "<=",
+                     "compare_to": "lightfm", "factor": 1.0}],
+    }  # fmt: skip
+    res = train_evaluate(
+        data.events, data.item_features, data.user_features, CFG, contract=contract
+    )
+    m = res.metrics.set_index([C.MODEL, C.SEGMENT])["ndcg@10"]
+    assert m[("lightfm_blend", "all")] > m[("lightfm", "all")]  # so the blend fails
+    assert res.dod.passed and res.dod.candidate == "lightfm"
+    assert {c.candidate: c.passed for c in res.dod.considered} == {
+        "lightfm_blend": False,
+        "lightfm": True,
+    }
+    # the chosen candidate is the one refit on all events (epochs frozen), saved and scored
+    assert isinstance(res.final_model, LightFMRecommender)
+    assert res.final_model.config.epochs == res.best_epoch
+    version, _ = save_result(res, tmp_path / "models")
+    assert registry.read_json(tmp_path / "models", version, "dod.json")["candidate"] == "lightfm"
+    out = tmp_path / "recs.parquet"
+    assert scoring.score_version(tmp_path / "models", out, version=version, k=5)["rows"] > 0
+
+
 def test_gate_blocks_a_bad_model_and_current_stays(data, tmp_path):
     models = tmp_path / "models"
     good = run_training(
