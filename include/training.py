@@ -280,7 +280,9 @@ def rollback() -> dict[str, Any]:
     nothing moves. ``published/CURRENT`` moves first: a rollback killed between the two
     writes is finished by running it again (the registry still names the same target).
     """
-    from recsys.registry import atomic_write_text, current_version, rollback_target
+    from include.serving.loader import MODEL_FILE, RECOMMENDATIONS_FILE
+    from include.serving.publish import set_current
+    from recsys.registry import current_version, rollback_target
     from recsys.registry import rollback as registry_rollback
 
     settings = get_settings()
@@ -288,13 +290,13 @@ def rollback() -> dict[str, Any]:
     now = current_version(models_dir)
     target = rollback_target(models_dir)
     folder = published_dir / target
-    missing = [n for n in ("recommendations.parquet", "model.json") if not (folder / n).exists()]
+    missing = [n for n in (RECOMMENDATIONS_FILE, MODEL_FILE) if not (folder / n).exists()]
     if missing:
         raise FileNotFoundError(
             f"cannot roll back from {now} to {target}: {folder} lacks {', '.join(missing)}; "
             "nothing was moved. Publish a new model instead (trigger recommender_train)."
         )
-    atomic_write_text(published_dir / "CURRENT", target + "\n")
+    set_current(published_dir, target)
     registry_rollback(models_dir)
     log.info("rolled back from %s to %s (published/CURRENT and models/current)", now, target)
     return {"version": target, "from": now, "published": str(folder)}
