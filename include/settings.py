@@ -80,8 +80,8 @@ class Settings:
     def definition_of_done(self) -> Path | None:
         """The definition-of-done contract training is gated by (``TRASOS_DEFINITION_OF_DONE``);
         None: the one DS and DE agreed on, ``recsys/definition_of_done.yaml``."""
-        value = os.environ.get("TRASOS_DEFINITION_OF_DONE")
-        return _env_path("TRASOS_DEFINITION_OF_DONE", REPO_ROOT) if value else None
+        name = "TRASOS_DEFINITION_OF_DONE"
+        return _env_path(name, REPO_ROOT) if os.environ.get(name) else None
 
     @property
     def airflow_base_url(self) -> str:

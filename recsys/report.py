@@ -164,7 +164,7 @@ def render_report(
     parts.append("<h2>Definition of done</h2>")
     considered = pd.DataFrame(dod.get("considered", []))
     if len(considered) > 1:
-        considered["failed"] = considered["failed"].map(lambda f: ", ".join(f) or "")
+        considered["failed"] = considered["failed"].map(", ".join)
         parts.append(
             "<p>Every candidate is gated by the same clauses; the best one that passes "
             "(highest nDCG@10) is the one saved and published. The clauses below are "

@@ -153,6 +153,9 @@ def test_lightfm_alone_is_published_when_only_it_passes(data, tmp_path):
     assert res.final_model.config.epochs == res.best_epoch
     version, _ = save_result(res, tmp_path / "models")
     assert registry.read_json(tmp_path / "models", version, "dod.json")["candidate"] == "lightfm"
+    report = (tmp_path / "models" / version / "report.html").read_text()
+    assert "Every candidate is gated" in report  # the verdict of each candidate, in a table
+    assert '<tr class="fail"><td class="l">lightfm_blend</td>' in report
     out = tmp_path / "recs.parquet"
     assert scoring.score_version(tmp_path / "models", out, version=version, k=5)["rows"] > 0
 
