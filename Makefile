@@ -46,7 +46,7 @@ run: setup  ## simulate 30 days (or DATASET=rees46|hm|...) and run every DAG in 
 	$(CTL) run --dataset $(DATASET)
 
 rollback: setup  ## serve the previously promoted model again (published/CURRENT and models/current)
-	eval "$$($(CTL) env)" && $(PY) -m include.training rollback
+	eval "$$($(CTL) env)" && $(PY) -m include.tasks.training rollback
 
 up: setup  ## start Airflow (UI + scheduler) on 127.0.0.1:8080; Ctrl-C stops it
 	$(CTL) up
@@ -79,7 +79,7 @@ report: setup  ## rebuild the business report by hand (DA marts, export, HTML, l
 
 EVAL_DATASETS ?= amazon_grocery rees46 yoochoose retailrocket hm
 evaluate: setup  ## evaluate model and baselines on real datasets through the loaders -> docs/evaluation.md
-	$(PY) -m include.evaluation $(EVAL_DATASETS)
+	$(PY) -m include.tasks.evaluation $(EVAL_DATASETS)
 
 owners: setup  ## print the ownership map (DAGs, dbt models, GX suites, models) and write it as a page
 	eval "$$($(CTL) env)" && $(PY) -m include.owners

@@ -29,9 +29,9 @@ from airflow.sdk import Param, dag, task
 
 import include.assets
 import include.roles
+from include.assets import WRITER_POOL
 from include.roles import Role
 
-WRITER_POOL = "duckdb_writer"  # include.warehouse.WRITER_POOL, without importing duckdb here
 DEFAULT_LAPSED_DAYS = 14  # include.reporting.business.DEFAULT_LAPSED_DAYS
 
 

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from airflow.sdk import dag, task
 
 from include import assets
+from include.assets import WRITER_POOL
 from include.roles import Role, dag_kwargs
-from include.warehouse import WRITER_POOL
 
 
 @dag(

@@ -26,9 +26,8 @@ from typing import Any
 
 from airflow.sdk import dag, task
 
-from include.assets import CATALOG, RAW_EVENTS
+from include.assets import CATALOG, RAW_EVENTS, WRITER_POOL
 from include.roles import Role, dag_kwargs
-from include.warehouse import WRITER_POOL
 
 
 @dag(

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from airflow.sdk import dag, task
 
 from include import assets
+from include.assets import WRITER_POOL
 from include.roles import Role, dag_kwargs
-from include.warehouse import WRITER_POOL
 
 
 @dag(
@@ -30,7 +30,7 @@ def recommender_rollback():
     # One slot: never interleaves with recommender_train's publish step (same pool).
     @task(pool=WRITER_POOL, outlets=[assets.RECOMMENDATIONS])
     def roll_back() -> dict:
-        from include.training import rollback
+        from include.tasks.training import rollback
 
         return rollback()
 

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from airflow.sdk import dag, task
 
 from include import assets
+from include.assets import WRITER_POOL
 from include.roles import Role, dag_kwargs
-from include.warehouse import WRITER_POOL
 
 
 @dag(
@@ -37,38 +37,38 @@ from include.warehouse import WRITER_POOL
 def recommender_train():
     @task(pool=WRITER_POOL)
     def extract_training_data(run_id: str | None = None) -> dict:
-        from include.training import extract_training_data as extract
+        from include.tasks.training import extract_training_data as extract
 
         return extract(run_id or "manual")
 
     @task
     def train_model(snapshot: dict) -> dict:
-        from include.training import train
+        from include.tasks.training import train
 
         return train(snapshot)
 
     @task
     def check_definition_of_done(summary: dict) -> dict:
-        from include.training import check_dod
+        from include.tasks.training import check_dod
 
         return check_dod(summary)
 
     @task
     def score_recommendations(summary: dict) -> dict:
-        from include.training import score
+        from include.tasks.training import score
 
         return score(summary)
 
     @task
     def validate_recommendations(scored: dict, snapshot: dict) -> dict:
-        from include.training import validate_recommendations as validate
+        from include.tasks.training import validate_recommendations as validate
 
         return validate(scored, snapshot)
 
     # The writer pool's one slot also keeps recommender_rollback from interleaving.
     @task(pool=WRITER_POOL, outlets=[assets.RECOMMENDATIONS])
     def publish_recommendations(validated: dict) -> dict:
-        from include.training import publish
+        from include.tasks.training import publish
 
         return publish(validated)
 

@@ -161,8 +161,13 @@ def init(home: Path | None = None) -> None:
     if stamp.exists() and stamp.read_text() == airflow_version:
         return
     print(f"initialising Airflow {airflow_version} in {home} ...", flush=True)
+    from include.assets import (  # imports Airflow: not at the top
+        WRITER_POOL,
+        WRITER_POOL_DESCRIPTION,
+    )
+
     _airflow(env, "db", "migrate")
-    _airflow(env, "pools", "set", "duckdb_writer", "1", "DuckDB has one writer at a time")
+    _airflow(env, "pools", "set", WRITER_POOL, "1", WRITER_POOL_DESCRIPTION)
     stamp.write_text(airflow_version)
 
 
@@ -303,7 +308,7 @@ def print_summary() -> None:
     """Events, sessions, the model against its baselines, and one real API response."""
     import duckdb
 
-    from include.training import clause_text, fmt_number
+    from include.tasks.training import clause_text, fmt_number
 
     s = get_settings()
     if not s.warehouse_path.exists():

@@ -1,8 +1,13 @@
-"""The one place Airflow Assets are defined. DAGs chain by these, never by clock."""
+"""The DAGs' data wiring, in one place: the Airflow Assets they chain by (never by clock)
+and the pool every DuckDB writer takes."""
 
 from __future__ import annotations
 
 from airflow.sdk import Asset
+
+#: One-slot Airflow pool of every task that writes the DuckDB warehouse (one writer per file).
+WRITER_POOL = "duckdb_writer"
+WRITER_POOL_DESCRIPTION = "DuckDB has one writer at a time"
 
 RAW_EVENTS = Asset(name="raw_events", uri="trasos://lake/events")
 CATALOG = Asset(name="catalog", uri="trasos://lake/catalog")

@@ -27,7 +27,7 @@ from include.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-# Marts the validate_marts gate summarises; (schema-qualified table, time column or None).
+# Marts the marts gate (include.tasks.transform.validate_marts) summarises; (schema-qualified table, time column or None).
 CORE_MARTS: tuple[tuple[str, str | None], ...] = (
     ("main.fct_sessions", "started_at"),
     ("main.fct_events", "event_at"),
@@ -75,7 +75,7 @@ def dbt_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 def dbt_env_vars() -> dict[str, str]:
     """Only the variables dbt needs (for Cosmos' ProjectConfig.env_vars)."""
-    full = dbt_env({})
+    full = dbt_env({k: v for k, v in os.environ.items() if k == "TRASOS_WAREHOUSE"})
     return {k: v for k, v in full.items() if k.startswith(("TRASOS_", "DBT_"))}
 
 
@@ -225,44 +225,6 @@ def marts_summary(path: Path | None = None) -> dict[str, Any]:
                 summary["tables"][table] = {"rows": rows}
     summary["warehouse"] = str(path or get_settings().warehouse_path)
     return summary
-
-
-def validate_marts(path: Path | None = None, run_name: str | None = None) -> dict[str, Any]:
-    """The gate after the dbt build: no mart may be empty, then the GX ``sessions`` suite on
-    ``fct_sessions`` (durations, sizes, no overlapping sessions of one visitor).
-
-    ``dim_customers`` alone may be empty when the data has no customer at all (no customer
-    snapshot, no logged-in event: RetailRocket, OTTO and YOOCHOOSE visitors are anonymous).
-
-    dbt tests guard the model logic; this gate guards the data handed to DS and DA. Raises
-    ``ValueError`` naming empty marts, or ``expectations.gate.GateFailed``.
-    """
-    from expectations.gate import run_gate
-    from include.warehouse import connect
-
-    summary = marts_summary(path)
-    empty = [name for name, info in summary["tables"].items() if info["rows"] == 0]
-    with connect(read_only=True, path=path) as con:
-        if (
-            "main.dim_customers" in empty
-            and not con.execute(
-                "select count(*) from main.fct_events where user_id is not null"
-            ).fetchall()[0][0]
-        ):  # no customer snapshot and no login: an anonymous-only source
-            log.warning("dim_customers is empty: no customer snapshot and no logged-in event")
-            empty.remove("main.dim_customers")
-        if empty:
-            raise ValueError(
-                f"marts built but empty: {', '.join(empty)}. Check that the raw lake has human "
-                "(non-bot) events under TRASOS_DATA_DIR/lake/events and re-run events_transform."
-            )
-        log.info("marts: %s", json.dumps(summary["tables"], default=str))
-        sessions = con.execute(
-            "select session_id, visitor_id, started_at, ended_at, duration_s, n_events "
-            "from fct_sessions"
-        ).df()
-    gate = run_gate("sessions", sessions, run_name=run_name)
-    return {**summary, "gate": gate.summary()}
 
 
 def main(argv: list[str] | None = None) -> int:

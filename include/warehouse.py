@@ -1,7 +1,7 @@
 """The DuckDB helper: the only place the warehouse file is opened from Python.
 
 DuckDB allows one read-write process per file. Writers run in the one-slot
-``duckdb_writer`` Airflow pool; readers that must not wait (the API, reports) read
+Airflow pool :data:`include.assets.WRITER_POOL`; readers that must not wait (the API, reports) read
 published Parquet instead of this file.
 """
 
@@ -14,8 +14,6 @@ from pathlib import Path
 import duckdb
 
 from include.settings import get_settings
-
-WRITER_POOL = "duckdb_writer"
 
 
 @contextmanager

@@ -18,7 +18,9 @@ BAD_DAGS_DIR = Path(__file__).parent / "fixtures" / "bad_dags"
 def load(folder: Path):
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(folder), known_pools={"default_pool", "duckdb_writer"})
+    from include.assets import WRITER_POOL
+
+    return DagBag(dag_folder=str(folder), known_pools={"default_pool", WRITER_POOL})
 
 
 @pytest.fixture(scope="module")

@@ -397,9 +397,9 @@ def test_every_model_states_grain_owner_and_has_key_tests(built: Path) -> None:
 
 @pytest.mark.integration
 def test_validate_marts_summarises_the_marts(built: Path) -> None:
-    from include import transform
+    from include.tasks.transform import validate_marts
 
-    summary = transform.validate_marts(built / "warehouse.duckdb")
+    summary = validate_marts(built / "warehouse.duckdb")
     rows = {name: info["rows"] for name, info in summary["tables"].items()}
     assert rows == {
         "main.fct_sessions": 6,
@@ -417,7 +417,7 @@ def test_validate_marts_summarises_the_marts(built: Path) -> None:
 def test_validate_marts_accepts_no_customers_only_when_nobody_logged_in(
     built: Path, tmp_path: Path
 ) -> None:
-    from include import transform
+    from include.tasks.transform import validate_marts
 
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copyfile(built / "warehouse.duckdb", warehouse)
@@ -425,11 +425,11 @@ def test_validate_marts_accepts_no_customers_only_when_nobody_logged_in(
         con.execute("delete from main.dim_customers")
     # events still carry logged-in customers: an empty dim_customers is a broken build
     with pytest.raises(ValueError, match=r"marts built but empty: main\.dim_customers\."):
-        transform.validate_marts(warehouse)
+        validate_marts(warehouse)
     # an anonymous-only source (RetailRocket, OTTO, YOOCHOOSE): no customer to list
     with duckdb.connect(str(warehouse)) as con:
         con.execute("update main.fct_events set user_id = null")
-    summary = transform.validate_marts(warehouse)
+    summary = validate_marts(warehouse)
     assert summary["tables"]["main.dim_customers"]["rows"] == 0
     assert summary["tables"]["main.fct_events"]["rows"] == 13
 

@@ -1,12 +1,13 @@
-"""include.training: the DAG's time split (histories of months, weeks, hours) and its messages."""
+"""recsys.plan and include.tasks.training: the DAG's time split (histories of months, weeks, hours) and its messages."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from include.training import clause_text, quantile_split, training_plan
+from include.tasks.training import clause_text
 from recsys.config import DEFAULT_PIPELINE
+from recsys.plan import quantile_split, training_plan
 
 
 def events_every(minutes: int, n: int, start: str = "2024-03-01") -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Glue between the warehouse, the GX gates and the DS library for ``recommender_train``.
+"""Task bodies of ``recommender_train`` and ``recommender_rollback``: the warehouse, the GX
+gates and the DS library glued together.
 
 ``recsys`` is a plain library (no settings, no warehouse, no Airflow); this module gives it
 DataFrames read from the ML marts and puts its outputs where the platform expects them:
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.contracts import PRODUCT_EVENT_TYPES
 from include.settings import get_settings
+from include.tasks import DeterministicFailure, fail_fast
 
 if TYPE_CHECKING:
     import duckdb
@@ -37,8 +39,9 @@ SNAPSHOT_QUERIES: dict[str, str] = {
     """,
     "items": "select * from ml_item_features",
     "users": "select * from ml_user_features",
-    "interactions": "select * from ml_interactions",
 }
+#: The interactions the model trains on, aggregated from the snapshot's events (gated).
+TRAINED_INTERACTIONS_FILE = "interactions.parquet"
 
 
 def read_training_frames(
@@ -56,27 +59,40 @@ def _safe(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:120]
 
 
+@fail_fast
 def extract_training_data(run_id: str) -> dict[str, Any]:
-    """Snapshot the ML marts to Parquet, then gate the training set (raises GateFailed)."""
+    """Snapshot the ML marts to Parquet, then gate the training set (fails without retry).
+
+    The gate checks the interactions the model trains on: the snapshot's events aggregated
+    by :func:`recsys.data.aggregate_events` with the training plan's feature config (the same
+    call :func:`recsys.pipeline.run_training` makes), written to the snapshot as
+    ``interactions.parquet``. ``ml_interactions`` is DA's and the monitors' view of the same
+    events and is not what LightFM fits on.
+    """
     import pandas as pd
 
+    from common.fs import atomic_dir
     from expectations.gate import run_gate
     from include.warehouse import connect
+    from recsys.data import aggregate_events
+    from recsys.plan import training_plan
 
     settings = get_settings()
     out = settings.models_dir / "_snapshots" / _safe(run_id)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     counts = {}
-    with connect(read_only=True) as con:
-        for name, frame in read_training_frames(con).items():
+    with atomic_dir(out) as tmp:  # a snapshot folder is complete or absent
+        with connect(read_only=True) as con:
+            frames = read_training_frames(con)
+        for name, frame in frames.items():
             frame.to_parquet(tmp / f"{name}.parquet", index=False)
             counts[name] = len(frame)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)  # a snapshot folder is complete or absent
-    interactions = pd.read_parquet(out / "interactions.parquet")
-    gate = run_gate("training_set", interactions, run_name=run_id)
+        config, _ = training_plan(frames["events"])
+        interactions = aggregate_events(frames["events"], config.features)
+        interactions.to_parquet(tmp / TRAINED_INTERACTIONS_FILE, index=False)
+        counts["interactions"] = len(interactions)
+    gate = run_gate(
+        "training_set", pd.read_parquet(out / TRAINED_INTERACTIONS_FILE), run_name=run_id
+    )
     return {"snapshot": str(out), "rows": counts, "gate": gate.summary()}
 
 
@@ -85,6 +101,7 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
     import pandas as pd
 
     from recsys.pipeline import run_training
+    from recsys.plan import training_plan
 
     settings = get_settings()
     folder = Path(snapshot["snapshot"])
@@ -109,72 +126,8 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-#: Histories shorter than this many days (real samples of hours) are split by event quantile.
-QUANTILE_SPLIT_BELOW_DAYS = 4.0
-
-
-def quantile_split(event_at, test_share: float = 0.2) -> tuple[Any, float]:
-    """``T`` at the ``1 - test_share`` quantile of the event times, and the test window in
-    days (``T`` to just past the last event), for histories too short for whole-day windows.
-    """
-    t_max = event_at.max()
-    split_at = event_at.quantile(1.0 - test_share)
-    return split_at, (t_max - split_at).total_seconds() / 86400 + 1e-6
-
-
-def training_plan(events) -> tuple[Any, Any]:
-    """The pipeline configuration and split time ``T`` (None: derived from the config) for
-    a training snapshot's events.
-
-    The default test window (14 days, validation 7) needs about six weeks of events. A
-    shorter history of at least :data:`QUANTILE_SPLIT_BELOW_DAYS` days (a small simulation)
-    gets whole-day windows of a quarter (test) and an eighth (validation) of its span; a
-    history of hours (a real sample) gets ``T`` at the quantile of its last 20 % of events
-    and a validation slice half as long in time, the split ``make evaluate`` uses. Training
-    always has the larger part.
-
-    Relevant test interactions are carts and purchases (the default); in data without any
-    (views or clicks only: the RetailRocket and YOOCHOOSE samples) every product interaction
-    is relevant, otherwise no user could be evaluated.
-    """
-    import dataclasses
-
-    from recsys import columns as C
-    from recsys.config import DEFAULT_PIPELINE
-
-    split = DEFAULT_PIPELINE.split
-    if events.empty:
-        return DEFAULT_PIPELINE, None
-    changes: dict[str, Any] = {}
-    split_at = None
-    span_days = (events["event_at"].max() - events["event_at"].min()).total_seconds() / 86400
-    if span_days < 2 * (split.test_days + split.validation_days):
-        if span_days >= QUANTILE_SPLIT_BELOW_DAYS:
-            test_days, validation_days = int(span_days // 4), int(span_days // 8)
-        else:
-            split_at, test_days = quantile_split(events["event_at"])
-            validation_days = test_days / 2
-        changes.update(test_days=test_days, validation_days=validation_days)
-        log.warning(
-            "history spans %.2f days: time split shortened to test %.3g d, validation %.3g d%s",
-            span_days,
-            test_days,
-            validation_days,
-            f" (T = {split_at})" if split_at is not None else "",
-        )
-    if split.relevance == "cart_or_purchase" and not (
-        events["event_type"].isin((C.CART, C.PURCHASE)).any()
-    ):
-        changes["relevance"] = "any"
-        log.warning("no cart or purchase event: every test interaction counts as relevant")
-    if not changes:
-        return DEFAULT_PIPELINE, None
-    config = dataclasses.replace(DEFAULT_PIPELINE, split=dataclasses.replace(split, **changes))
-    return config, split_at
-
-
-class DefinitionOfDoneFailed(RuntimeError):
-    """The trained model failed its definition of done; it is not published."""
+class DefinitionOfDoneFailed(DeterministicFailure):
+    """The trained model failed its definition of done; it is not published (no retry)."""
 
     def __init__(self, message: str, owner_role: str, details: dict[str, Any], docs_url: str):
         super().__init__(message)
@@ -199,6 +152,7 @@ def clause_text(c: dict[str, Any]) -> str:
     return text
 
 
+@fail_fast
 def check_dod(summary: dict[str, Any]) -> dict[str, Any]:
     """Stop the run when the version failed its definition of done; say which clause, by how
     much, and notify every owner of a failed clause."""
@@ -235,6 +189,7 @@ def score(summary: dict[str, Any]) -> dict[str, Any]:
     return {**scored, "version": version, "report_path": summary["report_path"]}
 
 
+@fail_fast
 def validate_recommendations(scored: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
     """GX gate on the lists: known purchases are excluded, ranks and scores are sane."""
     import pandas as pd
@@ -306,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m include.training", description="Operate the published recommender."
+        prog="python -m include.tasks.training", description="Operate the published recommender."
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("rollback", help="serve the previously promoted model version again")
