@@ -63,3 +63,41 @@ def test_a_failed_clause_reads_with_its_shortfall_or_as_undefined():
     assert clause_text(undefined) == (
         "ndcg_vs_popularity (DS): observed undefined, required undefined"
     )
+
+
+def test_a_gate_failure_fails_the_task_without_retry_and_keeps_its_routing(data_dir):
+    """fail_fast: GateFailed becomes Airflow's fail-without-retry exception with the owner,
+    details and link the failure callback routes on; other errors keep their retries."""
+    import pickle
+
+    import pandas as pd
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from expectations.gate import GateFailed, run_gate
+    from include.tasks import DeterministicFailure, fail_fast
+    from include.tasks.training import DefinitionOfDoneFailed
+
+    @fail_fast
+    def gate_two_rows() -> None:
+        # two interactions: far below the training set's 50 users / 500 interactions
+        frame = pd.DataFrame(
+            {"user_id": ["u1", "u2"], "item_id": ["i1", "i1"], "weight": [1.0, 3.0]}
+        )
+        run_gate("training_set", frame, run_name="t")
+
+    with pytest.raises(DeterministicFailure) as info:
+        gate_two_rows()
+    exc = info.value
+    assert isinstance(exc, AirflowFailException)
+    assert isinstance(exc.__cause__, GateFailed)
+    assert exc.owner_role == "DS" and exc.details["suite"] == "training_set"
+    assert exc.docs_url == exc.__cause__.docs_url and str(exc) == str(exc.__cause__)
+    assert pickle.loads(pickle.dumps(exc)).details == exc.details
+
+    @fail_fast
+    def transient() -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):  # not deterministic: Airflow retries it
+        transient()
+    assert issubclass(DefinitionOfDoneFailed, AirflowFailException)

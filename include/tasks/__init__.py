@@ -43,6 +43,9 @@ class DeterministicFailure(AirflowFailException):
         self.details = details
         self.docs_url = docs_url
 
+    def __reduce__(self):  # picklable with its attributes (custom __init__ signature)
+        return (type(self), (str(self), self.owner_role, self.details, self.docs_url))
+
 
 def _deterministic(exc: BaseException) -> bool:
     """A data-quality gate's failure (expectations.GateFailed) is deterministic."""
@@ -64,9 +67,6 @@ def fail_fast(fn: F) -> F:
         except Exception as exc:
             if not _deterministic(exc):
                 raise
-            details = {"failures": getattr(exc, "failures", None), "suite": exc.suite}
-            raise DeterministicFailure(
-                str(exc), getattr(exc, "owner_role", None), details, getattr(exc, "docs_url", None)
-            ) from exc
+            raise DeterministicFailure(str(exc), exc.owner_role, exc.details, exc.docs_url) from exc
 
     return wrapper  # type: ignore[return-value]
