@@ -31,24 +31,19 @@ from include.roles import Role, dag_kwargs
 def data_monitor():
     @task(pool=WRITER_POOL, inlets=list(assets.ALL))
     def check_data(**context) -> dict:
-        from include.monitoring import notify_alerts, run_data_monitor
+        from include.tasks.monitoring import check_data as run_checks
 
         last_updated = {}
         for asset in assets.ALL:
             events = context["inlet_events"][asset]
             last_updated[asset.name] = events[-1].timestamp if len(events) else None
-        checks = run_data_monitor(last_updated)
-        sent = notify_alerts(checks, Role.DE, "data_monitor", link=None)
-        return {"checks": len(checks), "alerts": sent}
+        return run_checks(last_updated, Role.DE)
 
     @task(pool=WRITER_POOL)
     def publish_monitoring_page(summary: dict) -> str:
-        from include.monitoring import write_page
-        from include.settings import get_settings
-        from include.warehouse import connect
+        from include.tasks.monitoring import publish_page
 
-        with connect() as con:
-            return str(write_page(con, get_settings().reports_dir))
+        return publish_page()
 
     publish_monitoring_page(check_data())
 

@@ -32,20 +32,15 @@ from include.roles import Role, dag_kwargs
 def model_monitor():
     @task(pool=WRITER_POOL)
     def check_model() -> dict:
-        from include.monitoring import notify_alerts, run_model_monitor
+        from include.tasks.monitoring import check_model as run_checks
 
-        checks = run_model_monitor()
-        sent = notify_alerts(checks, Role.DS, "model_monitor", link=None)
-        return {"checks": len(checks), "alerts": sent}
+        return run_checks(Role.DS)
 
     @task(pool=WRITER_POOL)
     def publish_monitoring_page(summary: dict) -> str:
-        from include.monitoring import write_page
-        from include.settings import get_settings
-        from include.warehouse import connect
+        from include.tasks.monitoring import publish_page
 
-        with connect() as con:
-            return str(write_page(con, get_settings().reports_dir))
+        return publish_page()
 
     publish_monitoring_page(check_model())
 

@@ -1,13 +1,13 @@
 """Monitoring of the data (DE) and of the model (DS), kept as a time series.
 
 Each monitor produces :class:`Check` rows (one figure, its threshold and a status). The
-DAGs ``data_monitor`` and ``model_monitor`` store them in the warehouse table
+DAGs ``data_monitor`` and ``model_monitor`` (task bodies in :mod:`include.tasks.monitoring`) store them in the warehouse table
 ``monitoring.checks`` (idempotent: a re-run of a monitor for a day replaces that day's
 rows), route every alert to the owning role through :func:`include.roles.notify`, and
 render all of the history as one HTML page, ``<reports>/monitoring/index.html``.
 
-The heavy lifting is DuckDB SQL over the lake and the marts; the model figures
-(score drift, top-item overlap) come from :mod:`recsys.monitoring`.
+The heavy lifting is DuckDB SQL over the lake and the marts; the model monitor's figures
+(score drift, top-item overlap, from :mod:`recsys.monitoring`) are gathered by the task layer.
 """
 
 from __future__ import annotations
@@ -398,161 +398,6 @@ def run_data_monitor(
             checks += quarantine_checks(con, day, cfg)
             checks += schema_drift_checks(con, day, cfg)
         store_checks(con, "data", day or now.date(), checks)
-    return checks
-
-
-@dataclass(frozen=True)
-class ModelMonitorConfig:
-    """Thresholds of the model monitor (DS)."""
-
-    max_model_age_days: float = 7.0
-    min_coverage: float = 0.05
-    max_score_psi: float = 0.25
-    min_top_items_overlap: float = 0.3
-    min_click_through: float = 0.0  # alert only when recommendations stop being clicked
-
-
-def published_versions(published_dir) -> list[str]:
-    """Published model versions, oldest first (folders holding recommendations.parquet)."""
-    if not published_dir.exists():
-        return []
-    return sorted(
-        p.name for p in published_dir.iterdir() if (p / "recommendations.parquet").exists()
-    )
-
-
-def run_model_monitor(
-    cfg: ModelMonitorConfig | None = None, now: datetime | None = None
-) -> list[Check]:
-    """Coverage, drift against the previous version, model age and click-through."""
-    import json
-
-    import pandas as pd
-
-    from include.settings import get_settings
-    from include.warehouse import connect
-    from recsys.monitoring import (
-        catalog_coverage,
-        population_stability_index,
-        recommendation_click_through,
-        top_items_overlap,
-    )
-
-    cfg = cfg or ModelMonitorConfig()
-    now = now or datetime.now(UTC)
-    published = get_settings().published_dir
-    current_file = published / "CURRENT"
-    today = now.date()
-    checks: list[Check] = []
-    if not current_file.exists():
-        checks.append(
-            Check(
-                "model",
-                "model_age_days",
-                "",
-                math.inf,
-                cfg.max_model_age_days,
-                ALERT,
-                "no model has been published",
-                today,
-            )
-        )
-        with connect() as con:
-            store_checks(con, "model", today, checks)
-        return checks
-    version = current_file.read_text().strip()
-    meta = json.loads((published / version / "model.json").read_text())
-    recs = pd.read_parquet(published / version / "recommendations.parquet")
-    trained_at = datetime.fromisoformat(meta["trained_at"].replace("Z", "+00:00"))
-    trained_at = trained_at if trained_at.tzinfo else trained_at.replace(tzinfo=UTC)
-    age = (now - trained_at).total_seconds() / 86400
-    checks.append(
-        Check(
-            "model",
-            "model_age_days",
-            version,
-            age,
-            cfg.max_model_age_days,
-            ALERT if age > cfg.max_model_age_days else OK,
-            f"model {version} trained {age:.1f} days ago",
-            today,
-        )
-    )
-    with connect() as con:
-        n_items = con.execute("select count(*) from dim_items").fetchall()[0][0]
-        user_lists = recs[recs["list_type"] == "user"]
-        cov = catalog_coverage(user_lists["item_id"], n_items)
-        checks.append(
-            Check(
-                "model",
-                "catalog_coverage",
-                version,
-                cov,
-                cfg.min_coverage,
-                ALERT if cov < cfg.min_coverage else OK,
-                f"{cov:.1%} of {n_items} catalog items recommended",
-                today,
-            )
-        )
-        versions = published_versions(published)
-        previous = [v for v in versions if v < version]
-        if previous:
-            prev = pd.read_parquet(published / previous[-1] / "recommendations.parquet")
-            prev_user = prev[prev["list_type"] == "user"]
-            psi = population_stability_index(
-                prev_user["score"].to_numpy(), user_lists["score"].to_numpy()
-            )
-            overlap = top_items_overlap(prev_user["item_id"], user_lists["item_id"])
-            checks.append(
-                Check(
-                    "model",
-                    "score_psi",
-                    version,
-                    psi,
-                    cfg.max_score_psi,
-                    ALERT if psi > cfg.max_score_psi else OK,
-                    f"score PSI {psi:.3f} against {previous[-1]}",
-                    today,
-                )
-            )
-            checks.append(
-                Check(
-                    "model",
-                    "top_items_overlap",
-                    version,
-                    overlap,
-                    cfg.min_top_items_overlap,
-                    ALERT if overlap < cfg.min_top_items_overlap else OK,
-                    f"top-100 items overlap {overlap:.0%} with {previous[-1]}",
-                    today,
-                )
-            )
-        events = con.execute(
-            """
-            select cast(event_at as date) as event_date, event_type, recommendation_id
-            from fct_events
-            where event_type = 'product_view'
-              and cast(event_at as date) = (select max(cast(event_at as date)) from fct_events)
-            """
-        ).df()
-        ctr = recommendation_click_through(events)
-        if len(ctr):
-            row = ctr.iloc[-1]
-            value = float(row["click_through"] or 0.0)
-            checks.append(
-                Check(
-                    "model",
-                    "click_through",
-                    "",
-                    value,
-                    cfg.min_click_through,
-                    ALERT if value <= cfg.min_click_through else OK,
-                    f"{int(row['rec_views'])} of {int(row['product_views'])} "
-                    f"product views came from a recommendation",
-                    row["event_date"],
-                )
-            )
-        store_checks(con, "model", today, checks)
     return checks
 
 

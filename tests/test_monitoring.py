@@ -13,6 +13,7 @@ import pytest
 
 from include import monitoring as m
 from include.settings import get_settings
+from include.tasks import monitoring as tm
 from recsys.monitoring import (
     catalog_coverage,
     population_stability_index,
@@ -162,7 +163,7 @@ def test_model_monitor_alerts_on_coverage_collapse_and_drift(data_dir) -> None:
         )
     publish("v1", [f"i{i}" for i in range(50)], list(np.linspace(0, 1, 50)), NOW)
     publish("v2", ["i1"] * 50, list(np.linspace(5, 6, 50)), NOW - timedelta(days=10))
-    checks = {c.metric: c for c in m.run_model_monitor(now=NOW)}
+    checks = {c.metric: c for c in tm.run_model_monitor(now=NOW)}
     assert checks["catalog_coverage"].value == pytest.approx(0.01)  # 1 item of 100
     assert checks["catalog_coverage"].status == m.ALERT
     assert checks["score_psi"].status == m.ALERT
@@ -184,7 +185,7 @@ def test_model_monitor_quiet_on_a_healthy_model(data_dir) -> None:
     items = [f"i{i}" for i in range(60)]
     publish("v1", items, list(np.linspace(0, 1, 60)), NOW - timedelta(days=1))
     publish("v2", items[::-1], list(np.linspace(0, 1, 60)), NOW - timedelta(days=1))
-    checks = m.run_model_monitor(now=NOW)
+    checks = tm.run_model_monitor(now=NOW)
     assert [c.metric for c in checks if c.status != m.OK] == []
 
 
