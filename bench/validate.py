@@ -28,8 +28,9 @@ def synthetic_raw_events(n: int, seed: int = 7):
     import numpy as np
     import pandas as pd
 
+    from common.contracts import EVENT_TYPES, PRODUCT_EVENT_TYPES
     from expectations.suites import PANDAS_DTYPE_OF_DUCKDB
-    from include.contracts import EVENT_TYPES, PRODUCT_EVENT_TYPES, RAW_EVENT_COLUMNS
+    from include.contracts import RAW_EVENT_COLUMNS
 
     rng = np.random.default_rng(seed)
     types = np.array(EVENT_TYPES)

@@ -37,12 +37,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from include.contracts import (
+from common.contracts import (
     EVENT_TYPES,
+    ITEM_ID,
+    KEY_ID,
+    LIST_ALSO_BOUGHT,
+    LIST_TYPE,
+    LIST_TYPES,
+    LIST_USER,
+    MODEL_VERSION,
     PRODUCT_EVENT_TYPES,
-    RAW_EVENT_COLUMNS,
+    RANK,
     RECOMMENDATION_COLUMNS,
+    SCORE,
+    USER_ID,
+    WEIGHT,
 )
+from include.contracts import RAW_EVENT_COLUMNS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -70,18 +81,8 @@ SESSION_COLUMNS: tuple[str, ...] = (
     N_EVENTS,
 )
 
-USER_ID = "user_id"
-ITEM_ID = "item_id"
-WEIGHT = "weight"
 TRAINING_COLUMNS: tuple[str, ...] = (USER_ID, ITEM_ID, WEIGHT)
 
-LIST_TYPE = "list_type"
-KEY_ID = "key_id"
-RANK = "rank"
-SCORE = "score"
-MODEL_VERSION = "model_version"
-GENERATED_AT = "generated_at"
-LIST_TYPES: tuple[str, ...] = ("user", "also_bought", "cold_start")
 
 # --- derived columns -------------------------------------------------------------------------
 DQ_QUARANTINE_RATE = "dq_quarantine_rate"
@@ -526,16 +527,16 @@ def prepare_recommendations(
             }
         )
     list_type = df[LIST_TYPE]
-    is_self = (list_type == "also_bought") & (df[KEY_ID] == df[ITEM_ID])
+    is_self = (list_type == LIST_ALSO_BOUGHT) & (df[KEY_ID] == df[ITEM_ID])
 
     bought = pd.MultiIndex.from_frame(purchases[[USER_ID, ITEM_ID]].dropna().drop_duplicates())
     pairs = pd.MultiIndex.from_arrays([df[KEY_ID], df[ITEM_ID]])
-    already = (list_type == "user") & pairs.isin(bought)
+    already = (list_type == LIST_USER) & pairs.isin(bought)
 
     list_length = df.groupby([LIST_TYPE, KEY_ID], sort=False, dropna=False)[ITEM_ID].transform(
         "size"
     )
-    user_list_length = list_length.astype("Int64").where(list_type == "user")
+    user_list_length = list_length.astype("Int64").where(list_type == LIST_USER)
 
     s = df[[LIST_TYPE, KEY_ID, RANK, SCORE]].reset_index(drop=True)
     s = s.sort_values([LIST_TYPE, KEY_ID, RANK], kind="mergesort")

@@ -1,8 +1,10 @@
-"""Data contracts shared by every role: event types, raw lake columns, snapshots.
+"""DE's data contracts: the landing-zone fields, raw lake columns, snapshots, quarantine and
+the ingestion manifest.
 
-The one place column names and allowed values are spelled. Ingestion, dbt sources,
-GX suites, the simulator and the loaders all read from here (dbt reads the same
-names from ``dbt_project/models/staging/_staging__sources.yml``).
+Ingestion, dbt sources, GX suites, the simulator and the loaders read these names from here
+(dbt from ``dbt_project/models/staging/_staging__sources.yml``). The vocabulary every role
+shares (event types and weights, the published recommendations table) lives in
+:mod:`common.contracts`.
 """
 
 from __future__ import annotations
@@ -10,27 +12,6 @@ from __future__ import annotations
 # --- landing-zone event (one JSON object per line, see ../shared/DESIGN.md) ---------------
 EVENT_REQUIRED_FIELDS: tuple[str, ...] = ("event_id", "event_time", "event_type", "anonymous_id")
 EVENT_OPTIONAL_FIELDS: tuple[str, ...] = ("user_id", "item_id", "page", "properties", "context")
-
-EVENT_TYPES: tuple[str, ...] = (
-    "page_view",
-    "scroll",
-    "click",
-    "search",
-    "product_view",
-    "add_to_cart",
-    "remove_from_cart",
-    "add_to_wishlist",
-    "purchase",
-    "login",
-)
-# Event types that must carry an item_id.
-PRODUCT_EVENT_TYPES: tuple[str, ...] = (
-    "product_view",
-    "add_to_cart",
-    "remove_from_cart",
-    "add_to_wishlist",
-    "purchase",
-)
 
 # properties.* keys the platform knows (others are kept in the raw JSON).
 PROPERTY_KEYS: tuple[str, ...] = (
@@ -43,7 +24,6 @@ PROPERTY_KEYS: tuple[str, ...] = (
     "recommendation_id",
 )
 CONTEXT_KEYS: tuple[str, ...] = ("platform", "country", "user_agent")
-PLATFORMS: tuple[str, ...] = ("web", "ios", "android")
 
 # --- raw lake (Parquet, lake/events/event_date=YYYY-MM-DD/*.parquet) -----------------------
 # (name, DuckDB type). Order is the file's column order.
@@ -94,17 +74,6 @@ CUSTOMER_COLUMNS: tuple[str, ...] = (
     "country",
     "age_band",
     "is_newsletter_subscriber",
-)
-
-# --- published recommendations (read by the API and the Scala backend) ---------------------
-RECOMMENDATION_COLUMNS: tuple[str, ...] = (
-    "list_type",  # 'user' | 'also_bought' | 'cold_start'
-    "key_id",  # user_id, item_id, or a segment key for cold start
-    "rank",
-    "item_id",
-    "score",
-    "model_version",
-    "generated_at",
 )
 
 # --- ingestion outputs (include/ingest; added by the ingestion work, issue 4) --------------

@@ -1,4 +1,8 @@
-"""Column names and fixed vocabularies of the recsys library: the one place they are spelled.
+"""Column names and fixed vocabularies of the recsys library.
+
+Names shared with the rest of the platform (keys, event types, interactions, the published
+table) come from :mod:`common.contracts`, their one home; the library's own (features,
+evaluation) are spelled here.
 
 Inputs are the dbt marts ``ml_interactions``, ``ml_item_features``, ``ml_user_features`` and an
 event-level frame for the time split (see :mod:`recsys.data`). Outputs are recommendation frames
@@ -7,39 +11,45 @@ event-level frame for the time split (see :mod:`recsys.data`). Outputs are recom
 
 from __future__ import annotations
 
-# --- keys --------------------------------------------------------------------------------------
-USER_ID = "user_id"
-ITEM_ID = "item_id"
+from common.contracts import (  # noqa: F401 - the shared names, under the library's C.<name>
+    ADD_TO_CART,
+    ADD_TO_WISHLIST,
+    COLD_KEY_CATEGORY_PREFIX,
+    COLD_KEY_POPULAR,
+    COLD_KEY_TRENDING,
+    DECAYED_SCORE,
+    GENERATED_AT,
+    INTERACTION_COLUMNS,
+    ITEM_ID,
+    KEY_ID,
+    LAST_INTERACTION_AT,
+    LIST_ALSO_BOUGHT,
+    LIST_COLD_START,
+    LIST_TYPE,
+    LIST_USER,
+    MODEL_VERSION,
+    N_CARTS,
+    N_PURCHASES,
+    N_VIEWS,
+    PRODUCT_VIEW,
+    PURCHASE,
+    RANK,
+    RECOMMENDATION_COLUMNS,
+    REMOVE_FROM_CART,
+    SCORE,
+    USER_ID,
+    WEIGHT,
+)
+
+# the library's short names for the product events
+VIEW = PRODUCT_VIEW
+WISHLIST = ADD_TO_WISHLIST
+CART = ADD_TO_CART
 
 # --- events frame (input of the time split): one row per product event ------------------------
 EVENT_TYPE = "event_type"
 EVENT_AT = "event_at"  # UTC timestamp (naive or tz-aware; normalised to naive UTC)
 EVENT_COLUMNS: tuple[str, ...] = (USER_ID, ITEM_ID, EVENT_TYPE, EVENT_AT)
-
-# Event types as spelled in include/contracts.EVENT_TYPES (copied, recsys never imports include).
-VIEW = "product_view"
-WISHLIST = "add_to_wishlist"
-CART = "add_to_cart"
-REMOVE_FROM_CART = "remove_from_cart"
-PURCHASE = "purchase"
-
-# --- interactions (grain: one row per user_id, item_id), same names as ml_interactions ---------
-WEIGHT = "weight"
-DECAYED_SCORE = "decayed_score"
-N_VIEWS = "n_views"
-N_CARTS = "n_carts"
-N_PURCHASES = "n_purchases"
-LAST_INTERACTION_AT = "last_interaction_at"
-INTERACTION_COLUMNS: tuple[str, ...] = (
-    USER_ID,
-    ITEM_ID,
-    WEIGHT,
-    DECAYED_SCORE,
-    N_VIEWS,
-    N_CARTS,
-    N_PURCHASES,
-    LAST_INTERACTION_AT,
-)
 
 # --- item features (ml_item_features) ----------------------------------------------------------
 DEPARTMENT = "department"
@@ -67,32 +77,7 @@ PREFERRED_CATEGORY = "preferred_category"
 USER_ATTRIBUTE_COLUMNS: tuple[str, ...] = (COUNTRY, PLATFORM)
 
 # --- recommendation frames ---------------------------------------------------------------------
-SCORE = "score"
-RANK = "rank"  # 1-based
 RECO_COLUMNS: tuple[str, ...] = (USER_ID, ITEM_ID, SCORE, RANK)
-
-# Copied from include/contracts.RECOMMENDATION_COLUMNS (recsys must not import include/);
-# tests/test_recsys_scoring.py checks the copy has not drifted when include/ is present.
-LIST_TYPE = "list_type"
-KEY_ID = "key_id"
-MODEL_VERSION = "model_version"
-GENERATED_AT = "generated_at"
-RECOMMENDATION_COLUMNS: tuple[str, ...] = (
-    LIST_TYPE,  # 'user' | 'also_bought' | 'cold_start'
-    KEY_ID,  # user_id, item_id, or a segment key for cold start
-    RANK,
-    ITEM_ID,
-    SCORE,
-    MODEL_VERSION,
-    GENERATED_AT,
-)
-LIST_USER = "user"
-LIST_ALSO_BOUGHT = "also_bought"
-LIST_COLD_START = "cold_start"
-# Cold-start segment keys: "popular", "trending", "category:<category>".
-COLD_KEY_POPULAR = "popular"
-COLD_KEY_TRENDING = "trending"
-COLD_KEY_CATEGORY_PREFIX = "category:"
 
 # --- evaluation --------------------------------------------------------------------------------
 MODEL = "model"

@@ -11,14 +11,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from common.contracts import EVENT_WEIGHTS
 from recsys import columns as C
 
-DEFAULT_EVENT_WEIGHTS: tuple[tuple[str, float], ...] = (
-    (C.VIEW, 1.0),
-    (C.WISHLIST, 2.0),
-    (C.CART, 3.0),
-    (C.PURCHASE, 5.0),
-)
+#: The platform's event weights (dbt's seed ``event_weights.csv``, via common.contracts).
+DEFAULT_EVENT_WEIGHTS: tuple[tuple[str, float], ...] = EVENT_WEIGHTS
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.contracts import PUBLISHED_LIST_LENGTH
 from recsys import columns as C
 from recsys.models.cooccurrence import user_similarity
 from recsys.ranking import blend_scores, factor_moments, factor_scores, top_k, top_k_for_users
@@ -94,7 +95,7 @@ def _now(generated_at: datetime | pd.Timestamp | None) -> pd.Timestamp:
 
 def user_top_k(
     model: SavedModel,
-    k: int = 20,
+    k: int = PUBLISHED_LIST_LENGTH,
     user_ids: object = None,
     block_size: int = 4096,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,7 +112,7 @@ def user_top_k(
 
 def recommend_users(
     model: SavedModel,
-    k: int = 20,
+    k: int = PUBLISHED_LIST_LENGTH,
     user_ids: object = None,
     generated_at: datetime | None = None,
     block_size: int = 4096,
@@ -123,7 +124,7 @@ def recommend_users(
 
 def also_bought(
     model: SavedModel,
-    k: int = 20,
+    k: int = PUBLISHED_LIST_LENGTH,
     item_ids: object = None,
     generated_at: datetime | None = None,
     block_size: int = 2048,
@@ -179,7 +180,7 @@ def also_bought(
 
 
 def cold_start(
-    model: SavedModel, k: int = 20, generated_at: datetime | None = None
+    model: SavedModel, k: int = PUBLISHED_LIST_LENGTH, generated_at: datetime | None = None
 ) -> pd.DataFrame:
     """``cold_start`` lists for unknown visitors: popular, trending, popular per category."""
     items = model.item_table
@@ -216,7 +217,7 @@ def cold_start(
 
 
 def build_recommendations(
-    model: SavedModel, k: int = 20, generated_at: datetime | None = None
+    model: SavedModel, k: int = PUBLISHED_LIST_LENGTH, generated_at: datetime | None = None
 ) -> pd.DataFrame:
     """All three list types in one frame with :data:`RECOMMENDATION_COLUMNS`."""
     ts = _now(generated_at)
@@ -247,7 +248,7 @@ def score_version(
     models_dir: str | Path,
     out_path: str | Path,
     version: str | None = None,
-    k: int = 20,
+    k: int = PUBLISHED_LIST_LENGTH,
     generated_at: datetime | None = None,
 ) -> dict:
     """Load a version (default ``current``), build every list, write Parquet atomically.

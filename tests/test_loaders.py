@@ -18,14 +18,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from common.contracts import EVENT_TYPES, PRODUCT_EVENT_TYPES
 from include.contracts import (
     CONTEXT_KEYS,
     CUSTOMER_COLUMNS,
     EVENT_OPTIONAL_FIELDS,
     EVENT_REQUIRED_FIELDS,
-    EVENT_TYPES,
     ITEM_COLUMNS,
-    PRODUCT_EVENT_TYPES,
 )
 from include.loaders import LOADERS, load
 from include.loaders.__main__ import main

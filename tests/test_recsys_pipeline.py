@@ -123,11 +123,6 @@ def test_scoring_rules(result, tmp_path):
         assert g[C.RANK].tolist() == list(range(1, len(g) + 1))
 
 
-def test_recommendation_columns_match_the_shared_contract():
-    contracts = pytest.importorskip("include.contracts")
-    assert C.RECOMMENDATION_COLUMNS == contracts.RECOMMENDATION_COLUMNS
-
-
 def test_lightfm_alone_is_published_when_only_it_passes(data, tmp_path):
     from recsys.models import LightFMRecommender
 

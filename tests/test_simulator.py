@@ -14,15 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.contracts import (
-    CONTEXT_KEYS,
-    CUSTOMER_COLUMNS,
-    EVENT_REQUIRED_FIELDS,
-    EVENT_TYPES,
-    ITEM_COLUMNS,
-    PLATFORMS,
-    PRODUCT_EVENT_TYPES,
-)
+from common.contracts import EVENT_TYPES, PLATFORMS, PRODUCT_EVENT_TYPES
+from include.contracts import CONTEXT_KEYS, CUSTOMER_COLUMNS, EVENT_REQUIRED_FIELDS, ITEM_COLUMNS
 from include.simulator import FAULT_KINDS, SimulationSummary, SimulatorConfig, simulate
 from include.simulator.__main__ import main as cli_main
 

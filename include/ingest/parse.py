@@ -22,12 +22,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from common.contracts import EVENT_TYPES, PRODUCT_EVENT_TYPES
 from include.contracts import (
     CONTEXT_KEYS,
     CUSTOMER_LAKE_COLUMNS,
-    EVENT_TYPES,
     ITEM_LAKE_COLUMNS,
-    PRODUCT_EVENT_TYPES,
     PROPERTY_KEYS,
     RAW_EVENT_COLUMNS,
     RAW_LINE_MAX_CHARS,

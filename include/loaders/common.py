@@ -39,13 +39,8 @@ from pathlib import Path
 
 import duckdb
 
-from include.contracts import (
-    CONTEXT_KEYS,
-    CUSTOMER_COLUMNS,
-    EVENT_TYPES,
-    ITEM_COLUMNS,
-    PRODUCT_EVENT_TYPES,
-)
+from common.contracts import EVENT_TYPES, PRODUCT_EVENT_TYPES
+from include.contracts import CONTEXT_KEYS, CUSTOMER_COLUMNS, ITEM_COLUMNS
 from include.settings import REPO_ROOT, get_settings
 
 REAL_DATA_ENV = "TRASOS_REAL_DATA_DIR"
@@ -64,7 +59,7 @@ MAPPED_COLUMNS: tuple[str, ...] = (
     "event_key",  # VARCHAR unique within the dataset (source row number, 'train-12', ...)
     "skip_reason",  # VARCHAR, NULL when the loader could map the row
     "event_time",  # TIMESTAMP, naive UTC
-    "event_type",  # VARCHAR, one of contracts.EVENT_TYPES (NULL if unmapped)
+    "event_type",  # VARCHAR, one of common.contracts.EVENT_TYPES (NULL if unmapped)
     "anonymous_id",
     "user_id",
     "item_id",

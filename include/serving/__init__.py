@@ -3,7 +3,7 @@
 It serves the published, immutable recommendation files, never the live warehouse::
 
     <published_dir>/CURRENT                          the current model_version (os.replace'd)
-    <published_dir>/<model_version>/recommendations.parquet   contracts.RECOMMENDATION_COLUMNS
+    <published_dir>/<model_version>/recommendations.parquet   common.contracts.RECOMMENDATION_COLUMNS
     <published_dir>/<model_version>/model.json       version, trained_at, candidate, metrics
 
 Modules:

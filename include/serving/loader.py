@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from include.contracts import RECOMMENDATION_COLUMNS
+from common.contracts import RECOMMENDATION_COLUMNS
 
 log = logging.getLogger("trasos.serving")
 

@@ -2,7 +2,7 @@
 
 The layout the API reads (``docs/serving.md``)::
 
-    <published_dir>/<model_version>/recommendations.parquet   contracts.RECOMMENDATION_COLUMNS
+    <published_dir>/<model_version>/recommendations.parquet   common.contracts.RECOMMENDATION_COLUMNS
     <published_dir>/<model_version>/model.json
     <published_dir>/CURRENT                                    one line: the model_version
 
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.contracts import RECOMMENDATION_COLUMNS
+from common.contracts import PUBLISHED_LIST_LENGTH, RECOMMENDATION_COLUMNS
 from include.serving.loader import (
     COLD_START_DEFAULT,
     CURRENT_FILE,
@@ -118,7 +118,7 @@ def fixture_frame(
     *,
     n_users: int = 50,
     n_items: int = 200,
-    k: int = 20,
+    k: int = PUBLISHED_LIST_LENGTH,
     also_bought_items: int | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:

@@ -83,7 +83,7 @@ wrong_type          ``event_time`` as a JSON number (epoch s), or bad_type:<fiel
                     string ``"two"``                              properties.quantity)
 missing_field       one of event_id, event_time, event_type,      missing_field:<field>
                     anonymous_id removed (key absent)
-unknown_event_type  ``event_type`` not in contracts.EVENT_TYPES   unknown_event_type
+unknown_event_type  ``event_type`` not in common.contracts.EVENT_TYPES   unknown_event_type
 duplicate           an exact copy of a clean line, on the next    null (a duplicate)
                     line or in a later batch inside the window
 late (in window)    an unchanged event moved to a later batch:    null (must load)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from include.contracts import EVENT_TYPES
+from common.contracts import EVENT_TYPES
 from include.simulator.catalog import CATEGORY_NAMES, PRODUCT_TYPES, Catalog, Taste
 from include.simulator.config import BRANDS, COLOURS, HOUR_WEIGHTS, SimulatorConfig
 from include.simulator.population import People, Sessions
@@ -54,7 +54,7 @@ def query_vocab() -> list[str]:
 class Events:
     """The events of a chunk of days in event-time order; arrays have shape ``(n_events,)``.
 
-    Codes: ``etype`` indexes ``contracts.EVENT_TYPES``; ``user``/``item``/``order``/
+    Codes: ``etype`` indexes ``common.contracts.EVENT_TYPES``; ``user``/``item``/``order``/
     ``query``/``rec``/``method`` are -1 when absent; ``scroll``/``lpos`` -1 when absent;
     ``qty`` 0 when absent; ``page`` is a page code (see ``PAGE_*``).
     """

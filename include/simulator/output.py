@@ -16,7 +16,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from include.contracts import CUSTOMER_COLUMNS, EVENT_TYPES, ITEM_COLUMNS
+from common.contracts import EVENT_TYPES
+from include.contracts import CUSTOMER_COLUMNS, ITEM_COLUMNS
 from include.simulator import _text
 from include.simulator.behaviour import ET, SessionTimes, build_events
 from include.simulator.catalog import (

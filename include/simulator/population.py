@@ -21,7 +21,7 @@ from include.simulator.config import (
 EXISTING, NEW, BOT = 0, 1, 2
 KIND_NAMES: tuple[str, ...] = ("existing_customer", "new_visitor", "bot")
 NEVER = np.iinfo(np.int32).max
-# One table of user agents; ``device_ua`` indexes it. Platforms follow contracts.PLATFORMS.
+# One table of user agents; ``device_ua`` indexes it. Platforms follow common.contracts.PLATFORMS.
 UA_TABLE: tuple[str, ...] = USER_AGENTS["web"] + USER_AGENTS["ios"] + USER_AGENTS["android"]
 UA_TABLE = UA_TABLE + BOT_USER_AGENTS
 _UA_START = np.array(

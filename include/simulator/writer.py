@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from isal import igzip
 
-from include.contracts import EVENT_TYPES, PLATFORMS
+from common.contracts import EVENT_TYPES, PLATFORMS
 from include.simulator import _text
 from include.simulator.behaviour import ET, Events, query_vocab
 from include.simulator.catalog import CATEGORY_DEPARTMENT, CATEGORY_NAMES, Catalog

@@ -195,5 +195,3 @@ def run_model_monitor(
             )
         store_checks(con, "model", today, checks)
     return checks
-
-

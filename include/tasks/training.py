@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from include.contracts import PRODUCT_EVENT_TYPES
+from common.contracts import PRODUCT_EVENT_TYPES
 from include.settings import get_settings
 from include.tasks import DeterministicFailure, fail_fast
 
