@@ -1,0 +1,67 @@
+"""Every HTML page comes from a Jinja2 template: rendering, escaping, number formats.
+
+Pages are tested on their data (the context dicts) in each page's own test file; here the
+shared renderer: each template renders, hostile strings show as text, and no Python module
+builds HTML by hand any more.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from include.reporting import pages
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HOSTILE = '<script>alert("x")</script>'
+
+
+def test_numbers_are_formatted_as_what_they_are() -> None:
+    assert pages.fmt_int(2897.0) == "2,897"  # a user count arriving as a float
+    assert pages.fmt_num(3.0) == "3"  # an epoch
+    assert pages.fmt_num(0.123456) == "0.1235"
+    assert pages.fmt_num(1234.5678) == "1,234.6"
+    assert pages.fmt_num(float("nan")) == pages.MISSING
+    assert pages.fmt_num(True) == "True"
+    assert pages.fmt_pct(0.375) == "37.5%"
+    assert pages.fmt_pct(None) == pages.MISSING
+    assert pages.fmt(10.0, "days") == "10.0" and pages.fmt(15, "money") == "15.00"
+    assert pages.fmt("2024-03-04T00:00:00", "date") == "2024-03-04"
+
+
+def test_owners_page_escapes_hostile_names(tmp_path: Path) -> None:
+    from include.owners import Owned, page_context
+
+    rows = [Owned("dag", HOSTILE, ("DE",), "x.py"), Owned("dag", "y", (), "y.py")]
+    context = page_context(rows)
+    assert [r["check"] for r in context["rows"]] == ["ok", "no owner"]
+    assert [r["status"] for r in context["rows"]] == ["ok", "bad"]
+    assert context["counts"] == {"DE": 1, "DS": 0, "DA": 0}
+    out = pages.write_page(tmp_path / "owners.html", "owners.html", **context)
+    text = out.read_text()
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert "<style>" in text and "table-wrap" in text  # the one stylesheet, inlined
+
+
+def test_an_undefined_name_in_a_template_fails_the_render() -> None:
+    import jinja2
+
+    with pytest.raises(jinja2.UndefinedError):
+        pages.render("owners.html", rows=[])  # no title, counts, roles
+
+
+HAND_HTML = re.compile(r"html\.escape|<html|<table|<tr\b|<td\b|<!doctype", re.IGNORECASE)
+
+
+@pytest.mark.xfail(strict=True, reason="pages still moving to templates (issue 18)")
+def test_no_python_module_builds_html_by_hand() -> None:
+    offenders = [
+        f"{path.relative_to(REPO_ROOT)}:{n}"
+        for folder in ("include", "recsys", "expectations")
+        for path in sorted((REPO_ROOT / folder).rglob("*.py"))
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if HAND_HTML.search(line)
+    ]
+    assert offenders == [], "render these with include/reporting/pages.py and a template"
