@@ -339,3 +339,43 @@ def recommendation_impact(impact: pd.DataFrame) -> str | None:
     ax.set_ylabel("share of sessions")
     ax.grid(axis="y", alpha=0.3)
     return to_data_uri(fig)
+
+
+# --- monitoring page -----------------------------------------------------------------------------
+def check_history_figure(group: pd.DataFrame, title: str) -> Any:
+    """One monitored metric over the data days: a line per dimension, its threshold dashed.
+
+    ``group`` holds ``monitoring.checks`` rows of one (monitor, metric). A single data day gets
+    a one-day margin either side (matplotlib would otherwise widen a lone date to years).
+    """
+    import math
+
+    import matplotlib.dates as mdates
+    import pandas as pd
+
+    fig, axes = _figure(width=9, height=2.6)
+    ax = axes[0][0]
+    days = pd.to_datetime(group["day"])
+    for dim, series in group.assign(day=days).groupby("dimension"):
+        series = series.sort_values("day")
+        ax.plot(series["day"], series["value"], marker="o", label=str(dim) or title)
+    thresholds = group["threshold"].unique()
+    if len(thresholds) == 1 and math.isfinite(thresholds[0]):
+        ax.axhline(thresholds[0], color="#c0392b", linestyle="--", linewidth=1, label="threshold")
+    ax.set_title(title)
+    ax.set_xlabel("data day")
+    if days.nunique() == 1:
+        day = days.iloc[0]
+        ax.set_xlim(day - pd.Timedelta(days=1), day + pd.Timedelta(days=1))
+        ax.xaxis.set_major_locator(mdates.DayLocator())
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+    else:
+        _date_axis(ax)
+    if group["dimension"].nunique() <= 12:
+        ax.legend(fontsize=7, ncols=4, loc="upper left")
+    return fig
+
+
+def check_history(group: pd.DataFrame, title: str) -> str:
+    """:func:`check_history_figure` as a ``data:`` URI."""
+    return to_data_uri(check_history_figure(group, title))

@@ -85,23 +85,41 @@ def fmt_num(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def fmt_sig(value: Any, digits: int = 3) -> str:
+    """A figure with ``digits`` significant digits (``inf`` for a threshold never reached)."""
+    if _missing(value):
+        return MISSING
+    return f"{float(value):.{digits}g}"
+
+
+def fmt_datetime(value: Any) -> str:
+    """A timestamp to the second, ``YYYY-MM-DD HH:MM:SS`` (UTC where the data is UTC)."""
+    if _missing(value):
+        return MISSING
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)[:19].replace("T", " ")
+
+
 FILTERS = {
     "int": fmt_int,
     "pct": fmt_pct,
     "decimal": fmt_decimal,
     "date": fmt_date,
     "num": fmt_num,
+    "sig": fmt_sig,
+    "datetime": fmt_datetime,
 }
 
 
 def fmt(value: Any, kind: str = "num") -> str:
     """``value`` formatted as ``kind`` (``int``, ``pct``, ``decimal``, ``days``, ``money``,
-    ``date``, ``num`` or ``text``): the one switch the table macro uses."""
+    ``date``, ``datetime``, ``sig``, ``num``, ``text`` or ``long`` text): the one switch the table macro uses."""
     if kind == "days":
         return fmt_decimal(value, 1)
     if kind == "money":
         return fmt_decimal(value, 2)
-    if kind == "text":
+    if kind in ("text", "long"):
         return MISSING if _missing(value) else str(value)
     return FILTERS[kind](value)
 
