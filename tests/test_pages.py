@@ -65,3 +65,33 @@ def test_no_python_module_builds_html_by_hand() -> None:
         if HAND_HTML.search(line)
     ]
     assert offenders == [], "render these with include/reporting/pages.py and a template"
+
+
+def test_data_quality_overview_escapes_and_orders_suites(tmp_path: Path) -> None:
+    from expectations.overview import overview_context, record_result
+
+    entry = {
+        "suite": "raw_events",
+        "asset": HOSTILE,
+        "owner_role": "DE",
+        "success": False,
+        "n_expectations": 40,
+        "n_critical_failures": 1,
+        "n_warnings": 0,
+        "n_rows": 2897,
+        "validated_at": "2026-12-06 17:00:00",
+        "run_name": "manual__1",
+        "docs_path": str(tmp_path / "data_docs" / "validations" / "x.html"),
+        "critical_failures": [
+            {"expectation": "expect_x", "column": "item_id", "observed_value": 0.123456}
+        ],
+        "warnings": [],
+    }
+    out = record_result(tmp_path, entry)
+    context = overview_context({"raw_events": entry}, tmp_path)
+    [row] = context["rows"]
+    assert (row["status"], row["status_class"]) == ("FAILED", "failed")
+    assert row["docs_href"] == "data_docs/validations/x.html"
+    assert context["failures"][0]["items"][0]["observed"] == "0.1235"
+    text = out.read_text()
+    assert "<script>" not in text and "&lt;script&gt;" in text and "2,897" in text
