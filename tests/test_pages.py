@@ -95,3 +95,74 @@ def test_data_quality_overview_escapes_and_orders_suites(tmp_path: Path) -> None
     assert context["failures"][0]["items"][0]["observed"] == "0.1235"
     text = out.read_text()
     assert "<script>" not in text and "&lt;script&gt;" in text and "2,897" in text
+
+
+def _evaluation_data(model_name: str = "lightfm") -> dict:
+    import pandas as pd
+
+    from recsys.report import report_data
+
+    rows = []
+    for model in (model_name, "popularity", "item_knn"):
+        for seg in ("all", "cold"):
+            same = seg == "cold" and model != model_name  # baselines blind to cold items
+            rows.append(
+                {
+                    "model": model,
+                    "segment": seg,
+                    "n_users": 2897.0,
+                    "n_items": 40,
+                    "ndcg@10": 0.0 if same else 0.1 + 0.01 * len(model),
+                    "recall@20": 0.0 if same else 0.2,
+                    "fit_s": 1.0 + len(model),  # differs: not a figure of the ranking
+                }
+            )
+    dod = {
+        "passed": True,
+        "candidate": model_name,
+        "clauses": [
+            {"id": "vs_popularity", "status": "pass", "observed": 0.2, "required": 0.1,
+             "margin": 0.1, "margin_pct": 100.0, "owner": "DS", "detail": "x",
+             "ratio": 2.0, "ci_low": 0.15, "ci_high": 0.25, "kind": "relative"},
+        ],
+        "considered": [{"candidate": model_name, "passed": True, "ndcg_at_10": 0.2, "failed": []}],
+    }  # fmt: skip
+    return report_data(
+        pd.DataFrame(rows),
+        dod,
+        learning_curve=[{"epoch": 1.0, "validation_ndcg@10": 0.1}, {"epoch": 2, "v": 0.2}][:1],
+        best_epoch=1,
+        blend_search=[{"weight": 0.5, "self_weight": 0.0, "als_weight": a, "validation_ndcg@10": 0.1}
+                      for a in (0.0, 0.2)],
+        snapshot={"users": 2897},
+        version="v1",
+    )  # fmt: skip
+
+
+def test_evaluation_data_collapses_identical_cold_baselines_and_keeps_counts_whole() -> None:
+    from include.reporting.evaluation import page_context
+
+    data = _evaluation_data()
+    cold = next(s for s in data["segments"] if s["segment"] == "cold")
+    assert [(r["model"], r["n_models"]) for r in cold["rows"]] == [
+        ("lightfm", 1),
+        ("popularity, item_knn", 2),
+    ]
+    assert cold["n_collapsed"] == 1
+    context = page_context(data)
+    # the blend search tried each ALS share at one weight: no chart of lone points, a table
+    assert context["blend_image"] is None and len(context["blend_search"]) == 2
+    kinds = {key: kind for key, _, kind in context["metric_table_columns"]}
+    assert kinds["n_users"] == kinds["n_items"] == kinds["n_models"] == "int"
+    assert {key for key, _, _ in context["clause_columns"]} >= {"ci_low", "ci_high", "ratio"}
+    assert dict((k, kind) for k, _, kind in context["curve_columns"])["epoch"] == "int"
+
+
+def test_evaluation_page_escapes_and_formats(tmp_path: Path) -> None:
+    from include.reporting.evaluation import render_report
+
+    text = render_report(_evaluation_data(HOSTILE))
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert "2,897" in text and "2,897.0" not in text  # a user count as a whole number
+    assert "cannot rank items launched after T" in text  # the merged cold rows are explained
+    assert "95% CI low" in text

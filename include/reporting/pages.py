@@ -85,6 +85,20 @@ def fmt_num(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def fmt_metric(value: Any) -> str:
+    """A model metric: 4 decimals (1 from 100 up, e.g. seconds), counts as whole numbers."""
+    if isinstance(value, bool):
+        return str(value)
+    if _missing(value):
+        return MISSING
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, str):
+        return value
+    number = float(value)
+    return f"{number:.4f}" if abs(number) < 100 else f"{number:,.1f}"
+
+
 def fmt_sig(value: Any, digits: int = 3) -> str:
     """A figure with ``digits`` significant digits (``inf`` for a threshold never reached)."""
     if _missing(value):
@@ -108,13 +122,14 @@ FILTERS = {
     "date": fmt_date,
     "num": fmt_num,
     "sig": fmt_sig,
+    "metric": fmt_metric,
     "datetime": fmt_datetime,
 }
 
 
 def fmt(value: Any, kind: str = "num") -> str:
     """``value`` formatted as ``kind`` (``int``, ``pct``, ``decimal``, ``days``, ``money``,
-    ``date``, ``datetime``, ``sig``, ``num``, ``text`` or ``long`` text): the one switch the table macro uses."""
+    ``date``, ``datetime``, ``sig``, ``metric``, ``num``, ``text`` or ``long`` text): the one switch the table macro uses."""
     if kind == "days":
         return fmt_decimal(value, 1)
     if kind == "money":
