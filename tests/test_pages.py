@@ -52,17 +52,21 @@ def test_an_undefined_name_in_a_template_fails_the_render() -> None:
         pages.render("owners.html", rows=[])  # no title, counts, roles
 
 
+#: Files whose HTML-looking strings are data, not pages.
+NOT_PAGES = {
+    "include/simulator/config.py": "a broken collector's 502 page, one of the garbage lines "
+    "the simulator injects into the landing files",
+}
 HAND_HTML = re.compile(r"html\.escape|<html|<table|<tr\b|<td\b|<!doctype", re.IGNORECASE)
 
 
-@pytest.mark.xfail(strict=True, reason="pages still moving to templates (issue 18)")
 def test_no_python_module_builds_html_by_hand() -> None:
     offenders = [
         f"{path.relative_to(REPO_ROOT)}:{n}"
         for folder in ("include", "recsys", "expectations")
         for path in sorted((REPO_ROOT / folder).rglob("*.py"))
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        if HAND_HTML.search(line)
+        if HAND_HTML.search(line) and str(path.relative_to(REPO_ROOT)) not in NOT_PAGES
     ]
     assert offenders == [], "render these with include/reporting/pages.py and a template"
 
@@ -166,3 +170,54 @@ def test_evaluation_page_escapes_and_formats(tmp_path: Path) -> None:
     assert "2,897" in text and "2,897.0" not in text  # a user count as a whole number
     assert "cannot rank items launched after T" in text  # the merged cold rows are explained
     assert "95% CI low" in text
+
+
+def test_monitoring_page_escapes_a_hostile_message() -> None:
+    from datetime import date, datetime
+
+    import pandas as pd
+
+    from include import monitoring
+
+    checks = pd.DataFrame(
+        [
+            {"monitor": "data", "metric": "volume_z", "dimension": HOSTILE, "value": 4.2,
+             "threshold": 3.0, "status": monitoring.ALERT, "message": HOSTILE,
+             "day": date(2029, 1, 2), "measured_at": datetime(2026, 12, 6, 17, 0)},
+        ]
+    )  # fmt: skip
+    text = pages.render("monitoring.html", **monitoring.page_context(checks))
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert "2029-01-02" in text and "2026-12-06 17:00:00" in text
+
+
+def test_business_page_escapes_hostile_mart_values() -> None:
+    no_range = dict.fromkeys(
+        ["conversion", "time-to-return", "retention", "funnel", "recommendation-impact",
+         "lapsed-customers"]
+    )  # fmt: skip
+    context = {
+        "title": "Trasos business metrics",
+        "manifest": {"export_id": "x", "generated_at": "now", "rows": {}},
+        "dbt_select": "path:models/marts/metrics",
+        "headline": {"non_customer_conversion_rate": 0.375},
+        "lapsed_days": 14,
+        "n_lapsed": 2,
+        "n_contactable": 2897.0,
+        "lapsed_name": "lapsed.csv",
+        "lapsed_href": "lapsed.csv",
+        "glossary": {HOSTILE: HOSTILE},
+        "ranges": no_range,
+        "charts": no_range,
+        "definitions": {**{k: [] for k in no_range}, "headline": []},
+        "tables": {
+            "by_platform": [{"platform": HOSTILE, "n_visitors": 3.0}],
+            "by_cohort": [],
+            "funnel_totals": [],
+            "impact": [],
+        },
+        "exports": [],
+    }
+    text = pages.render("business.html", **context)
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert "37.5%" in text and "2 of 2,897" in text
