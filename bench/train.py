@@ -118,7 +118,7 @@ def main() -> dict:
     cold_cat = m.loc[("category_popularity", C.SEGMENT_COLD), "recall@20"]
 
     with tempfile.TemporaryDirectory() as tmp:
-        version, _ = save_result(result, Path(tmp) / "models", Path(tmp) / "report.html")
+        version, path = save_result(result, Path(tmp) / "models")
         from recsys import registry, scoring
 
         saved = registry.load_version(Path(tmp) / "models", version)
@@ -131,7 +131,10 @@ def main() -> dict:
             f"top-20 for all {len(saved.users):,} users from saved arrays: {len(frame):,} rows in "
             f"{score_s:.1f}s (CPU {score_cpu:.1f}s)"
         )
-        report_kb = (Path(tmp) / "report.html").stat().st_size / 1024
+        from include.reporting.evaluation import publish_report
+
+        page = publish_report(path / "report.json", Path(tmp) / "reports", version)
+        report_kb = page.stat().st_size / 1024
     say(result.dod.summary())
     figures = {
         "train_s": round(train_s, 2),

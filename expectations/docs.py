@@ -10,16 +10,16 @@ public CDNs; without internet the index shows an empty list and pages render uns
    ``<reports_dir>/data_docs/static/vendor/`` and rewrites every CDN URL in the generated HTML
    (and GX's CSS) to a relative local path, dropping ``integrity``/``crossorigin`` attributes
    (file:// pages cannot pass CORS checks).
-3. :func:`record_result` keeps ``<reports_dir>/data_quality.json`` (latest result per suite) and
-   renders ``<reports_dir>/data_quality.html``: a self-contained table (no scripts, no external
-   files) that a data engineer opens first; it links to the GX page of each latest run.
+3. The one-page overview of the latest gate results is :mod:`expectations.overview`.
+
+This module imports neither the gate nor the overview (rebuilding the site from stored
+results is ``python -m expectations.gate build``).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import html
 import json
 import logging
 import os
@@ -37,8 +37,6 @@ log = logging.getLogger(__name__)
 
 MANIFEST_PATH = Path(__file__).resolve().parent / "static" / "vendor.json"
 STAMP_NAME = ".vendor-manifest.sha256"
-OVERVIEW_HTML = "data_quality.html"
-OVERVIEW_JSON = "data_quality.json"
 
 _GX_ASSETS_HOST = re.compile(
     r"https://great-expectations-web-assets\.s3\.[a-z0-9-]+\.amazonaws\.com/([A-Za-z0-9_.-]+)[^\"')\s]*"
@@ -239,122 +237,6 @@ def localize_site(docs_dir: Path) -> list[str]:
     return remaining
 
 
-# --- overview page -----------------------------------------------------------------------------
-def record_result(reports_dir: Path, entry: dict[str, Any]) -> Path:
-    """Store ``entry`` as the latest result of its suite and re-render the overview page.
-
-    ``entry`` is :meth:`expectations.gate.GateResult.summary`. Returns the overview path.
-    """
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    state_path = reports_dir / OVERVIEW_JSON
-    state: dict[str, Any] = {}
-    if state_path.is_file():
-        try:
-            state = json.loads(state_path.read_text())
-        except json.JSONDecodeError:
-            log.warning("%s was unreadable; starting a new one", state_path)
-    state[entry["suite"]] = entry
-    tmp = state_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True, default=str))
-    tmp.replace(state_path)
-    out = reports_dir / OVERVIEW_HTML
-    tmp_html = out.with_suffix(".html.tmp")
-    tmp_html.write_text(render_overview(state, reports_dir), encoding="utf-8")
-    tmp_html.replace(out)
-    return out
-
-
-def _status(entry: dict[str, Any]) -> tuple[str, str]:
-    if not entry["success"]:
-        return "FAILED", "failed"
-    if entry["n_warnings"]:
-        return "PASSED with warnings", "warned"
-    return "PASSED", "passed"
-
-
-def _link(path: str | None, reports_dir: Path, label: str) -> str:
-    if not path:
-        return ""
-    try:
-        href = _relative(Path(path), reports_dir)
-    except ValueError:
-        href = Path(path).as_uri()
-    return f'<a href="{html.escape(href)}">{html.escape(label)}</a>'
-
-
-def render_overview(state: dict[str, Any], reports_dir: Path) -> str:
-    """A self-contained HTML page: the latest result per suite, then the failures."""
-    from expectations.gate import format_observed
-    from expectations.suites import SUITES
-
-    esc = html.escape
-    order = [name for name in SUITES if name in state] + sorted(set(state) - set(SUITES))
-    rows, details = [], []
-    for name in order:
-        e = state[name]
-        label, css = _status(e)
-        rows.append(
-            "<tr>"
-            f'<td class="suite">{esc(name)}</td>'
-            f"<td>{esc(e.get('asset', ''))}</td>"
-            f"<td>{esc(e['owner_role'])}</td>"
-            f'<td class="{css}">{esc(label)}</td>'
-            f"<td class=num>{e['n_expectations']}</td>"
-            f"<td class=num>{e['n_critical_failures']}</td>"
-            f"<td class=num>{e['n_warnings']}</td>"
-            f"<td class=num>{e['n_rows']:,}</td>"
-            f'<td class="nowrap">{esc(e["validated_at"])}</td>'
-            f"<td>{esc(e.get('run_name') or '')}</td>"
-            f'<td class="nowrap">{_link(e.get("docs_path"), reports_dir, "Data Docs page")}</td>'
-            "</tr>"
-        )
-        problems = [("critical", f) for f in e.get("critical_failures", [])] + [
-            ("warning", f) for f in e.get("warnings", [])
-        ]
-        if problems:
-            items = "".join(
-                f'<li><span class="{"failed" if sev == "critical" else "warned"}">{sev}</span> '
-                f"<code>{esc(f['expectation'])}</code>"
-                + (f" on <code>{esc(str(f['column']))}</code>" if f.get("column") else "")
-                + (f": {esc(f['description'])}" if f.get("description") else "")
-                + f" &mdash; observed: <code>{esc(format_observed(f['observed_value']))}</code></li>"
-                for sev, f in problems
-            )
-            details.append(f"<h3>{esc(name)}</h3><ul>{items}</ul>")
-    index = reports_dir / "data_docs" / "index.html"
-    body_rows = "\n".join(rows) or '<tr><td colspan="11">No gate has run yet.</td></tr>'
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Trasos data quality: latest gate results</title>
-<style>
-body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem; color: #222; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ border: 1px solid #ccc; padding: .4rem .6rem; text-align: left; }}
-th {{ background: #f2f2f2; }}
-td.num {{ text-align: right; }}
-td.nowrap {{ white-space: nowrap; }}
-td.suite {{ font-weight: 600; }}
-.passed {{ color: #11691f; font-weight: 600; }}
-.warned {{ color: #8a5a00; font-weight: 600; }}
-.failed {{ color: #b00020; font-weight: 600; }}
-code {{ background: #f6f6f6; padding: 0 .2rem; }}
-</style></head>
-<body>
-<h1>Data quality: latest result of every gate</h1>
-<p>One row per Great Expectations suite; critical failures stop the pipeline and notify the
-owning role, warnings do not. Full history: {_link(str(index), reports_dir, "GX Data Docs index")}.</p>
-<table>
-<thead><tr><th>Suite</th><th>Asset</th><th>Owner</th><th>Status</th><th>Expectations</th>
-<th>Critical failed</th><th>Warnings</th><th>Rows</th><th>Validated at (UTC)</th><th>Run</th>
-<th>Details</th></tr></thead>
-<tbody>
-{body_rows}
-</tbody></table>
-{"<h2>Failed expectations</h2>" + "".join(details) if details else ""}
-</body></html>
-"""
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m expectations.docs", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -362,16 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     vendor.add_argument("--dest", type=Path, default=None)
     vendor.add_argument("--force", action="store_true")
     sub.add_parser("localize", help="rewrite an existing Data Docs site for offline use")
-    sub.add_parser("build", help="rebuild the Data Docs site from stored results (offline-ready)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "vendor":
         print(install_vendor_assets(args.dest, force=args.force))
-    elif args.command == "build":
-        from expectations.gate import rebuild_data_docs
-
-        left = rebuild_data_docs()
-        print(f"{get_settings().reports_dir / 'data_docs'}: {len(left)} external loads left")
     else:
         docs_dir = get_settings().reports_dir / "data_docs"
         left = localize_site(docs_dir)

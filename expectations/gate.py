@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+from expectations.overview import OVERVIEW_HTML, format_observed
 from expectations.suites import CRITICAL, WARNING, get_spec, import_gx
 from include.settings import Settings, get_settings
 
@@ -105,11 +106,6 @@ class GateResult:
             "warnings": list(self.warnings),
             "params": self.params,
         }
-
-
-def format_observed(value: Any) -> str:
-    """An observed value for people: floats to 4 significant digits."""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _describe(failure: dict[str, Any]) -> str:
@@ -486,7 +482,8 @@ def run_gate(
         )
         identifier, validation_result = next(iter(checkpoint_result.run_results.items()))
         docs_path, docs_url = _docs_path(context, identifier)
-        from expectations.docs import localize_site, record_result
+        from expectations.docs import localize_site
+        from expectations.overview import record_result
 
         localize_site(docs)
 
@@ -502,7 +499,7 @@ def run_gate(
             warnings=warned,
             docs_path=docs_path,
             docs_url=docs_url,
-            overview_path=settings.reports_dir / "data_quality.html",
+            overview_path=settings.reports_dir / OVERVIEW_HTML,
             validated_at=validated_at.strftime("%Y-%m-%d %H:%M:%S"),
             run_name=run_name,
             params=_jsonable(asdict(params)),
@@ -524,3 +521,22 @@ def run_gate(
     if critical and raise_on_failure:
         raise GateFailed(result)
     return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m expectations.gate build``: rebuild the Data Docs site from stored results
+    (offline-ready). It lived in ``expectations.docs``, which the gate imports."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m expectations.gate")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("build", help="rebuild the Data Docs site from stored results (offline-ready)")
+    parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    left = rebuild_data_docs()
+    print(f"{get_settings().reports_dir / 'data_docs'}: {len(left)} external loads left")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -305,71 +305,69 @@ def history(con: duckdb.DuckDBPyConnection):
     return con.execute("select * from monitoring.checks order by day, monitor, metric").df()
 
 
-def render_page(checks) -> str:
-    """One self-contained HTML page: the latest status of every check, then a chart per
-    metric over time (value against its threshold). ``checks`` is :func:`history`'s frame."""
-    import html
+#: Columns of the page's table of latest checks: (key, label, format kind).
+PAGE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("monitor", "monitor", "text"),
+    ("metric", "metric", "text"),
+    ("dimension", "dimension", "text"),
+    ("value", "value", "sig"),
+    ("threshold", "threshold", "sig"),
+    ("status", "status", "text"),
+    ("day", "data day", "date"),
+    ("measured_at", "measured at (UTC)", "datetime"),
+    ("message", "message", "long"),
+)
 
-    from include.reporting.charts import _date_axis, _figure, to_data_uri
 
+def page_context(checks) -> dict[str, Any]:
+    """What the monitoring page shows (``checks`` is :func:`history`'s frame): the latest
+    status of every check, alerts first, and one chart per metric over the data days.
+
+    Two clocks: ``day`` is the data day a figure describes (the events' own dates, which for
+    simulated data can be years away from today), ``measured_at`` the wall-clock time the
+    monitor ran. The page labels them apart.
+    """
+    from include.reporting.charts import check_history
+
+    context: dict[str, Any] = {
+        "title": "Data and model monitoring",
+        "columns": PAGE_COLUMNS,
+        "rows": [],
+        "charts": [],
+        "n_alerts": 0,
+    }
     if checks.empty:
-        return "<!doctype html><html><body><h1>Monitoring</h1><p>No checks yet.</p></body></html>"
+        return context
     latest = (
         checks.sort_values("measured_at")
         .groupby(["monitor", "metric", "dimension"], as_index=False)
         .last()
     )
-    colour = {OK: "#e6f4ea", WARN: "#fff4d6", ALERT: "#fde2e1"}
-    rows = "\n".join(
-        f"<tr style='background:{colour.get(r.status, '#fff')}'><td>{html.escape(r.monitor)}</td>"
-        f"<td>{html.escape(r.metric)}</td><td>{html.escape(str(r.dimension))}</td>"
-        f"<td>{r.value:.3g}</td><td>{r.threshold:.3g}</td><td><b>{r.status}</b></td>"
-        f"<td>{r.day}</td><td>{html.escape(r.message)}</td></tr>"
-        for r in latest.sort_values(["status", "monitor", "metric"]).itertuples()
+    order = {ALERT: 0, WARN: 1, OK: 2}
+    latest = latest.assign(_order=latest["status"].map(order).fillna(3)).sort_values(
+        ["_order", "monitor", "metric", "dimension"]
     )
-    charts = []
-    for (monitor, metric), group in checks.groupby(["monitor", "metric"]):
-        fig, axes = _figure(width=9, height=2.6)
-        ax = axes[0][0]
-        for dim, series in group.groupby("dimension"):
-            series = series.sort_values("day")
-            ax.plot(series["day"], series["value"], marker="o", label=str(dim) or metric)
-        thresholds = group["threshold"].unique()
-        if len(thresholds) == 1 and math.isfinite(thresholds[0]):
-            ax.axhline(
-                thresholds[0], color="#c0392b", linestyle="--", linewidth=1, label="threshold"
-            )
-        ax.set_title(f"{monitor}: {metric}")
-        _date_axis(ax)
-        if group["dimension"].nunique() <= 12:
-            ax.legend(fontsize=7, ncols=4, loc="upper left")
-        charts.append(
-            f"<h3>{html.escape(monitor)}: {html.escape(metric)}</h3>"
-            f"<img src='{to_data_uri(fig)}' alt='{html.escape(metric)}'>"
-        )
-    first, last = checks["day"].min(), checks["day"].max()
-    n_alerts = int((latest["status"] == ALERT).sum())
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Monitoring</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px;text-align:left}}</style></head>
-<body><h1>Data and model monitoring</h1>
-<p>Data days {first} to {last}; {len(latest)} checks, <b>{n_alerts} alerting</b> now.
-Data checks are owned by DE (data_monitor), model checks by DS (model_monitor).</p>
-<table><tr><th>monitor</th><th>metric</th><th>dimension</th><th>value</th><th>threshold</th>
-<th>status</th><th>day</th><th>message</th></tr>{rows}</table>
-<h2>History</h2>{"".join(charts)}</body></html>"""
+    context["rows"] = latest.drop(columns="_order").to_dict("records")
+    context["charts"] = [
+        {"title": f"{monitor}: {metric}", "image": check_history(group, f"{monitor}: {metric}")}
+        for (monitor, metric), group in checks.groupby(["monitor", "metric"])
+    ]
+    context["n_alerts"] = int((latest["status"] == ALERT).sum())
+    context["data_days"] = (checks["day"].min(), checks["day"].max())
+    context["measured"] = (checks["measured_at"].min(), checks["measured_at"].max())
+    return context
 
 
 def write_page(con: duckdb.DuckDBPyConnection, reports_dir) -> Any:
     """Render the page from the warehouse and export the series next to it (Parquet)."""
+    from common.fs import atomic_write_with
+    from include.reporting.pages import write_page as write_html
+
     out = reports_dir / "monitoring"
-    out.mkdir(parents=True, exist_ok=True)
     frame = history(con)
-    tmp = out / "index.html.tmp"
-    tmp.write_text(render_page(frame), encoding="utf-8")
-    tmp.replace(out / "index.html")
-    frame.to_parquet(out / "checks.parquet", index=False)
-    return out / "index.html"
+    page = write_html(out / "index.html", "monitoring.html", **page_context(frame))
+    atomic_write_with(out / "checks.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
+    return page
 
 
 def alerts(checks: list[Check]) -> list[Check]:

@@ -13,7 +13,6 @@ Where each owner comes from:
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import subprocess
@@ -21,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from include.reporting.pages import write_page
 from include.roles import ROLE_TAGS, ROLES, Role
 from include.settings import REPO_ROOT, get_settings
 
@@ -140,28 +140,33 @@ def problems(rows: list[Owned]) -> list[str]:
     return [f"{r.kind} {r.name} ({r.where}): {r.problem}" for r in rows if r.problem]
 
 
-def render_html(rows: list[Owned]) -> str:
+def page_context(rows: list[Owned]) -> dict[str, object]:
+    """What the ownership page shows: one row per owned thing, counts per role, the roles."""
+
     def team(owners: tuple[str, ...]) -> str:
         if len(owners) == 1 and owners[0] in ROLE_TAGS:
             return ROLES[Role(owners[0])].owner
         return ""
 
-    body = "\n".join(
-        f"<tr class='{'bad' if r.problem else ''}'><td>{html.escape(r.kind)}</td>"
-        f"<td>{html.escape(r.name)}</td><td><b>{html.escape(', '.join(r.owners) or '-')}</b></td>"
-        f"<td>{html.escape(team(r.owners))}</td><td>{html.escape(r.problem or 'ok')}</td>"
-        f"<td><code>{html.escape(r.where)}</code></td></tr>"
-        for r in rows
-    )
-    counts = {role.value: sum(1 for r in rows if r.owners == (role.value,)) for role in Role}
-    summary = ", ".join(f"{k}: {v}" for k, v in counts.items())
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Ownership map</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}tr.bad{{background:#fdd}}</style>
-</head><body><h1>Who owns what</h1><p>{len(rows)} things; {summary}.
-Roles: {", ".join(f"{i.role.value} = {i.title} ({i.owner})" for i in ROLES.values())}.</p>
-<table><tr><th>kind</th><th>name</th><th>role</th><th>team</th><th>check</th><th>where</th></tr>
-{body}</table></body></html>"""
+    return {
+        "title": "Who owns what",
+        "rows": [
+            {
+                "kind": r.kind,
+                "name": r.name,
+                "role": ", ".join(r.owners) or "-",
+                "team": team(r.owners),
+                "check": r.problem or "ok",
+                "where": r.where,
+                "status": "bad" if r.problem else "ok",
+            }
+            for r in rows
+        ],
+        "counts": {role.value: sum(1 for r in rows if r.owners == (role.value,)) for role in Role},
+        "roles": [
+            {"role": i.role.value, "title": i.title, "team": i.owner} for i in ROLES.values()
+        ],
+    }
 
 
 def main() -> int:
@@ -169,9 +174,9 @@ def main() -> int:
     width = max((len(r.name) for r in rows), default=10)
     for r in rows:
         print(f"{r.kind:<15} {r.name:<{width}}  {', '.join(r.owners) or '-':<6} {r.problem or ''}")
-    out = get_settings().reports_dir / "owners.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(rows))
+    out = write_page(
+        get_settings().reports_dir / "owners.html", "owners.html", **page_context(rows)
+    )
     print(f"\nownership map: {out}")
     bad = problems(rows)
     for line in bad:

@@ -315,22 +315,23 @@ def save_result(
     report_path: str | Path | None = None,
     now: datetime | None = None,
 ) -> tuple[str, Path]:
-    """Save the final model as a new (unpromoted) version and write the HTML report.
+    """Save the final model as a new (unpromoted) version with the evaluation report's data.
 
-    The report is written to ``report_path`` (if given) and copied into the version directory
-    as ``report.html``. Returns ``(version, version_dir)``.
+    The report data (:func:`recsys.report.report_data`, JSON) is saved in the version directory
+    as ``report.json`` and written to ``report_path`` too (if given); the page is rendered from
+    it by ``include.reporting.evaluation``. Returns ``(version, version_dir)``.
     """
     import tempfile
 
-    from recsys.registry import make_version, save_version
-    from recsys.report import render_report, write_report
+    from recsys.registry import atomic_write_text, make_version, save_version, to_json
+    from recsys.report import REPORT_DATA, report_data
 
     cfg = config_to_dict(result.config)
     h = hashlib.sha256(
         (result.snapshot["content_hash"] + repr(sorted(cfg.items()))).encode()
     ).hexdigest()
     version = make_version(h, now)
-    html_text = render_report(
+    report = report_data(
         result.metrics,
         result.dod.to_dict(),
         learning_curve=result.learning_curve,
@@ -340,9 +341,10 @@ def save_result(
         timings=result.timings,
         version=version,
     )
+    report_json = to_json(report)
     with tempfile.TemporaryDirectory() as tmp:
-        tmp_report = Path(tmp) / "report.html"
-        tmp_report.write_text(html_text, encoding="utf-8")
+        tmp_report = Path(tmp) / REPORT_DATA
+        tmp_report.write_text(report_json, encoding="utf-8")
         ds = result.final_dataset
         path = save_version(
             models_dir,
@@ -363,10 +365,10 @@ def save_result(
             dod=result.dod.to_dict(),
             snapshot=result.snapshot,
             version=version,
-            extra_files={"report.html": tmp_report},
+            extra_files={REPORT_DATA: tmp_report},
         )
     if report_path is not None:
-        write_report(html_text, report_path)
+        atomic_write_text(Path(report_path), report_json)
     return version, path
 
 
@@ -399,7 +401,7 @@ def run_training(
     summary = {
         "version": version,
         "model_dir": str(path),
-        "report_path": str(report_path) if report_path else str(path / "report.html"),
+        "report_data": str(report_path) if report_path else str(path / "report.json"),
         "dod_passed": result.dod.passed,
         "candidate": result.dod.candidate,
         "contract": None if isinstance(contract, dict) else str(contract or DEFAULT_CONTRACT),

@@ -285,7 +285,7 @@ def promote(models_dir: str | Path, version: str, *, require_dod: bool = True) -
             failed = [c["id"] for c in dod.get("clauses", []) if c.get("status") == "fail"]
             raise DefinitionOfDoneError(
                 f"model {version} failed its definition of done ({', '.join(failed)}); "
-                f"'current' stays at {current_version(models_dir)}. See dod.json and report.html "
+                f"'current' stays at {current_version(models_dir)}. See dod.json and report.json "
                 "in the version directory."
             )
     previous = current_version(models_dir)

@@ -433,6 +433,57 @@ def test_customer_recency(warehouse: Path) -> None:
 
 
 @pytest.mark.integration
+def test_headline(warehouse: Path) -> None:
+    rows = warehouse_rows(
+        warehouse,
+        "select data_start_date, data_end_date, n_non_customer_visitors, n_first_time_buyers, "
+        "non_customer_conversion_rate, n_customer_returns, median_days_to_next_visit_customers, "
+        "n_sessions, n_product_view_sessions, n_add_to_cart_sessions, n_purchase_sessions, "
+        "n_sessions_with_any_purchase, view_to_purchase_rate, "
+        "conversion_rate_with_recommendation_click, conversion_rate_without_recommendation_click "
+        "from metrics_headline",
+    )
+    assert rows == approx_rows(
+        [
+            (
+                D(2024, 3, 4),
+                D(2024, 3, 18),
+                8,  # non-customer visitor-days (test_conversion_daily)
+                3,  # first-time buyers: u-b, u-a, u-c
+                0.375,  # 3 / 8
+                2,  # customers' visits after a visit: u-b after 10 days, u-c after 3
+                6.5,  # median of 10 and 3
+                10,  # sessions: 3 + 1 + 1 + 1 + 1 + 1 + 1 + 1 (test_funnel_daily)
+                8,  # with a product view: 2 + 1 + 1 + 1 + 1 + 1 + 0 + 1
+                5,  # and an add to cart: 1 + 1 + 1 + 0 + 1 + 1 + 0 + 0
+                4,  # and a purchase: Mar 4, 6, 12, 14
+                4,  # any purchase: the same four (A3, B1, B2, C2)
+                0.5,  # 4 / 8
+                0.5,  # test_recommendation_impact
+                0.375,
+            )
+        ]
+    )
+
+
+@pytest.mark.integration
+def test_conversion_by_platform(warehouse: Path) -> None:
+    rows = warehouse_rows(
+        warehouse,
+        "select platform, n_visitors, n_non_customer_visitors, n_first_time_buyers, "
+        "non_customer_conversion_rate from metrics_conversion_by_platform order by 1",
+    )
+    # visitor-days of test_conversion_daily summed per platform
+    assert rows == approx_rows(
+        [
+            ("android", 2, 2, 0, 0.0),  # Mar 4 and 18
+            ("ios", 2, 1, 1, 1.0),  # u-b buys on Mar 4; on Mar 14 a customer already
+            ("web", 6, 5, 2, 0.4),  # Mar 4, 5, 6, 11, 12, 15 (a customer on the 15th)
+        ]
+    )
+
+
+@pytest.mark.integration
 def test_every_mart_column_is_defined(warehouse: Path) -> None:
     from include.reporting.business import MARTS, load_definitions
 
@@ -546,19 +597,26 @@ def test_lapsed_customers_csv(report: Path) -> None:
 
 @pytest.mark.integration
 def test_report_has_every_chart_definition_and_date_range(report: Path) -> None:
-    import html
+    from include.reporting import business
+    from include.reporting.pages import fmt_date
 
-    from include.reporting.business import load_definitions
-
-    page = report.read_text()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRASOS_DATA_DIR", str(report.parent.parent.parent))
+        export = business.latest_export()
+        context = business.page_context(
+            export, 12, report.parent / "lapsed_customers_12d.csv", report.parent
+        )
     sections = ["conversion", "time-to-return", "retention", "funnel", "recommendation-impact"]
     for section in sections:
-        start = page.index(f'<section id="{section}">')
-        body = page[start : page.index("</section>", start)]
-        assert 'src="data:image/svg+xml;base64,' in body, section
-        assert "Data from <b>2024-03-04</b> to <b>2024-03-18</b>" in body, section
-    assert page.count('<img class="chart"') == len(sections)
-    definitions = load_definitions()
+        assert context["charts"][section].startswith("data:image/svg+xml;base64,"), section
+        assert [fmt_date(d) for d in context["ranges"][section]] == ["2024-03-04", "2024-03-18"]
+    definitions = business.load_definitions()
+    shown = {
+        (d["model"], column): text
+        for section in context["definitions"].values()
+        for d in section
+        for column, text in d["columns"]
+    }
     for model, column in [
         ("metrics_conversion_daily", "non_customer_conversion_rate"),
         ("metrics_time_to_return", "days_to_return"),
@@ -569,14 +627,21 @@ def test_report_has_every_chart_definition_and_date_range(report: Path) -> None:
         ("metrics_recommendation_impact", "conversion_rate"),
         ("metrics_recommendation_impact", "return_rate_within_window"),
         ("metrics_customer_recency", "days_since_last_session"),
+        ("metrics_headline", "non_customer_conversion_rate"),
     ]:
-        assert html.escape(definitions[model]["columns"][column]) in page, (model, column)
-        assert html.escape(definitions[model]["description"]) in page, model
-    for term in ("visitor", "customer", "week"):
-        assert f"<dt>{term}</dt>" in page
-    assert "37.5%" in page  # 3 first-time buyers / 8 non-customer visitor-days
-    assert 'href="lapsed_customers_12d.csv"' in page and "1 of 3 contactable customers" in page
-    # self-contained: nothing to fetch, no script
+        assert shown[(model, column)] == definitions[model]["columns"][column], (model, column)
+    assert {"visitor", "customer", "week"} <= set(context["glossary"])
+    # the headline figures are metrics_headline's values (test_headline), not page arithmetic
+    headline = context["headline"]
+    assert headline["non_customer_conversion_rate"] == pytest.approx(0.375)
+    assert headline["median_days_to_next_visit_customers"] == pytest.approx(6.5)
+    assert [r["platform"] for r in context["tables"]["by_platform"]] == ["android", "ios", "web"]
+    assert (context["n_lapsed"], context["n_contactable"]) == (1, 3)
+    assert context["lapsed_href"] == "lapsed_customers_12d.csv"
+    # the page: every chart drawn, nothing to fetch, no script
+    page = report.read_text()
+    assert page.count('<img class="chart"') == len(sections)
+    assert "37.5%" in page and "6.5" in page
     assert "<script" not in page and 'src="http' not in page and 'href="http' not in page
 
 
@@ -589,18 +654,20 @@ def test_report_renders_an_empty_export(report: Path, tmp_path: Path) -> None:
     empty.mkdir()
     con = duckdb.connect()
     for mart in business.MARTS:
-        src = business._sql_literal(source / f"{mart}.parquet")
-        dst = business._sql_literal(empty / f"{mart}.parquet")
+        src = business.sql_literal(source / f"{mart}.parquet")
+        dst = business.sql_literal(empty / f"{mart}.parquet")
         con.execute(f"copy (select * from read_parquet({src}) limit 0) to {dst} (format parquet)")
     con.close()
     for name in ("definitions.json", "manifest.json"):
         (empty / name).write_text((source / name).read_text())
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TRASOS_DATA_DIR", str(tmp_path / "data"))
+        context = business.page_context(empty, 14, tmp_path / "lapsed.csv")
         out = business.render_report(empty, 14, tmp_path / "lapsed.csv")
-    page = out.read_text()
-    assert page.count("No data to chart.") == 5 and '<img class="chart"' not in page
-    assert page.count("No data in this export.") == 6
+    assert set(context["charts"].values()) == {None}
+    assert set(context["ranges"].values()) == {None}
+    assert context["headline"] == {} and context["n_contactable"] == 0
+    assert out.read_text().count("No data to chart.") == 5
 
 
 @pytest.mark.integration

@@ -527,10 +527,23 @@ def _evaluate(suite, frame, params=None, **inputs):
     return evaluate(suite, frame, params=params or good_params, **{**good_inputs, **inputs})
 
 
+def overview_context_of(data_dir: Path) -> dict:
+    """The overview page's context, from the state the gates recorded (data_quality.json)."""
+    from expectations.overview import OVERVIEW_JSON, overview_context
+
+    reports = data_dir / "reports"
+    return overview_context(json.loads((reports / OVERVIEW_JSON).read_text()), reports)
+
+
+def overview_rows(data_dir: Path) -> list[dict]:
+    return overview_context_of(data_dir)["rows"]
+
+
 # --- tests: no GX at import ----------------------------------------------------------------------
 def test_importing_expectations_is_cheap() -> None:
     code = (
-        "import sys, expectations, expectations.gate, expectations.suites, expectations.docs\n"
+        "import sys, expectations, expectations.gate, expectations.suites, expectations.docs, "
+        "expectations.overview\n"
         "heavy = [m for m in ('great_expectations', 'pandas', 'numpy') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
@@ -655,8 +668,10 @@ def test_run_gate_passes_and_writes_offline_report(data_dir: Path) -> None:
     # results live under the data dir, nothing is written into the repo
     assert any((data_dir / "gx" / "uncommitted" / "validations" / "raw_events").rglob("*.json"))
     assert not (REPO / "expectations" / "gx" / "uncommitted").exists()
-    overview = (data_dir / "reports" / "data_quality.html").read_text()
-    assert "raw_events" in overview and "PASSED" in overview
+    [row] = overview_rows(data_dir)
+    assert (row["suite"], row["status"], row["n_rows"]) == ("raw_events", "PASSED", 8)
+    assert (data_dir / "reports" / row["docs_href"]).resolve() == result.docs_path.resolve()
+    assert (data_dir / "reports" / "data_quality.html").is_file()
 
 
 @pytest.mark.integration
@@ -690,8 +705,15 @@ def test_run_gate_raises_gate_failed_with_observed_values_and_link(data_dir: Pat
     assert len(details["failures"]) == 2
     again = pickle.loads(pickle.dumps(exc))
     assert again.suite == exc.suite and again.failures == exc.failures
-    overview = (data_dir / "reports" / "data_quality.html").read_text()
-    assert "FAILED" in overview and "page_veiw" in overview
+    [row] = overview_rows(data_dir)
+    assert (row["status"], row["n_critical_failures"], row["n_warnings"]) == ("FAILED", 2, 1)
+    [failed] = overview_context_of(data_dir)["failures"]
+    assert sorted((f["severity"], f["column"]) for f in failed["items"]) == [
+        ("critical", "event_id"),
+        ("critical", "event_type"),
+        ("warning", "dq_quarantine_rate"),
+    ]
+    assert any("page_veiw" in f["observed"] for f in failed["items"])
     assert _external_loads(data_dir / "reports" / "data_docs") == []
 
 

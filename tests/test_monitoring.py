@@ -110,9 +110,52 @@ def test_checks_are_stored_idempotently_and_rendered(data_dir) -> None:
     m.store_checks(con, "data", DAY, checks)
     m.store_checks(con, "data", DAY, checks)  # a re-run replaces, never doubles
     assert con.execute("select count(*) from monitoring.checks").fetchall()[0][0] == 1
+    context = m.page_context(m.history(con))
+    [row] = context["rows"]
+    assert (row["metric"], row["status"], pd.Timestamp(row["day"]).date()) == (
+        "volume_z",
+        m.ALERT,
+        DAY,
+    )
+    assert context["n_alerts"] == 1
+    assert [pd.Timestamp(d).date() for d in context["data_days"]] == [DAY, DAY]
+    [chart] = context["charts"]
+    assert chart["title"] == "data: volume_z"
+    assert chart["image"].startswith("data:image/svg+xml;base64,")
     page = m.write_page(con, get_settings().reports_dir)
-    text = page.read_text()
-    assert "volume_z" in text and "data:image/svg+xml;base64," in text and "1 alerting" in text
+    assert page.exists() and (page.parent / "checks.parquet").exists()
+
+
+def test_one_data_day_is_charted_on_a_three_day_axis() -> None:
+    # one point used to sit alone on a 2025-2029 axis (matplotlib widens a single date)
+    import matplotlib.dates as mdates
+
+    from include.reporting.charts import check_history_figure
+
+    one = pd.DataFrame(
+        {"day": [DAY], "value": [4.2], "threshold": [3.0], "dimension": ["product_view"]}
+    )
+    ax = check_history_figure(one, "data: volume_z").axes[0]
+    low, high = (mdates.num2date(x).date() for x in ax.get_xlim())
+    assert (low, high) == (DAY - timedelta(days=1), DAY + timedelta(days=1))
+
+
+def test_monitoring_page_labels_data_days_apart_from_wall_clock(data_dir) -> None:
+    from include.reporting.pages import render
+
+    con = duckdb.connect()
+    make_raw(con, {**history(), DAY: 400})
+    m.store_checks(con, "data", DAY, m.volume_checks(con, DAY, m.DataMonitorConfig()))
+    context = m.page_context(m.history(con))
+    text = render("monitoring.html", **context)
+    assert "Data days (the dates of the events checked" in text
+    assert "Checks measured (wall clock, UTC)" in text
+    assert (
+        render("monitoring.html", **m.page_context(m.history(duckdb.connect()))).count(
+            "No checks yet."
+        )
+        == 1
+    )
 
 
 def test_model_figures_by_hand() -> None:

@@ -148,9 +148,13 @@ def test_lightfm_alone_is_published_when_only_it_passes(data, tmp_path):
     assert res.final_model.config.epochs == res.best_epoch
     version, _ = save_result(res, tmp_path / "models")
     assert registry.read_json(tmp_path / "models", version, "dod.json")["candidate"] == "lightfm"
-    report = (tmp_path / "models" / version / "report.html").read_text()
-    assert "Every candidate is gated" in report  # the verdict of each candidate, in a table
-    assert '<tr class="fail"><td class="l">lightfm_blend</td>' in report
+    report = registry.read_json(tmp_path / "models", version, "report.json")
+    # the verdict of each candidate, a row each in the report's data
+    assert [(c["candidate"], c["passed"]) for c in report["considered"]] == [
+        ("lightfm_blend", False),
+        ("lightfm", True),
+    ]
+    assert report["considered"][0]["failed"] == "at_most_lightfm"
     out = tmp_path / "recs.parquet"
     assert scoring.score_version(tmp_path / "models", out, version=version, k=5)["rows"] > 0
 
@@ -205,17 +209,35 @@ def test_summary_is_strict_json_when_no_test_interaction_is_relevant(data, tmp_p
     assert json.loads(json.dumps(out, allow_nan=False)) == out
 
 
-def test_report_is_self_contained(result, tmp_path):
-    _, path = save_result(result, tmp_path / "models", tmp_path / "report.html")
-    html = (tmp_path / "report.html").read_text()
-    assert (path / "report.html").read_text() == html
-    assert "data:image/png;base64," in html
+def test_report_data_and_its_page(result, tmp_path):
+    from include.reporting.evaluation import page_context, publish_report
+
+    version, path = save_result(result, tmp_path / "models", tmp_path / "report.json")
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert (path / "report.json").read_text() == (tmp_path / "report.json").read_text()
+    assert data["version"] == version and data["candidate"] == result.dod.candidate
+    assert [c["id"] for c in data["clauses"]] == [c.id for c in result.dod.clauses]
+    # every (model, segment) of the metrics table is in the data, strict JSON (NaN -> null)
+    assert {(r[C.MODEL], r[C.SEGMENT]) for r in data["metrics"]} == set(
+        zip(result.metrics[C.MODEL], result.metrics[C.SEGMENT], strict=True)
+    )
+    # per segment, models with identical figures are one row naming them all
+    for seg in data["segments"]:
+        sub = result.metrics[result.metrics[C.SEGMENT] == seg["segment"]]
+        assert sum(r["n_models"] for r in seg["rows"]) == len(sub)
+        named = [m for r in seg["rows"] for m in r[C.MODEL].split(", ")]
+        assert sorted(named) == sorted(sub[C.MODEL])
+    assert data["learning_curve"] and all(
+        isinstance(r["epoch"], int) for r in data["learning_curve"]
+    )
+    context = page_context(data)
+    assert context["curve_image"].startswith("data:image/svg+xml;base64,")
+    assert all(c["image"].startswith("data:image/svg+xml") for c in context["metric_charts"])
+    page = publish_report(path / "report.json", tmp_path / "reports", version)
+    html = page.read_text()
+    assert (tmp_path / "reports" / "latest.html").read_text() == html
     assert not re.search(r"(src|href)\s*=\s*['\"]?https?://", html)  # nothing from the network
-    for clause in result.dod.clauses:
-        assert clause.id in html
-    for model in set(result.metrics[C.MODEL]):
-        assert model in html
-    assert "learning curve" in html.lower()
+    assert "<script" not in html
 
 
 def test_score_and_publish(result, data, tmp_path):

@@ -339,3 +339,135 @@ def recommendation_impact(impact: pd.DataFrame) -> str | None:
     ax.set_ylabel("share of sessions")
     ax.grid(axis="y", alpha=0.3)
     return to_data_uri(fig)
+
+
+# --- monitoring page -----------------------------------------------------------------------------
+def check_history_figure(group: pd.DataFrame, title: str) -> Any:
+    """One monitored metric over the data days: a line per dimension, its threshold dashed.
+
+    ``group`` holds ``monitoring.checks`` rows of one (monitor, metric). A single data day gets
+    a one-day margin either side (matplotlib would otherwise widen a lone date to years).
+    """
+    import math
+
+    import matplotlib.dates as mdates
+    import pandas as pd
+
+    fig, axes = _figure(width=9, height=2.6)
+    ax = axes[0][0]
+    days = pd.to_datetime(group["day"])
+    for dim, series in group.assign(day=days).groupby("dimension"):
+        series = series.sort_values("day")
+        ax.plot(series["day"], series["value"], marker="o", label=str(dim) or title)
+    thresholds = group["threshold"].unique()
+    if len(thresholds) == 1 and math.isfinite(thresholds[0]):
+        ax.axhline(thresholds[0], color="#c0392b", linestyle="--", linewidth=1, label="threshold")
+    ax.set_title(title)
+    ax.set_xlabel("data day")
+    if days.nunique() == 1:
+        day = days.iloc[0]
+        ax.set_xlim(day - pd.Timedelta(days=1), day + pd.Timedelta(days=1))
+        ax.xaxis.set_major_locator(mdates.DayLocator())
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+    else:
+        _date_axis(ax)
+    if group["dimension"].nunique() <= 12:
+        ax.legend(fontsize=7, ncols=4, loc="upper left")
+    return fig
+
+
+def check_history(group: pd.DataFrame, title: str) -> str:
+    """:func:`check_history_figure` as a ``data:`` URI."""
+    return to_data_uri(check_history_figure(group, title))
+
+
+# --- evaluation page (data from recsys.report.report_data) ------------------------------------
+def evaluation_bars(metrics: pd.DataFrame, metric: str, candidate: str) -> str | None:
+    """``metric`` by model (bars grouped by item segment); the candidate's name in stars."""
+    import numpy as np
+
+    if metrics.empty or metric not in metrics.columns:
+        return None
+    order = ("all", "warm", "cold")
+    pivot = metrics.pivot(index="model", columns="segment", values=metric)
+    pivot = pivot.reindex(columns=[s for s in order if s in pivot.columns])
+    pivot = pivot.loc[metrics["model"].drop_duplicates()]
+    fig, axes = _figure(width=8, height=3.6)
+    ax = axes[0][0]
+    width = 0.8 / max(len(pivot.columns), 1)
+    x = np.arange(len(pivot))
+    for j, seg in enumerate(pivot.columns):
+        ax.bar(x + j * width, pivot[seg].fillna(0).to_numpy(), width, label=seg)
+    ax.set_xticks(x + width * (len(pivot.columns) - 1) / 2)
+    ax.set_xticklabels(
+        [f"*{m}*" if m == candidate else m for m in pivot.index], rotation=20, ha="right"
+    )
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} by model and item segment (cold = launched after T)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return to_data_uri(fig)
+
+
+def learning_curve(curve: list[dict], best_epoch: int | None) -> str | None:
+    """The validation metric per epoch of LightFM's early stopping run."""
+    import pandas as pd
+
+    if not curve:
+        return None
+    frame = pd.DataFrame(curve)
+    metric = next(c for c in frame.columns if c.startswith("validation_"))
+    fig, axes = _figure(width=6, height=3.2)
+    ax = axes[0][0]
+    ax.plot(frame["epoch"], frame[metric], marker="o")
+    if best_epoch:
+        ax.axvline(best_epoch, color=GREEN, ls="--", label=f"best epoch {best_epoch}")
+        ax.legend(fontsize=8)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title("LightFM learning curve on the validation slice")
+    ax.grid(alpha=0.3)
+    return to_data_uri(fig)
+
+
+def blend_search_panels(search: list[dict]) -> list[float]:
+    """ALS shares of the blend search that hold a line (two or more co-occurrence weights);
+    a panel with one point shows nothing a table does not."""
+    import pandas as pd
+
+    if not search:
+        return []
+    frame = pd.DataFrame(search)
+    if "als_weight" not in frame.columns:
+        frame["als_weight"] = 0.0
+    points = frame.groupby("als_weight")["weight"].nunique()
+    return [float(a) for a in sorted(points[points >= 2].index)]
+
+
+def blend_search(search: list[dict]) -> str | None:
+    """Validation metric against the co-occurrence weight, one panel per ALS share that has
+    a line (:func:`blend_search_panels`); None when no panel has one."""
+    import numpy as np
+    import pandas as pd
+
+    panels = blend_search_panels(search)
+    if not panels:
+        return None
+    frame = pd.DataFrame(search)
+    if "als_weight" not in frame.columns:
+        frame["als_weight"] = 0.0
+    metric = next(c for c in frame.columns if c.startswith("validation_"))
+    fig, axes = _figure(1, len(panels), width=4.2 * len(panels), height=3.2, sharey=True)
+    axes = np.atleast_1d(axes[0])
+    for ax, share in zip(axes, panels, strict=True):
+        for lam, g in frame[frame["als_weight"] == share].groupby("self_weight"):
+            g = g.sort_values("weight")
+            ax.plot(g["weight"], g[metric], marker="o", label=f"self_weight {lam:g}")
+        ax.set_xlabel("co-occurrence weight w")
+        ax.set_title(f"ALS share of factors {share:g}", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(metric)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Blend weight search on the validation slice", fontsize=10)
+    return to_data_uri(fig)

@@ -8,7 +8,8 @@ DataFrames read from the ML marts and puts its outputs where the platform expect
   (one read of the warehouse, in the writer pool; training never holds the DuckDB lock);
 - models: ``models/<version>/`` and the ``models/current`` pointer (:mod:`recsys.registry`);
 - lists: ``published/<version>/recommendations.parquet`` and ``published/CURRENT``;
-- report: ``reports/evaluation/<version>.html`` and ``reports/evaluation/latest.html``.
+- report: ``reports/evaluation/<version>.html`` and ``reports/evaluation/latest.html``, rendered
+  from ``models/<version>/report.json`` (:mod:`include.reporting.evaluation`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,13 +116,11 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
         split_at=split_at,
         contract=settings.definition_of_done,
     )
+    from include.reporting.evaluation import publish_report
+
     reports = settings.reports_dir / "evaluation"
-    reports.mkdir(parents=True, exist_ok=True)
-    source = Path(summary["report_path"])
-    if source.exists():
-        shutil.copyfile(source, reports / f"{summary['version']}.html")
-        shutil.copyfile(source, reports / "latest.html")
-        summary["report_path"] = str(reports / f"{summary['version']}.html")
+    page = publish_report(summary["report_data"], reports, summary["version"])
+    summary["report_path"] = str(page)
     return summary
 
 

@@ -1,0 +1,101 @@
+"""The evaluation page of a training run, from the data ``recsys`` saves with the version.
+
+``recsys.report.report_data`` gathers the tables (``report.json`` in the model version);
+this module draws the charts from them (:mod:`include.reporting.charts`) and renders the
+``evaluation.html`` template. The training task calls :func:`publish_report` once the version
+is saved: ``<reports>/evaluation/<version>.html`` and ``<reports>/evaluation/latest.html``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from common.fs import atomic_write_text
+from include.reporting.pages import render
+
+#: Metric-table columns that count things (whole numbers on the page).
+COUNT_COLUMNS = frozenset({"n_users", "n_items", "n_models", "epoch"})
+#: The clause columns every definition of done has, then those shown when present.
+CLAUSE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("id", "id", "text"),
+    ("status", "status", "text"),
+    ("observed", "observed", "metric"),
+    ("required", "required", "metric"),
+    ("margin", "margin", "metric"),
+    ("margin_pct", "margin %", "decimal"),
+)
+OPTIONAL_CLAUSE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("kind", "kind", "text"),
+    ("ratio", "ratio", "metric"),
+    ("ci_low", "95% CI low", "metric"),
+    ("ci_high", "95% CI high", "metric"),
+)
+CLAUSE_TAIL: tuple[tuple[str, str, str], ...] = (
+    ("owner", "owner", "text"),
+    ("detail", "detail", "long"),
+)
+
+
+def column_kind(column: str) -> str:
+    """How a column of the metric tables is formatted (see ``pages.fmt``)."""
+    if column in COUNT_COLUMNS or column.startswith("n_"):
+        return "int"
+    if column in ("model", "candidate", "step", "fact", "value", "failed"):
+        return "text"
+    return "metric"
+
+
+def _columns(names: list[str]) -> list[tuple[str, str, str]]:
+    return [(name, name, column_kind(name)) for name in names]
+
+
+def page_context(data: dict[str, Any]) -> dict[str, Any]:
+    """The page's context: ``data`` (:func:`recsys.report.report_data`) plus charts and the
+    column lists of its tables."""
+    import pandas as pd
+
+    from include.reporting import charts
+
+    candidate = data.get("candidate", "")
+    metrics = pd.DataFrame(data.get("metrics", []))
+    clauses = data.get("clauses", [])
+    optional = [c for c in OPTIONAL_CLAUSE_COLUMNS if any(r.get(c[0]) is not None for r in clauses)]
+    curve = data.get("learning_curve") or []
+    search = data.get("blend_search") or []
+    blend_image = charts.blend_search(search)
+    for row in data.get("segments", []):
+        for r in row["rows"]:
+            r["row_class"] = "cand" if r.get("model") == candidate else ""
+    for r in data.get("considered", []):
+        r["row_class"] = "pass" if r.get("passed") else "fail"
+    return {
+        **data,
+        "clause_columns": [*CLAUSE_COLUMNS, *optional, *CLAUSE_TAIL],
+        "has_ci": any(c[0] == "ci_low" for c in optional),
+        "metric_table_columns": _columns(list(data.get("metric_columns", [])) + ["n_models"]),
+        "metric_charts": [
+            {"title": metric, "image": charts.evaluation_bars(metrics, metric, candidate)}
+            for metric in ("ndcg@10", "recall@20")
+        ],
+        "curve_image": charts.learning_curve(curve, data.get("best_epoch")),
+        "curve_columns": _columns(list(curve[0])) if curve else [],
+        "blend_image": blend_image,
+        "blend_columns": _columns(list(search[0])) if search else [],
+    }
+
+
+def render_report(data: dict[str, Any]) -> str:
+    """The evaluation page as one self-contained HTML string."""
+    return render("evaluation.html", **page_context(data))
+
+
+def publish_report(report_data: str | Path, reports_dir: str | Path, version: str) -> Path:
+    """Render a version's ``report.json`` to ``<reports_dir>/<version>.html`` and
+    ``<reports_dir>/latest.html`` (both atomically); returns the version's page."""
+    data = json.loads(Path(report_data).read_text(encoding="utf-8"))
+    page = render_report(data)
+    out = atomic_write_text(Path(reports_dir) / f"{version}.html", page)
+    atomic_write_text(Path(reports_dir) / "latest.html", page)
+    return out
