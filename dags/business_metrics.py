@@ -16,7 +16,7 @@ customers come back sooner. Runs whenever `events_transform` has rebuilt the ses
 4. **render_report**: `<reports>/business/index.html`, one self-contained page with every
    chart, its definition and its date range. Produces the Asset `business_metrics`.
 
-Logic: `include/reporting/business.py` (by hand: `make report`). Definitions:
+Logic: `include/tasks/business.py` over `include/reporting/` (by hand: `make report`). Definitions:
 `dbt_project/models/marts/metrics/_metrics__models.yml`. Owner: data analytics (DA).
 """
 
@@ -31,8 +31,7 @@ import include.assets
 import include.roles
 from include.assets import WRITER_POOL
 from include.roles import Role
-
-DEFAULT_LAPSED_DAYS = 14  # include.reporting.business.DEFAULT_LAPSED_DAYS
+from include.tasks.business import DEFAULT_LAPSED_DAYS
 
 
 @dag(
@@ -53,34 +52,29 @@ DEFAULT_LAPSED_DAYS = 14  # include.reporting.business.DEFAULT_LAPSED_DAYS
 def business_metrics() -> None:
     @task(pool=WRITER_POOL)
     def build_metrics_marts() -> str:
-        from include.reporting import business
+        from include.tasks import business
 
         return business.build_marts()
 
     @task(pool=WRITER_POOL)
     def export_metrics_marts() -> str:
         # Reads the warehouse (read-only): in the writers' pool so no dbt run holds the file.
-        from include.reporting import business
+        from include.tasks import business
 
-        return str(business.export_marts())
+        return business.export()
 
     @task
     def export_lapsed_customers(export_dir: str, **context: Any) -> str:
-        from pathlib import Path
+        from include.tasks import business
 
-        from include.reporting import business
-
-        days = int(context["params"]["lapsed_days"])
-        return str(business.write_lapsed_customers(Path(export_dir), days))
+        return business.lapsed_list(export_dir, int(context["params"]["lapsed_days"]))
 
     @task(outlets=[include.assets.BUSINESS_METRICS])
     def render_report(export_dir: str, lapsed_csv: str, **context: Any) -> str:
-        from pathlib import Path
-
-        from include.reporting import business
+        from include.tasks import business
 
         days = int(context["params"]["lapsed_days"])
-        return str(business.render_report(Path(export_dir), days, Path(lapsed_csv)))
+        return business.render(export_dir, days, lapsed_csv)
 
     export_dir = export_metrics_marts()
     build_metrics_marts() >> export_dir
