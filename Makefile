@@ -82,7 +82,7 @@ evaluate: setup  ## evaluate model and baselines on real datasets through the lo
 	$(PY) -m include.tasks.evaluation $(EVAL_DATASETS)
 
 owners: setup  ## print the ownership map (DAGs, dbt models, GX suites, models) and write it as a page
-	eval "$$($(CTL) env)" && $(PY) -m include.owners
+	eval "$$($(CTL) env)" && $(PY) -m include.tasks.owners
 
 serve: setup  ## recommendations API on 127.0.0.1:8000 (keys and endpoints: docs/serving.md)
 	$(PY) -m include.serving serve --host 127.0.0.1 --port 8000

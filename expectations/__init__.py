@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from expectations.suites import SUITES
 
-# suite -> owning role ("DE" | "DS"), read by include/owners.py for the ownership map.
+# suite -> owning role ("DE" | "DS"), read by include/tasks/owners.py for the ownership map.
 SUITE_OWNERS: dict[str, str] = {name: spec.owner_role for name, spec in SUITES.items()}
 
 __all__ = ["SUITES", "SUITE_OWNERS"]

@@ -705,11 +705,12 @@ def test_every_metrics_model_is_owned_by_da_and_states_its_grain() -> None:
 def test_dag_shape() -> None:
     from airflow.dag_processing.dagbag import DagBag
 
+    from include.assets import WRITER_POOL
     from include.dag_rules import dag_violations, scheduled_assets
 
     bag = DagBag(
         dag_folder=str(REPO_ROOT / "dags" / "business_metrics.py"),
-        known_pools={"default_pool", "duckdb_writer"},
+        known_pools={"default_pool", WRITER_POOL},
     )
     assert bag.import_errors == {}
     dag = bag.dags["business_metrics"]
@@ -720,9 +721,7 @@ def test_dag_shape() -> None:
         "export_metrics_marts",
         "export_lapsed_customers",
     }
-    assert (
-        tasks["build_metrics_marts"].pool == tasks["export_metrics_marts"].pool == ("duckdb_writer")
-    )
+    assert tasks["build_metrics_marts"].pool == tasks["export_metrics_marts"].pool == WRITER_POOL
     assert [o.name for o in tasks["render_report"].outlets] == ["business_metrics"]
     assert dag.params["lapsed_days"] == 14
     assert scheduled_assets(dag) == {"sessions"}

@@ -7,8 +7,14 @@ import shutil
 
 import pytest
 
-from include.owners import Owned, dbt_model_owners, model_artefact_owners, ownership_map, problems
 from include.settings import get_settings
+from include.tasks.owners import (
+    Owned,
+    dbt_model_owners,
+    model_artefact_owners,
+    ownership_map,
+    problems,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -32,7 +32,7 @@ def test_numbers_are_formatted_as_what_they_are() -> None:
 
 
 def test_owners_page_escapes_hostile_names(tmp_path: Path) -> None:
-    from include.owners import Owned, page_context
+    from include.tasks.owners import Owned, page_context
 
     rows = [Owned("dag", HOSTILE, ("DE",), "x.py"), Owned("dag", "y", (), "y.py")]
     context = page_context(rows)

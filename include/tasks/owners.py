@@ -1,6 +1,6 @@
 """The ownership map: every DAG, dbt model, GX suite and model artefact has one owning role.
 
-``python -m include.owners`` (``make owners``) prints the map as a table and writes it as
+``python -m include.tasks.owners`` (``make owners``) prints the map as a table and writes it as
 ``<reports>/owners.html``; it exits 1 when anything has no owner or more than one.
 
 Where each owner comes from:
@@ -55,8 +55,10 @@ def _as_owners(value: object) -> tuple[str, ...]:
 def dag_owners(dags_dir: Path | None = None) -> list[Owned]:
     from airflow.dag_processing.dagbag import DagBag
 
+    from include.assets import WRITER_POOL
+
     folder = dags_dir or REPO_ROOT / "dags"
-    bag = DagBag(dag_folder=str(folder), known_pools={"default_pool", "duckdb_writer"})
+    bag = DagBag(dag_folder=str(folder), known_pools={"default_pool", WRITER_POOL})
     rows = []
     for dag_id, dag in sorted(bag.dags.items()):
         tags = tuple(sorted(set(dag.tags or ()) & ROLE_TAGS))
