@@ -467,6 +467,30 @@ def test_headline(warehouse: Path) -> None:
 
 
 @pytest.mark.integration
+def test_conversion_trend(warehouse: Path) -> None:
+    rows = warehouse_rows(
+        warehouse,
+        "select activity_date, n_non_customer_visitors, n_first_time_buyers, "
+        "non_customer_conversion_rate, n_non_customer_visitors_window, "
+        "n_first_time_buyers_window, rolling_non_customer_conversion_rate "
+        "from metrics_conversion_trend order by 1",
+    )
+    # test_conversion_daily summed per day; the window is the day and the 6 days before it
+    assert rows == approx_rows(
+        [
+            (D(2024, 3, 4), 3, 1, 1 / 3, 3, 1, 1 / 3),
+            (D(2024, 3, 5), 1, 0, 0.0, 4, 1, 0.25),
+            (D(2024, 3, 6), 1, 1, 1.0, 5, 2, 0.4),
+            (D(2024, 3, 11), 1, 0, 0.0, 3, 1, 1 / 3),  # Mar 5, 6, 11 (Mar 4 is 7 days back)
+            (D(2024, 3, 12), 1, 1, 1.0, 3, 2, 2 / 3),  # Mar 6, 11, 12
+            (D(2024, 3, 14), 0, 0, None, 2, 1, 0.5),  # Mar 11, 12, 14
+            (D(2024, 3, 15), 0, 0, None, 2, 1, 0.5),
+            (D(2024, 3, 18), 1, 0, 0.0, 2, 1, 0.5),  # Mar 12, 14, 15, 18
+        ]
+    )
+
+
+@pytest.mark.integration
 def test_conversion_by_platform(warehouse: Path) -> None:
     rows = warehouse_rows(
         warehouse,

@@ -159,7 +159,7 @@ def page_context(
             "lapsed-customers": data_range if len(recency) else None,
         },
         "charts": {
-            "conversion": charts.conversion_trend(conversion),
+            "conversion": charts.conversion_trend(frames["metrics_conversion_trend"]),
             "time-to-return": charts.time_to_return(returns, by_cohort),
             "retention": charts.retention_heatmap(retention),
             "funnel": charts.funnel(funnel),
@@ -176,7 +176,12 @@ def page_context(
                         "n_visitors",
                         "n_new_visitors",
                     ],
-                )
+                ),
+                definition(
+                    "metrics_conversion_trend",
+                    ["rolling_non_customer_conversion_rate"],
+                    "Rolling rate (chart, top)",
+                ),
             ],
             "time-to-return": [
                 definition(

@@ -57,27 +57,21 @@ def _date_axis(ax: Any) -> None:
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
-def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
-    return numerator / denominator.where(denominator > 0)
-
-
-def conversion_trend(daily: pd.DataFrame, rolling_days: int = 7) -> str | None:
+def conversion_trend(trend: pd.DataFrame) -> str | None:
     """Non-customer conversion per day and its rolling rate; visitors and buyers below.
 
-    ``daily``: metrics_conversion_daily (activity_date x platform x country rows).
+    ``trend``: metrics_conversion_trend (one row per day with visitors; the rates are the
+    mart's, this function only draws them).
     """
-    if daily.empty:
+    if trend.empty:
         return None
     import pandas as pd
 
-    counts = ["n_visitors", "n_new_visitors", "n_non_customer_visitors", "n_first_time_buyers"]
-    by_day = daily.assign(activity_date=pd.to_datetime(daily["activity_date"]))
-    by_day = by_day.groupby("activity_date")[counts].sum()
-    full_range = pd.date_range(by_day.index.min(), by_day.index.max(), freq="D")
-    by_day = by_day.reindex(full_range, fill_value=0)
-    rate = _ratio(by_day["n_first_time_buyers"], by_day["n_non_customer_visitors"])
-    window = by_day.rolling(f"{rolling_days}D", min_periods=1).sum()
-    rolling = _ratio(window["n_first_time_buyers"], window["n_non_customer_visitors"])
+    by_day = trend.assign(activity_date=pd.to_datetime(trend["activity_date"]))
+    by_day = by_day.sort_values("activity_date").set_index("activity_date")
+    rate = by_day["non_customer_conversion_rate"].astype(float)
+    rolling = by_day["rolling_non_customer_conversion_rate"].astype(float)
+    rolling_days = int(by_day["rolling_window_days"].iloc[0])
 
     fig, axes = _figure(2, 1, height=5.0, sharex=True, height_ratios=[3, 2])
     ax_rate, ax_n = axes[0, 0], axes[1, 0]
@@ -273,12 +267,12 @@ def funnel(daily: pd.DataFrame) -> str | None:
     ax_bars.set_xlabel("sessions, whole range")
     ax_bars.spines[["top", "right"]].set_visible(False)
 
-    for numerator, denominator, color, label in (
-        ("n_add_to_cart_sessions", "n_product_view_sessions", PURPLE, "view -> cart"),
-        ("n_purchase_sessions", "n_add_to_cart_sessions", ORANGE, "cart -> purchase"),
-        ("n_purchase_sessions", "n_product_view_sessions", BLUE, "view -> purchase"),
+    for column, color, label in (
+        ("view_to_cart_rate", PURPLE, "view -> cart"),
+        ("cart_to_purchase_rate", ORANGE, "cart -> purchase"),
+        ("view_to_purchase_rate", BLUE, "view -> purchase"),
     ):
-        rate = _ratio(frame[numerator], frame[denominator])
+        rate = frame[column].astype(float)
         ax_rates.plot(frame["session_date"], rate, color=color, marker="o", ms=3, label=label)
     ax_rates.set_ylim(0, 1.05)
     _percent_axis(ax_rates)
