@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -102,10 +103,13 @@ def conversion_trend(trend: pd.DataFrame) -> str | None:
     return to_data_uri(fig)
 
 
-def time_to_return(returns: pd.DataFrame, by_cohort: pd.DataFrame) -> str | None:
+def time_to_return(
+    returns: pd.DataFrame, by_cohort: pd.DataFrame, range_totals: Mapping[str, Any]
+) -> str | None:
     """Distribution of customers' days to return (left) and the cohort median trend (right).
 
-    ``returns``: metrics_time_to_return rows; ``by_cohort``: metrics_return_by_cohort.
+    ``returns``: metrics_time_to_return rows; ``by_cohort``: metrics_return_by_cohort;
+    ``range_totals``: the metrics_headline row (counts and medians of the legend).
     """
     customer_returns = returns[returns["is_customer"].astype(bool)] if len(returns) else returns
     if customer_returns.empty and by_cohort.empty:
@@ -117,9 +121,21 @@ def time_to_return(returns: pd.DataFrame, by_cohort: pd.DataFrame) -> str | None
     fig, axes = _figure(1, 2, height=3.8)
     ax_hist, ax_trend = axes[0, 0], axes[0, 1]
     bins = np.arange(0, RETURN_DAYS_CAP + 2) - 0.5
-    for kind, color, label in (
-        ("session", BLUE, "next visit"),
-        ("purchase", ORANGE, "next order"),
+    for kind, color, label, n, median in (
+        (
+            "session",
+            BLUE,
+            "next visit",
+            "n_customer_returns",
+            "median_days_to_next_visit_customers",
+        ),
+        (
+            "purchase",
+            ORANGE,
+            "next order",
+            "n_customer_repeat_orders",
+            "median_days_to_next_order_customers",
+        ),
     ):
         days = customer_returns.loc[customer_returns["return_type"] == kind, "days_to_return"]
         if len(days):
@@ -129,7 +145,7 @@ def time_to_return(returns: pd.DataFrame, by_cohort: pd.DataFrame) -> str | None
                 histtype="step",
                 lw=1.8,
                 color=color,
-                label=f"{label} (n={len(days)}, median {days.median():.0f} d)",
+                label=f"{label} (n={range_totals[n]:,}, median {range_totals[median]:.0f} d)",
             )
     ax_hist.set_xlabel(f"days to return (last bin: {RETURN_DAYS_CAP} days or more)")
     ax_hist.set_ylabel("returns")
@@ -241,10 +257,10 @@ FUNNEL_STEPS: tuple[tuple[str, str], ...] = (
 )
 
 
-def funnel(daily: pd.DataFrame) -> str | None:
+def funnel(daily: pd.DataFrame, range_totals: Mapping[str, Any]) -> str | None:
     """The session funnel over the whole range (left) and its step rates per day (right).
 
-    ``daily``: metrics_funnel_daily.
+    ``daily``: metrics_funnel_daily; ``range_totals``: the metrics_headline row.
     """
     if daily.empty:
         return None
@@ -253,7 +269,7 @@ def funnel(daily: pd.DataFrame) -> str | None:
     frame = daily.assign(session_date=pd.to_datetime(daily["session_date"])).sort_values(
         "session_date"
     )
-    totals = [int(frame[column].sum()) for column, _ in FUNNEL_STEPS]
+    totals = [int(range_totals[column]) for column, _ in FUNNEL_STEPS]
     fig, axes = _figure(1, 2, height=3.8, width_ratios=[2, 3])
     ax_bars, ax_rates = axes[0, 0], axes[0, 1]
     labels = [label for _, label in FUNNEL_STEPS]
