@@ -1,4 +1,4 @@
-"""The data-quality report: GX Data Docs made to work offline, plus a one-page overview.
+"""GX Data Docs made to work offline (the one-page overview is :mod:`expectations.overview`).
 
 GX renders Data Docs that load bootstrap, jquery, bootstrap-table, font-awesome and vega from
 public CDNs; without internet the index shows an empty list and pages render unstyled. So:

@@ -40,7 +40,8 @@ def collapse_identical(rows: pd.DataFrame, metric_columns: list[str]) -> pd.Data
 
     In the cold segment (items launched after T, no training interaction) every baseline that
     ranks by training interactions (popularity, co-occurrence, ALS...) scores the same, so
-    their rows are identical; they become one row naming every model, with ``n_models``.
+    their rows are identical; they become one row naming every model, with ``n_models``
+    (columns outside ``metric_columns``, such as the fit time, are left empty there).
     """
     if rows.empty:
         return rows.assign(n_models=pd.Series(dtype="int64"))
@@ -50,6 +51,9 @@ def collapse_identical(rows: pd.DataFrame, metric_columns: list[str]) -> pd.Data
     merged = groups.first().reset_index(drop=True)
     merged[C.MODEL] = groups[C.MODEL].agg(", ".join).to_numpy()
     merged["n_models"] = groups.size().to_numpy()
+    # other columns (fit time) differ between the merged models: not shown for a merged row
+    other = [c for c in merged.columns if c not in (*metric_columns, C.MODEL, "n_models")]
+    merged.loc[merged["n_models"] > 1, other] = np.nan
     return merged
 
 

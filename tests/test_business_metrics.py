@@ -438,6 +438,7 @@ def test_headline(warehouse: Path) -> None:
         warehouse,
         "select data_start_date, data_end_date, n_non_customer_visitors, n_first_time_buyers, "
         "non_customer_conversion_rate, n_customer_returns, median_days_to_next_visit_customers, "
+        "n_customer_repeat_orders, median_days_to_next_order_customers, "
         "n_sessions, n_product_view_sessions, n_add_to_cart_sessions, n_purchase_sessions, "
         "n_sessions_with_any_purchase, view_to_purchase_rate, "
         "conversion_rate_with_recommendation_click, conversion_rate_without_recommendation_click "
@@ -453,6 +454,8 @@ def test_headline(warehouse: Path) -> None:
                 0.375,  # 3 / 8
                 2,  # customers' visits after a visit: u-b after 10 days, u-c after 3
                 6.5,  # median of 10 and 3
+                1,  # u-b orders again after 10 days
+                10.0,
                 10,  # sessions: 3 + 1 + 1 + 1 + 1 + 1 + 1 + 1 (test_funnel_daily)
                 8,  # with a product view: 2 + 1 + 1 + 1 + 1 + 1 + 0 + 1
                 5,  # and an add to cart: 1 + 1 + 1 + 0 + 1 + 1 + 0 + 0
@@ -462,6 +465,30 @@ def test_headline(warehouse: Path) -> None:
                 0.5,  # test_recommendation_impact
                 0.375,
             )
+        ]
+    )
+
+
+@pytest.mark.integration
+def test_conversion_trend(warehouse: Path) -> None:
+    rows = warehouse_rows(
+        warehouse,
+        "select activity_date, n_non_customer_visitors, n_first_time_buyers, "
+        "non_customer_conversion_rate, n_non_customer_visitors_window, "
+        "n_first_time_buyers_window, rolling_non_customer_conversion_rate "
+        "from metrics_conversion_trend order by 1",
+    )
+    # test_conversion_daily summed per day; the window is the day and the 6 days before it
+    assert rows == approx_rows(
+        [
+            (D(2024, 3, 4), 3, 1, 1 / 3, 3, 1, 1 / 3),
+            (D(2024, 3, 5), 1, 0, 0.0, 4, 1, 0.25),
+            (D(2024, 3, 6), 1, 1, 1.0, 5, 2, 0.4),
+            (D(2024, 3, 11), 1, 0, 0.0, 3, 1, 1 / 3),  # Mar 5, 6, 11 (Mar 4 is 7 days back)
+            (D(2024, 3, 12), 1, 1, 1.0, 3, 2, 2 / 3),  # Mar 6, 11, 12
+            (D(2024, 3, 14), 0, 0, None, 2, 1, 0.5),  # Mar 11, 12, 14
+            (D(2024, 3, 15), 0, 0, None, 2, 1, 0.5),
+            (D(2024, 3, 18), 1, 0, 0.0, 2, 1, 0.5),  # Mar 12, 14, 15, 18
         ]
     )
 

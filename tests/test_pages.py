@@ -221,3 +221,8 @@ def test_business_page_escapes_hostile_mart_values() -> None:
     text = pages.render("business.html", **context)
     assert "<script>" not in text and "&lt;script&gt;" in text
     assert "37.5%" in text and "2 of 2,897" in text
+
+
+def test_a_merged_row_shows_no_fit_time_of_one_of_its_models() -> None:
+    cold = next(s for s in _evaluation_data()["segments"] if s["segment"] == "cold")
+    assert [r["fit_s"] for r in cold["rows"]] == [8.0, None]  # lightfm: 1 + 7 characters

@@ -126,6 +126,7 @@ def page_context(
     impact = frames["metrics_recommendation_impact"]
     recency = frames["metrics_customer_recency"]
     data_range = (manifest.get("data_start_date"), manifest.get("data_end_date"))
+    totals = _records(headline)[0] if len(headline) else {}  # metrics_headline: one row
     link_base = Path(os.path.relpath(export_dir, page_dir)).as_posix()
 
     def definition(model: str, columns: Sequence[str], title: str | None = None) -> dict:
@@ -135,7 +136,7 @@ def page_context(
         "title": "Trasos business metrics",
         "manifest": manifest,
         "dbt_select": DBT_SELECT,
-        "headline": _records(headline)[0] if len(headline) else {},
+        "headline": totals,
         "lapsed_days": lapsed_days,
         "n_lapsed": count_lapsed(lapsed_csv) if lapsed_csv.exists() else None,
         "n_contactable": len(recency),
@@ -159,10 +160,10 @@ def page_context(
             "lapsed-customers": data_range if len(recency) else None,
         },
         "charts": {
-            "conversion": charts.conversion_trend(conversion),
-            "time-to-return": charts.time_to_return(returns, by_cohort),
+            "conversion": charts.conversion_trend(frames["metrics_conversion_trend"]),
+            "time-to-return": charts.time_to_return(returns, by_cohort, totals),
             "retention": charts.retention_heatmap(retention),
-            "funnel": charts.funnel(funnel),
+            "funnel": charts.funnel(funnel, totals),
             "recommendation-impact": charts.recommendation_impact(impact),
         },
         "definitions": {
@@ -176,7 +177,12 @@ def page_context(
                         "n_visitors",
                         "n_new_visitors",
                     ],
-                )
+                ),
+                definition(
+                    "metrics_conversion_trend",
+                    ["rolling_non_customer_conversion_rate"],
+                    "Rolling rate (chart, top)",
+                ),
             ],
             "time-to-return": [
                 definition(

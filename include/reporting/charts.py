@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -57,27 +58,21 @@ def _date_axis(ax: Any) -> None:
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
-def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
-    return numerator / denominator.where(denominator > 0)
-
-
-def conversion_trend(daily: pd.DataFrame, rolling_days: int = 7) -> str | None:
+def conversion_trend(trend: pd.DataFrame) -> str | None:
     """Non-customer conversion per day and its rolling rate; visitors and buyers below.
 
-    ``daily``: metrics_conversion_daily (activity_date x platform x country rows).
+    ``trend``: metrics_conversion_trend (one row per day with visitors; the rates are the
+    mart's, this function only draws them).
     """
-    if daily.empty:
+    if trend.empty:
         return None
     import pandas as pd
 
-    counts = ["n_visitors", "n_new_visitors", "n_non_customer_visitors", "n_first_time_buyers"]
-    by_day = daily.assign(activity_date=pd.to_datetime(daily["activity_date"]))
-    by_day = by_day.groupby("activity_date")[counts].sum()
-    full_range = pd.date_range(by_day.index.min(), by_day.index.max(), freq="D")
-    by_day = by_day.reindex(full_range, fill_value=0)
-    rate = _ratio(by_day["n_first_time_buyers"], by_day["n_non_customer_visitors"])
-    window = by_day.rolling(f"{rolling_days}D", min_periods=1).sum()
-    rolling = _ratio(window["n_first_time_buyers"], window["n_non_customer_visitors"])
+    by_day = trend.assign(activity_date=pd.to_datetime(trend["activity_date"]))
+    by_day = by_day.sort_values("activity_date").set_index("activity_date")
+    rate = by_day["non_customer_conversion_rate"].astype(float)
+    rolling = by_day["rolling_non_customer_conversion_rate"].astype(float)
+    rolling_days = int(by_day["rolling_window_days"].iloc[0])
 
     fig, axes = _figure(2, 1, height=5.0, sharex=True, height_ratios=[3, 2])
     ax_rate, ax_n = axes[0, 0], axes[1, 0]
@@ -108,10 +103,13 @@ def conversion_trend(daily: pd.DataFrame, rolling_days: int = 7) -> str | None:
     return to_data_uri(fig)
 
 
-def time_to_return(returns: pd.DataFrame, by_cohort: pd.DataFrame) -> str | None:
+def time_to_return(
+    returns: pd.DataFrame, by_cohort: pd.DataFrame, range_totals: Mapping[str, Any]
+) -> str | None:
     """Distribution of customers' days to return (left) and the cohort median trend (right).
 
-    ``returns``: metrics_time_to_return rows; ``by_cohort``: metrics_return_by_cohort.
+    ``returns``: metrics_time_to_return rows; ``by_cohort``: metrics_return_by_cohort;
+    ``range_totals``: the metrics_headline row (counts and medians of the legend).
     """
     customer_returns = returns[returns["is_customer"].astype(bool)] if len(returns) else returns
     if customer_returns.empty and by_cohort.empty:
@@ -123,9 +121,21 @@ def time_to_return(returns: pd.DataFrame, by_cohort: pd.DataFrame) -> str | None
     fig, axes = _figure(1, 2, height=3.8)
     ax_hist, ax_trend = axes[0, 0], axes[0, 1]
     bins = np.arange(0, RETURN_DAYS_CAP + 2) - 0.5
-    for kind, color, label in (
-        ("session", BLUE, "next visit"),
-        ("purchase", ORANGE, "next order"),
+    for kind, color, label, n, median in (
+        (
+            "session",
+            BLUE,
+            "next visit",
+            "n_customer_returns",
+            "median_days_to_next_visit_customers",
+        ),
+        (
+            "purchase",
+            ORANGE,
+            "next order",
+            "n_customer_repeat_orders",
+            "median_days_to_next_order_customers",
+        ),
     ):
         days = customer_returns.loc[customer_returns["return_type"] == kind, "days_to_return"]
         if len(days):
@@ -135,7 +145,7 @@ def time_to_return(returns: pd.DataFrame, by_cohort: pd.DataFrame) -> str | None
                 histtype="step",
                 lw=1.8,
                 color=color,
-                label=f"{label} (n={len(days)}, median {days.median():.0f} d)",
+                label=f"{label} (n={range_totals[n]:,}, median {range_totals[median]:.0f} d)",
             )
     ax_hist.set_xlabel(f"days to return (last bin: {RETURN_DAYS_CAP} days or more)")
     ax_hist.set_ylabel("returns")
@@ -247,10 +257,10 @@ FUNNEL_STEPS: tuple[tuple[str, str], ...] = (
 )
 
 
-def funnel(daily: pd.DataFrame) -> str | None:
+def funnel(daily: pd.DataFrame, range_totals: Mapping[str, Any]) -> str | None:
     """The session funnel over the whole range (left) and its step rates per day (right).
 
-    ``daily``: metrics_funnel_daily.
+    ``daily``: metrics_funnel_daily; ``range_totals``: the metrics_headline row.
     """
     if daily.empty:
         return None
@@ -259,7 +269,7 @@ def funnel(daily: pd.DataFrame) -> str | None:
     frame = daily.assign(session_date=pd.to_datetime(daily["session_date"])).sort_values(
         "session_date"
     )
-    totals = [int(frame[column].sum()) for column, _ in FUNNEL_STEPS]
+    totals = [int(range_totals[column]) for column, _ in FUNNEL_STEPS]
     fig, axes = _figure(1, 2, height=3.8, width_ratios=[2, 3])
     ax_bars, ax_rates = axes[0, 0], axes[0, 1]
     labels = [label for _, label in FUNNEL_STEPS]
@@ -273,12 +283,12 @@ def funnel(daily: pd.DataFrame) -> str | None:
     ax_bars.set_xlabel("sessions, whole range")
     ax_bars.spines[["top", "right"]].set_visible(False)
 
-    for numerator, denominator, color, label in (
-        ("n_add_to_cart_sessions", "n_product_view_sessions", PURPLE, "view -> cart"),
-        ("n_purchase_sessions", "n_add_to_cart_sessions", ORANGE, "cart -> purchase"),
-        ("n_purchase_sessions", "n_product_view_sessions", BLUE, "view -> purchase"),
+    for column, color, label in (
+        ("view_to_cart_rate", PURPLE, "view -> cart"),
+        ("cart_to_purchase_rate", ORANGE, "cart -> purchase"),
+        ("view_to_purchase_rate", BLUE, "view -> purchase"),
     ):
-        rate = _ratio(frame[numerator], frame[denominator])
+        rate = frame[column].astype(float)
         ax_rates.plot(frame["session_date"], rate, color=color, marker="o", ms=3, label=label)
     ax_rates.set_ylim(0, 1.05)
     _percent_axis(ax_rates)

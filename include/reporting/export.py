@@ -33,6 +33,7 @@ METRICS_YAML_RELATIVE = Path("models/marts/metrics/_metrics__models.yml")
 MARTS: tuple[str, ...] = (
     "metrics_headline",
     "metrics_conversion_daily",
+    "metrics_conversion_trend",
     "metrics_conversion_by_platform",
     "metrics_time_to_return",
     "metrics_return_by_cohort",

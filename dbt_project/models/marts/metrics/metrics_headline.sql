@@ -52,6 +52,18 @@ customer_returns as (
 
 ),
 
+customer_orders as (
+
+    select
+        count(*) as n_customer_repeat_orders,
+        percentile_cont(0.5) within group (
+            order by days_to_return
+        ) as median_days_to_next_order_customers
+    from returns
+    where is_customer and return_type = 'purchase'
+
+),
+
 funnel_totals as (
 
     select
@@ -90,6 +102,8 @@ final as (
         / nullif(conversion_totals.n_non_customer_visitors, 0) as non_customer_conversion_rate,
         customer_returns.n_customer_returns,
         customer_returns.median_days_to_next_visit_customers,
+        customer_orders.n_customer_repeat_orders,
+        customer_orders.median_days_to_next_order_customers,
         funnel_totals.n_sessions,
         funnel_totals.n_product_view_sessions,
         funnel_totals.n_add_to_cart_sessions,
@@ -102,6 +116,7 @@ final as (
     from funnel_totals
     cross join conversion_totals
     cross join customer_returns
+    cross join customer_orders
     cross join impact_pivoted
 
 )
