@@ -23,24 +23,21 @@ Models, grains and tests: `dbt_project/` (and its README for the incremental mea
 from __future__ import annotations
 
 import os
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import dag, task
 
 import include.assets
 import include.roles
+from include.dbt_runner import dbt_env_vars, dbt_executable
 from include.roles import Role
-from include.settings import REPO_ROOT, get_settings
+from include.settings import get_settings
 from include.transform import DE_SELECT, ensure_dbt_ls
 
 WRITER_POOL = "duckdb_writer"  # include.warehouse.WRITER_POOL, without importing duckdb here
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
-DBT_EXECUTABLE = REPO_ROOT / ".venv" / "bin" / "dbt"
-
 _settings = get_settings()
+DBT_PROJECT_DIR = _settings.dbt_project_dir
 # Cosmos reads its settings when imported: keep its dbt ls / partial-parse cache in the
 # git-ignored state directory and its telemetry off, unless the environment says otherwise.
 os.environ.setdefault("AIRFLOW__COSMOS__CACHE_DIR", str(_settings.state_dir / "cosmos"))
@@ -60,19 +57,9 @@ from cosmos.constants import (  # noqa: E402
     TestBehavior,
 )
 
-# Absolute paths for dbt: Cosmos runs dbt from a temporary copy of the project, where the
-# profile's relative defaults would point nowhere.
-DBT_ENV = {
-    "TRASOS_DATA_DIR": str(_settings.data_dir),
-    "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
-    "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
-}
-if os.environ.get("TRASOS_WAREHOUSE"):
-    DBT_ENV["TRASOS_WAREHOUSE"] = str(_settings.warehouse_path)
-
-
-def _dbt_executable() -> Path:
-    return DBT_EXECUTABLE if DBT_EXECUTABLE.exists() else Path(sys.executable).with_name("dbt")
+# Absolute paths for dbt (the one runner's environment): Cosmos runs dbt from a temporary
+# copy of the project, where the profile's relative defaults would point nowhere.
+DBT_ENV = dbt_env_vars()
 
 
 @dag(
@@ -100,7 +87,7 @@ def events_transform() -> None:
             # dbtRunner in the task process: no second interpreter start per task (measured 3x
             # faster than SUBPROCESS on the small DAG test); the venv's dbt either way
             invocation_mode=InvocationMode.DBT_RUNNER,
-            dbt_executable_path=str(_dbt_executable()),
+            dbt_executable_path=dbt_executable(),
         ),
         render_config=RenderConfig(
             # `dbt ls` of the DE nodes (DE_SELECT: DA's marts/metrics run in business_metrics),
