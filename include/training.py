@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.fs import atomic_dir
 from include.contracts import PRODUCT_EVENT_TYPES
 from include.settings import get_settings
 
@@ -65,16 +66,12 @@ def extract_training_data(run_id: str) -> dict[str, Any]:
 
     settings = get_settings()
     out = settings.models_dir / "_snapshots" / _safe(run_id)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     counts = {}
-    with connect(read_only=True) as con:
+    # a snapshot folder is complete or absent (a re-run of the same run_id replaces it)
+    with atomic_dir(out) as tmp, connect(read_only=True) as con:
         for name, frame in read_training_frames(con).items():
             frame.to_parquet(tmp / f"{name}.parquet", index=False)
             counts[name] = len(frame)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)  # a snapshot folder is complete or absent
     interactions = pd.read_parquet(out / "interactions.parquet")
     gate = run_gate("training_set", interactions, run_name=run_id)
     return {"snapshot": str(out), "rows": counts, "gate": gate.summary()}

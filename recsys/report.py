@@ -238,7 +238,7 @@ def render_report(
 
 def write_report(html_text: str, path: str | Path) -> Path:
     """Write the report atomically."""
-    from recsys.registry import atomic_write_text
+    from common.fs import atomic_write_text
 
     path = Path(path)
     atomic_write_text(path, html_text)
