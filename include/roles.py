@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -188,3 +190,28 @@ def dag_kwargs(role: Role, *, doc_md: str | None, domain: str, retries: int = 1)
             "on_failure_callback": on_failure,
         },
     }
+
+
+@contextmanager
+def fail_without_retry(*deterministic: type[BaseException]) -> Iterator[None]:
+    """In a task body: an exception of a ``deterministic`` type (a failed gate, a failed
+    definition of done) fails the task at once, without its retries, which would only fail
+    the same way; every other exception keeps the task's retries (a lock, a full disk).
+
+    It is re-raised as Airflow's ``AirflowFailException`` carrying the original's message,
+    type name and the attributes :func:`on_failure` reads (``details``, ``docs_url``,
+    ``owner_role``), so the owning role still gets the link and the observed values::
+
+        with fail_without_retry(GateFailed):
+            run_gate(...)
+    """
+    try:
+        yield
+    except deterministic as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        failed = AirflowFailException(f"{type(exc).__name__}: {exc}")
+        for attr in ("details", "docs_url", "owner_role"):
+            if hasattr(exc, attr):
+                setattr(failed, attr, getattr(exc, attr))
+        raise failed from exc

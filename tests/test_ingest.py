@@ -22,16 +22,19 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from include.contracts import INGEST_MANIFEST_COLUMNS, QUARANTINE_COLUMNS, RAW_EVENT_COLUMNS
 from include.ingest import (
     IngestConfig,
     IngestLockedError,
     ReconciliationError,
     ingest,
-    validate_raw_events,
 )
-from include.ingest import core as ingest_core
+from include.ingest import validate as ingest_validate
 from include.ingest.landing import gunzip, read_content
+from include.ingest.lock import ingest_lock
+from include.ingest.runner import HOOK_POINTS
 from include.settings import REPO_ROOT, get_settings
+from include.tasks.ingest import validate_raw_events
 
 HOUR = "events/date=2026-10-01/hour=10"
 
@@ -84,11 +87,11 @@ def state(data_dir: Path) -> dict:
         for p in folder.rglob("*")
         if p.is_file()
     )
-    events = [c for c, _ in ingest_core.RAW_EVENT_COLUMNS if c != "received_at"]
-    q = [c for c, _ in ingest_core.QUARANTINE_COLUMNS if c != "quarantined_at"]
+    events = [c for c, _ in RAW_EVENT_COLUMNS if c != "received_at"]
+    q = [c for c, _ in QUARANTINE_COLUMNS if c != "quarantined_at"]
     manifest = [
         c
-        for c, _ in ingest_core.INGEST_MANIFEST_COLUMNS
+        for c, _ in INGEST_MANIFEST_COLUMNS
         if c not in ("first_seen_at", "loaded_at", "file_mtime")
     ]
     assert s.data_dir == data_dir
@@ -470,7 +473,7 @@ def test_a_file_that_does_not_reconcile_fails_loudly_and_is_retried(
     landing = data_dir / "landing"
     write_gz(landing, f"{HOUR}/batch-0001.jsonl.gz", [line(1), line(2)])
     write_gz(landing, f"{HOUR}/batch-0002.jsonl.gz", [line(3), line(4), line(5)])
-    real = ingest_core.staging_sql
+    real = ingest_validate.staging_sql
 
     def lossy(spec, **kw):  # a bug that drops line 2 of every file
         return real(spec, **kw).replace(
@@ -478,7 +481,7 @@ def test_a_file_that_does_not_reconcile_fails_loudly_and_is_retried(
             "join files as f on f.file_id = l.file_id and l.line_no <> 2",
         )
 
-    monkeypatch.setattr(ingest_core, "staging_sql", lossy)
+    monkeypatch.setattr(ingest_validate, "staging_sql", lossy)
     with pytest.raises(ReconciliationError) as err:
         ingest()
     message = str(err.value)
@@ -487,7 +490,7 @@ def test_a_file_that_does_not_reconcile_fails_loudly_and_is_retried(
     assert query(data_dir, "select distinct status from raw.ingest_manifest") == [("failed",)]
     assert query(data_dir, "select count(*) from raw.events") == [(0,)]
 
-    monkeypatch.setattr(ingest_core, "staging_sql", real)
+    monkeypatch.setattr(ingest_validate, "staging_sql", real)
     s = ingest()
     assert s.files_new == 2 and s.loaded == 5
     assert query(data_dir, "select distinct status from raw.ingest_manifest") == [("loaded",)]
@@ -495,7 +498,7 @@ def test_a_file_that_does_not_reconcile_fails_loudly_and_is_retried(
 
 def test_a_second_ingestion_waits_for_the_lock(data_dir: Path) -> None:
     write_gz(data_dir / "landing", f"{HOUR}/batch-0001.jsonl.gz", [line(1)])
-    with ingest_core.ingest_lock(get_settings(), timeout_s=1):
+    with ingest_lock(get_settings(), timeout_s=1):
         with pytest.raises(IngestLockedError, match="another ingestion"):
             ingest(IngestConfig(lock_timeout_s=0.5))
     assert ingest().loaded == 1
@@ -512,39 +515,83 @@ def _cli(data_dir: Path, **env: str) -> subprocess.Popen:
     )
 
 
-def test_sigkill_before_commit_then_rerun_equals_one_clean_run(
-    sim_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture(scope="module")
+def clean_small_loads(simulated: Path, tmp_path_factory) -> dict:
+    """The state one uninterrupted run leaves, with loads small enough for 4 snapshot loads
+    (one per file) and about 3 event loads (the crash tests' reference), and its load count."""
+    clean = tmp_path_factory.mktemp("clean") / "data"
+    shutil.copytree(simulated, clean / "landing")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRASOS_DATA_DIR", str(clean))
+        mp.delenv("TRASOS_WAREHOUSE", raising=False)
+        mp.setenv("TRASOS_INGEST_CHUNK_BYTES", _small_chunk(clean))
+        loads = ingest().loads
+        assert loads >= 7
+        return {"state": state(clean), "loads": loads}
+
+
+def _small_chunk(data_dir: Path) -> str:
+    event_bytes = sum(p.stat().st_size for p in (data_dir / "landing/events").rglob("*.gz"))
+    return str(event_bytes // 3 + 1)
+
+
+@pytest.mark.parametrize(
+    ("point", "load_no"),
+    [
+        ("staged", 1),  # a snapshot load: Parquet staged and verified, nothing moved
+        ("moved", 2),  # snapshot files in place, transaction open
+        ("staged", 5),  # the first event load
+        ("moved", 6),  # event files in place under their final names, not committed
+        ("committed", 6),  # committed, the next load not started
+        ("moved", -1),  # the last load
+    ],
+)
+def test_sigkill_at_any_point_then_rerun_equals_one_clean_run(
+    sim_data: Path, monkeypatch: pytest.MonkeyPatch, clean_small_loads: dict, point, load_no
 ) -> None:
-    # 4 snapshot loads, then 3 event loads: kill the second event load before its commit
-    event_bytes = sum(p.stat().st_size for p in (sim_data / "landing/events").rglob("*.gz"))
-    small = {"TRASOS_INGEST_CHUNK_BYTES": str(event_bytes // 3 + 1)}
-    proc = _cli(sim_data, **small, TRASOS_INGEST_TEST_PAUSE_AT_LOAD="6")
-    deadline = time.monotonic() + 120
-    seen = []
-    while time.monotonic() < deadline:
-        text = proc.stderr.readline()
-        seen.append(text)
-        if "TEST PAUSE before commit of load 6" in text or (not text and proc.poll() is not None):
-            break
-    assert "TEST PAUSE" in seen[-1], "".join(seen)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    # Load 6's Parquet files are in place but uncommitted.
-    assert list((sim_data / "lake").rglob("*.parquet"))
+    assert point in HOOK_POINTS
+    n_loads = clean_small_loads["loads"]
+    load_no = n_loads if load_no == -1 else load_no
+    monkeypatch.setenv("TRASOS_INGEST_CHUNK_BYTES", _small_chunk(sim_data))
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tests" / "ingest_crash.py"), point, str(load_no)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert f"KILLED at {point} of load {load_no}" in proc.stderr
+    if point == "moved":  # the load's Parquet files are in place but uncommitted
+        committed = {r[0] for r in query(sim_data, "select path from raw.ingest_outputs")}
+        on_disk = {
+            p.relative_to(sim_data).as_posix()
+            for p in [
+                *(sim_data / "lake").rglob("*.parquet"),
+                *(sim_data / "quarantine").rglob("*.parquet"),
+            ]
+        }
+        assert on_disk - committed
 
-    for key, value in small.items():
-        monkeypatch.setenv(key, value)
     rerun = ingest()
-    assert rerun.orphans_removed > 0
-    assert rerun.loads > 0 and rerun.reconciles
-    crashed = state(sim_data)
+    assert rerun.reconciles
+    assert rerun.loads == n_loads - (load_no if point == "committed" else load_no - 1)
+    assert (rerun.orphans_removed > 0) == (point == "moved")
+    assert state(sim_data) == clean_small_loads["state"]
 
-    clean = tmp_path / "clean"
-    clean.mkdir()
-    shutil.copytree(sim_data / "landing", clean / "landing")
-    monkeypatch.setenv("TRASOS_DATA_DIR", str(clean))
-    ingest()
-    assert state(clean) == crashed
+
+def test_three_concurrent_runs_equal_one_clean_run(
+    sim_data: Path, monkeypatch: pytest.MonkeyPatch, clean_small_loads: dict
+) -> None:
+    monkeypatch.setenv("TRASOS_INGEST_CHUNK_BYTES", _small_chunk(sim_data))
+    procs = [_cli(sim_data) for _ in range(3)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in outs]
+    summaries = [json.loads(out) for out, _ in outs]
+    # the lock serialises them: one run loads everything, the others find nothing new
+    assert sorted(s["loads"] for s in summaries) == [0, 0, clean_small_loads["loads"]]
+    assert state(sim_data) == clean_small_loads["state"]
 
 
 # --- the reader ---------------------------------------------------------------------------------
