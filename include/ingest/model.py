@@ -6,7 +6,7 @@ No I/O here: every other module of :mod:`include.ingest` imports these.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -87,8 +87,26 @@ class IngestConfig:
         )
 
 
-@dataclass
-class FileStats:
+@dataclass(kw_only=True)
+class LineCounts:
+    """How lines ended, for one file or a whole run: ``lines_in = loaded + quarantined +
+    duplicates``; blank lines are not events (not in ``lines_in``); late and bot events are
+    part of ``loaded``."""
+
+    lines_in: int = 0
+    blank_lines: int = 0
+    loaded: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    late_loaded: int = 0
+    bot_events: int = 0
+
+    def balanced(self) -> bool:
+        return self.lines_in == self.loaded + self.quarantined + self.duplicates
+
+
+@dataclass(kw_only=True)
+class FileStats(LineCounts):
     """What happened to one landing file in this run (becomes its manifest row)."""
 
     path: str
@@ -98,27 +116,20 @@ class FileStats:
     file_mtime: datetime
     first_seen_at: datetime
     status: str
-    lines_in: int = 0
-    blank_lines: int = 0
-    loaded: int = 0
-    quarantined: int = 0
-    duplicates: int = 0
-    late_loaded: int = 0
-    bot_events: int = 0
     batch_start: datetime | None = None
     load_id: str | None = None
     loaded_at: datetime | None = None
     error: str | None = None
 
     def reconciles(self) -> bool:
-        return self.lines_in == self.loaded + self.quarantined + self.duplicates
+        return self.balanced()
 
     def row(self) -> tuple:
         return tuple(getattr(self, name) for name, _ in INGEST_MANIFEST_COLUMNS)
 
 
-@dataclass
-class IngestSummary:
+@dataclass(kw_only=True)
+class IngestSummary(LineCounts):
     """The batch summary of one run (small: it travels through XCom)."""
 
     files_found: int = 0
@@ -130,13 +141,6 @@ class IngestSummary:
     files_unknown: list[str] = field(default_factory=list)
     orphans_removed: int = 0  # uncommitted Parquet files of a crashed run, deleted first
     loads: int = 0
-    lines_in: int = 0
-    blank_lines: int = 0
-    loaded: int = 0
-    quarantined: int = 0
-    duplicates: int = 0
-    late_loaded: int = 0
-    bot_events: int = 0
     events_loaded: int = 0  # the part of ``loaded`` that is events (the rest: snapshot rows)
     reasons: dict[str, int] = field(default_factory=dict)
     event_dates: list[str] = field(default_factory=list)
@@ -146,19 +150,11 @@ class IngestSummary:
 
     @property
     def reconciles(self) -> bool:
-        return self.lines_in == self.loaded + self.quarantined + self.duplicates
+        return self.balanced()
 
     def add(self, stats: FileStats) -> None:
-        for name in (
-            "lines_in",
-            "blank_lines",
-            "loaded",
-            "quarantined",
-            "duplicates",
-            "late_loaded",
-            "bot_events",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(stats, name))
+        for f in fields(LineCounts):
+            setattr(self, f.name, getattr(self, f.name) + getattr(stats, f.name))
         if stats.dataset == "events":
             self.events_loaded += stats.loaded
 
