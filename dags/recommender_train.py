@@ -37,9 +37,11 @@ from include.warehouse import WRITER_POOL
 def recommender_train():
     @task(pool=WRITER_POOL)
     def extract_training_data(run_id: str | None = None) -> dict:
+        from include.roles import fail_without_retry
         from include.training import extract_training_data as extract
 
-        return extract(run_id or "manual")
+        with fail_without_retry():  # the training-set gate: the same data fails again
+            return extract(run_id or "manual")
 
     @task
     def train_model(snapshot: dict) -> dict:
@@ -49,9 +51,11 @@ def recommender_train():
 
     @task
     def check_definition_of_done(summary: dict) -> dict:
+        from include.roles import fail_without_retry
         from include.training import check_dod
 
-        return check_dod(summary)
+        with fail_without_retry():  # the same model fails it again
+            return check_dod(summary)
 
     @task
     def score_recommendations(summary: dict) -> dict:
@@ -61,9 +65,11 @@ def recommender_train():
 
     @task
     def validate_recommendations(scored: dict, snapshot: dict) -> dict:
+        from include.roles import fail_without_retry
         from include.training import validate_recommendations as validate
 
-        return validate(scored, snapshot)
+        with fail_without_retry():  # the recommendations gate
+            return validate(scored, snapshot)
 
     # The writer pool's one slot also keeps recommender_rollback from interleaving.
     @task(pool=WRITER_POOL, outlets=[assets.RECOMMENDATIONS])

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+from common.errors import DeterministicFailure
 from common.locks import exclusive_lock
 from expectations.suites import CRITICAL, WARNING, get_spec, import_gx
 from include.settings import Settings, get_settings
@@ -126,7 +127,7 @@ def failed_headline(suite: str) -> str:
     return f"GX gate '{suite}' failed"
 
 
-class GateFailed(Exception):
+class GateFailed(DeterministicFailure):
     """Critical expectations failed. Carries what a notifier needs to route and link it.
 
     Attributes

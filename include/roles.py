@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from common.errors import DeterministicFailure
 from include.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -194,20 +195,22 @@ def dag_kwargs(role: Role, *, doc_md: str | None, domain: str, retries: int = 1)
 
 @contextmanager
 def fail_without_retry(*deterministic: type[BaseException]) -> Iterator[None]:
-    """In a task body: an exception of a ``deterministic`` type (a failed gate, a failed
-    definition of done) fails the task at once, without its retries, which would only fail
-    the same way; every other exception keeps the task's retries (a lock, a full disk).
+    """In a task body: an exception of a ``deterministic`` type (default:
+    :class:`common.errors.DeterministicFailure`, i.e. a failed gate or definition of done)
+    fails the task at once, without its retries, which would only fail the same way; every
+    other exception keeps the task's retries (a lock, a full disk).
 
     It is re-raised as Airflow's ``AirflowFailException`` carrying the original's message,
     type name and the attributes :func:`on_failure` reads (``details``, ``docs_url``,
     ``owner_role``), so the owning role still gets the link and the observed values::
 
-        with fail_without_retry(GateFailed):
+        with fail_without_retry():
             run_gate(...)
     """
+    kinds = deterministic or (DeterministicFailure,)
     try:
         yield
-    except deterministic as exc:
+    except kinds as exc:
         from airflow.sdk.exceptions import AirflowFailException
 
         failed = AirflowFailException(f"{type(exc).__name__}: {exc}")

@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.errors import DeterministicFailure
 from common.fs import atomic_dir
 from include.contracts import PRODUCT_EVENT_TYPES
 from include.settings import get_settings
@@ -170,7 +171,7 @@ def training_plan(events) -> tuple[Any, Any]:
     return config, split_at
 
 
-class DefinitionOfDoneFailed(RuntimeError):
+class DefinitionOfDoneFailed(DeterministicFailure, RuntimeError):
     """The trained model failed its definition of done; it is not published."""
 
     def __init__(self, message: str, owner_role: str, details: dict[str, Any], docs_url: str):

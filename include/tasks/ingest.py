@@ -26,11 +26,11 @@ def validate_raw_events(summary: dict[str, Any], run_name: str | None = None) ->
     (the same batch fails the same way), so it fails the task without retries
     (``AirflowFailException`` carrying the original's details and Data Docs link).
     """
-    from expectations.gate import GateFailed
+    from common.errors import DeterministicFailure
     from include.ingest import ReconciliationError
     from include.roles import fail_without_retry
 
-    with fail_without_retry(GateFailed, ReconciliationError):
+    with fail_without_retry(DeterministicFailure, ReconciliationError):
         return _gate(summary, run_name)
 
 
