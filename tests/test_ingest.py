@@ -117,13 +117,17 @@ def assert_reconciles(data_dir: Path) -> None:
     per_file = query(
         data_dir,
         """
+        with m as (  -- every version of a path (a cut-off one, then the complete one)
+            select path, sum(loaded) as loaded, sum(quarantined) as quarantined
+            from raw.ingest_manifest where status <> 'failed' group by path
+        )
         select m.path, m.loaded, m.quarantined,
                (select count(*) from (
                     select source_file from raw.events union all
                     select source_file from raw.items union all
                     select source_file from raw.customers) e where e.source_file = m.path),
                (select count(*) from raw.quarantine q where q.source_file = m.path)
-        from raw.ingest_manifest m where m.status <> 'failed'
+        from m
         """,
     )
     for path, loaded, quarantined, in_lake, in_quarantine in per_file:
@@ -320,8 +324,9 @@ def test_hand_made_landing_zone(data_dir: Path) -> None:
     assert manifest[f"{HOUR}/batch-0001.jsonl.gz"] == ("loaded", 18, 2, 5, 12, 1, 1, 1)
     assert manifest[f"{HOUR}/batch-0002.jsonl.gz"] == ("loaded", 71, 0, 70, 0, 1, 0, 70)
     assert manifest[f"{HOUR}/batch-0003.jsonl.gz"] == ("loaded", 0, 0, 0, 0, 0, 0, 0)
+    # cut off in its first deflate block: nothing decompresses; the file is one unit
     status, lines_in, _, loaded, quarantined, *_ = manifest[f"{HOUR}/batch-0004.jsonl.gz"]
-    assert lines_in == loaded + quarantined and quarantined == 1  # the cut-off tail
+    assert (status, lines_in, loaded, quarantined) == ("unreadable", 1, 0, 1)
     # its window starts now: an October event is too late there
     assert manifest["events/adhoc/resend.jsonl"] == ("loaded", 1, 0, 0, 1, 0, 0, 0)
     assert manifest["catalog/snapshot_date=2026-10-01/items.jsonl.gz"] == (
@@ -592,6 +597,215 @@ def test_three_concurrent_runs_equal_one_clean_run(
     # the lock serialises them: one run loads everything, the others find nothing new
     assert sorted(s["loads"] for s in summaries) == [0, 0, clean_small_loads["loads"]]
     assert state(sim_data) == clean_small_loads["state"]
+
+
+# --- files that cannot be read to their end, odd bytes, files still being written ------------
+
+
+def _lines_of(data_dir: Path, path: str) -> list[tuple]:
+    return query(
+        data_dir,
+        "select source_line, reason from raw.quarantine "
+        f"where source_file = '{path}' order by source_line",
+    )
+
+
+def _manifest(data_dir: Path, path: str) -> list[tuple]:
+    return query(
+        data_dir,
+        "select status, lines_in, loaded, quarantined, duplicates from raw.ingest_manifest "
+        f"where path = '{path}' order by loaded_at",
+    )
+
+
+def test_truncated_gzip_is_quarantined_whole_and_a_complete_redelivery_loads_once(
+    data_dir: Path,
+) -> None:
+    landing = data_dir / "landing"
+    rel = f"{HOUR}/batch-0001.jsonl.gz"
+    # 400 distinct lines in several deflate blocks: a cut at 70 % leaves readable lines
+    lines = [line(i, page=f"/p/{i}/" + os.urandom(40).hex()) for i in range(400)]
+    complete = gzip.compress(b"\n".join(lines) + b"\n")
+    cut = complete[: int(len(complete) * 0.7)]
+    readable, problem = gunzip(cut)
+    assert problem.startswith("truncated_gzip") and readable.count(b"\n") > 100
+    n_readable = readable.count(b"\n") + (0 if readable.endswith(b"\n") else 1)
+    (landing / HOUR).mkdir(parents=True)
+    (landing / rel).write_bytes(cut)
+
+    s1 = ingest()
+    assert s1.files_unreadable == 1 and s1.loaded == 0 and s1.quarantined == n_readable
+    assert _manifest(data_dir, rel) == [("unreadable", n_readable, 0, n_readable, 0)]
+    got = _lines_of(data_dir, rel)
+    assert got == [(i, "truncated_gzip") for i in range(1, n_readable + 1)]
+    assert query(data_dir, "select count(*) from raw.events") == [(0,)]
+    assert ingest().files_new == 0  # the same cut-off bytes are not read again
+
+    (landing / rel).write_bytes(complete)  # the collector sends the whole file again
+    s2 = ingest()
+    assert (s2.files_loaded, s2.files_content_changed, s2.loaded, s2.quarantined) == (1, 0, 400, 0)
+    assert _manifest(data_dir, rel)[-1] == ("loaded", 400, 400, 0, 0)
+    assert query(data_dir, "select count(*), count(distinct event_id) from raw.events") == [
+        (400, 400)
+    ]
+    assert ingest().files_new == 0
+    assert_reconciles(data_dir)
+
+
+def test_corrupt_gzip_and_bytes_after_the_stream_are_unreadable_files(data_dir: Path) -> None:
+    landing = data_dir / "landing"
+    body = gzip.compress(b"\n".join(line(i) for i in range(50)) + b"\n")
+    corrupt = bytearray(body)
+    corrupt[len(body) // 2 : len(body) // 2 + 8] = b"\x00" * 8
+    (landing / HOUR).mkdir(parents=True)
+    (landing / HOUR / "batch-0001.jsonl.gz").write_bytes(bytes(corrupt))
+    (landing / HOUR / "batch-0002.jsonl.gz").write_bytes(body + b"garbage")
+    s = ingest()
+    assert s.loaded == 0 and s.files_unreadable == 2
+    for name in ("batch-0001.jsonl.gz", "batch-0002.jsonl.gz"):
+        [(status, lines_in, loaded, quarantined, _)] = _manifest(data_dir, f"{HOUR}/{name}")
+        assert status == "unreadable" and loaded == 0 and quarantined == lines_in >= 1
+        assert {r for _, r in _lines_of(data_dir, f"{HOUR}/{name}")} == {"unreadable_file"}
+    assert_reconciles(data_dir)
+
+
+def test_a_gz_name_over_plain_text_is_not_gzip_unless_allowed_for_its_source(
+    data_dir: Path,
+) -> None:
+    landing = data_dir / "landing"
+    plain = b"\n".join([line(1), line(2), line(3)]) + b"\n"
+    rel = f"{HOUR}/batch-0001.jsonl.gz"
+    (landing / HOUR).mkdir(parents=True)
+    (landing / rel).write_bytes(plain)
+    legacy = "events/legacy/date=2026-10-01/hour=10/old.jsonl.gz"
+    (landing / legacy).parent.mkdir(parents=True)
+    (landing / legacy).write_bytes(b"\n".join([line(4), line(5)]) + b"\n")
+
+    s = ingest(IngestConfig(plain_text_sources=("events/legacy/",)))
+    assert _manifest(data_dir, rel) == [("unreadable", 3, 0, 3, 0)]
+    assert _lines_of(data_dir, rel) == [(1, "not_gzip"), (2, "not_gzip"), (3, "not_gzip")]
+    assert _manifest(data_dir, legacy) == [("loaded", 2, 2, 0, 0)]
+    assert s.files_unreadable == 1 and s.loaded == 2
+
+    write_gz(landing, rel, [line(1), line(2), line(3)])  # re-sent as real gzip
+    assert ingest().loaded == 3
+    assert _manifest(data_dir, rel)[-1] == ("loaded", 3, 3, 0, 0)
+    assert query(data_dir, "select count(*) from raw.events") == [(5,)]
+    assert_reconciles(data_dir)
+
+
+def test_a_bom_is_stripped_in_gzip_and_plain_files(data_dir: Path) -> None:
+    landing = data_dir / "landing"
+    write_gz(landing, f"{HOUR}/batch-0001.jsonl.gz", [b"\xef\xbb\xbf" + line(1), line(2)])
+    (landing / "events/adhoc").mkdir(parents=True)
+    (landing / "events/adhoc/bom.jsonl").write_bytes(b"\xef\xbb\xbf" + line(3, event_time=None))
+    s = ingest(IngestConfig(late_window_days=3650))
+    assert s.loaded == 2 and s.quarantined == 1
+    # the BOM is gone: line 1 of the plain file is judged on its JSON, not invalid_json
+    assert query(data_dir, "select source_file, source_line, reason from raw.quarantine") == [
+        ("events/adhoc/bom.jsonl", 1, "missing_field:event_time")
+    ]
+    assert query(data_dir, "select event_id from raw.events order by 1") == [("e1",), ("e2",)]
+
+
+def test_lines_over_the_maximum_are_quarantined_and_long_valid_lines_load_whole(
+    data_dir: Path,
+) -> None:
+    from include.contracts import RAW_LINE_MAX_CHARS
+
+    long_ok = line(1, page="/" + "a" * 6000)  # longer than the quarantine's text cap
+    too_long = line(2, page="/" + "b" * 9000)
+    write_gz(data_dir / "landing", f"{HOUR}/batch-0001.jsonl.gz", [long_ok, too_long, line(3)])
+    s = ingest(IngestConfig(max_line_bytes=8000))
+    assert len(long_ok) < 8000 < len(too_long)
+    assert (s.loaded, s.quarantined, s.reasons) == (2, 1, {"line_too_long": 1})
+    assert query(data_dir, "select event_id, length(page) from raw.events order by 1") == [
+        ("e1", 6001),
+        ("e3", 1),
+    ]
+    [(source_line, reason, text_len, line_bytes)] = query(
+        data_dir, "select source_line, reason, length(raw_line), line_bytes from raw.quarantine"
+    )
+    assert (source_line, reason, text_len, line_bytes) == (
+        2,
+        "line_too_long",
+        RAW_LINE_MAX_CHARS,
+        len(too_long),
+    )
+    assert_reconciles(data_dir)
+
+
+def test_files_still_being_written_are_skipped_then_taken(data_dir: Path) -> None:
+    landing = data_dir / "landing"
+    # the convention: write under a temporary name, rename when complete
+    part = write_gz(landing, f"{HOUR}/batch-0001.jsonl.gz.part", [line(1)])
+    hidden = write_gz(landing, f"{HOUR}/.batch-0002.jsonl.gz", [line(2)])
+    s1 = ingest()
+    assert (s1.files_found, s1.loaded) == (0, 0)
+    part.rename(landing / HOUR / "batch-0001.jsonl.gz")
+    hidden.rename(landing / HOUR / "batch-0002.jsonl.gz")
+    assert ingest().loaded == 2
+
+    # a collector that writes in place: a file modified less than min_file_age_s ago waits
+    young = write_gz(landing, f"{HOUR}/batch-0003.jsonl.gz", [line(3)])
+    s2 = ingest(IngestConfig(min_file_age_s=60))
+    assert (s2.files_pending, s2.loaded) == (1, 0)
+    assert _manifest(data_dir, f"{HOUR}/batch-0003.jsonl.gz") == []
+    old = time.time() - 120
+    os.utime(young, (old, old))
+    s3 = ingest(IngestConfig(min_file_age_s=60))
+    assert (s3.files_pending, s3.loaded) == (0, 1)
+    assert_reconciles(data_dir)
+
+
+def test_a_held_warehouse_is_waited_for_then_a_clear_error(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_gz(data_dir / "landing", f"{HOUR}/batch-0001.jsonl.gz", [line(1)])
+    warehouse = data_dir / "warehouse.duckdb"
+
+    def hold(seconds: float) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import duckdb, sys, time\n"
+                f"con = duckdb.connect({str(warehouse)!r})\n"
+                f"print('open', flush=True); time.sleep({seconds})",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout.readline().strip() == "open"
+        return proc
+
+    holder = hold(120)
+    try:
+        caplog.set_level("WARNING", logger="include.warehouse")
+        t0 = time.monotonic()
+        with pytest.raises(IngestLockedError) as err:
+            ingest(IngestConfig(warehouse_wait_s=2))
+        assert 2 <= time.monotonic() - t0 < 10
+        message = str(err.value)
+        assert f"(pid {holder.pid})" in message and str(warehouse) in message
+        assert "Close that process" in message
+        assert any("retrying in" in r.message for r in caplog.records)
+        # the command line says the same, without a traceback
+        cli = _cli(data_dir, TRASOS_INGEST_WAREHOUSE_WAIT_S="1")
+        out, errout = cli.communicate(timeout=120)
+        assert cli.returncode == 1 and "Traceback" not in errout
+        *waits, last = errout.strip().split("\n")
+        assert last.startswith("ingestion failed: the warehouse") and str(holder.pid) in last
+        assert waits and all("retrying in" in w for w in waits)  # the bounded, logged wait
+    finally:
+        holder.kill()
+        holder.wait()
+
+    holder = hold(1.5)  # let go while the ingestion waits: it goes through
+    try:
+        assert ingest(IngestConfig(warehouse_wait_s=60)).loaded == 1
+    finally:
+        holder.wait()
 
 
 # --- the reader ---------------------------------------------------------------------------------

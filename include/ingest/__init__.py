@@ -35,8 +35,27 @@ How lines count (``lines_in = loaded + quarantined + duplicates`` per file):
   ``blank_lines``). An empty file (0 bytes, or a gzip stream of 0 bytes) is done with
   ``lines_in = 0``, status ``loaded``.
 * Invalid UTF-8: the line is quarantined (``invalid_utf8``) with its bytes shown as
-  ``\xNN`` escapes. A truncated or corrupt gzip stream: the lines that decompress are
-  ingested, the cut-off rest is one ``unreadable_file`` line.
+  ``\xNN`` escapes. A UTF-8 byte order mark at the start of a file is dropped. A line longer
+  than ``IngestConfig.max_line_bytes`` (default 1 MiB) is ``line_too_long``; shorter valid
+  lines load whole (only the quarantine's ``raw_line`` text is capped).
+* A file that cannot be read to its end is quarantined whole, every line with the file's
+  reason: ``truncated_gzip``, ``unreadable_file`` (corrupt stream, bytes after its end; the
+  cut-off tail is one more line, and a file with nothing readable is one line), ``not_gzip``
+  (a ``.gz`` name over other bytes, unless ``IngestConfig.plain_text_sources`` allows plain
+  text there). Its status is ``unreadable``: the same bytes are not read again, and a
+  complete delivery under the same name later loads normally (not ``content_changed``).
+
+Collector convention (files are taken only when complete): write a landing file under a
+temporary name (a name starting with ``.`` or ending in ``.tmp``/``.part``/``.partial``/
+``.inprogress``/``.filepart``) and rename it when it is complete; such names are never taken.
+A collector that cannot rename sets ``TRASOS_INGEST_MIN_FILE_AGE_S`` so that files modified
+more recently are left for the next run. A file whose size or mtime changes while it is read is
+left for the next run too (``files_pending``); a gzip file taken half-written ends as
+``truncated_gzip`` and loads when it is complete.
+
+The warehouse file admits one writer and no reader while it writes: a run waits for another
+process holding it (``TRASOS_INGEST_WAREHOUSE_WAIT_S``, default 120 s, each retry logged),
+then fails with :class:`IngestLockedError` naming the holder and what to do.
 * Duplicates (same ``event_id`` as an event already in the lake, or earlier in the same
   load: first received wins, receive order = batch hour, then file name, then line) are
   counted, never loaded twice. Snapshots deduplicate their key within the file.

@@ -18,8 +18,12 @@ from include.contracts import (
 )
 from include.ingest.landing import FileContent, LandingFile
 
-#: Manifest statuses that mean "this version of the file is done".
-DONE_STATUSES: tuple[str, ...] = ("loaded", "quarantined", "content_changed")
+#: Manifest statuses that make a later version of the same path a ``content_changed`` one.
+SETTLED_STATUSES: tuple[str, ...] = ("loaded", "quarantined", "content_changed")
+#: Manifest statuses that mean "this version (these bytes) of the file is done". An
+#: ``unreadable`` version (cut off, not gzip) is done, but does not settle its path: the
+#: complete delivery under the same name loads normally.
+DONE_STATUSES: tuple[str, ...] = (*SETTLED_STATUSES, "unreadable")
 #: User agents of crawlers and scripts (case-insensitive regular expression, RE2).
 BOT_USER_AGENT_RE = (
     r"(?i)(bot\b|bot/|crawler|crawl|spider|slurp|python-requests|python-urllib|curl/|wget|"
@@ -67,6 +71,23 @@ class IngestConfig:
     late_window_days
         Events older than the batch hour start minus this are ``too_late``; None reads
         ``settings.late_window_days``.
+    max_line_bytes
+        A line longer than this (bytes, without its line end) is quarantined as
+        ``line_too_long`` (``TRASOS_INGEST_MAX_LINE_BYTES``, default 1 MiB); shorter valid
+        lines load whole, whatever their size (only quarantined text is capped, at
+        ``contracts.RAW_LINE_MAX_CHARS``).
+    plain_text_sources
+        Landing path prefixes (e.g. ``events/legacy/``) whose ``.gz`` files may hold plain
+        text (``TRASOS_INGEST_PLAIN_TEXT_SOURCES``, comma-separated). Anywhere else a ``.gz``
+        file that is not gzip is quarantined whole as ``not_gzip``.
+    min_file_age_s
+        Files modified less than this many seconds ago are left for the next run
+        (``TRASOS_INGEST_MIN_FILE_AGE_S``, default 0), for collectors that write in place;
+        the convention is to write under a temporary name and rename (see
+        :mod:`include.ingest.landing`).
+    warehouse_wait_s
+        How long to wait, retrying, for another process that holds the warehouse file open
+        (``TRASOS_INGEST_WAREHOUSE_WAIT_S``, default 120 s) before failing with what to do.
     """
 
     chunk_bytes: int = 64 << 20
@@ -74,6 +95,14 @@ class IngestConfig:
     bot_max_events_per_minute: int = 60
     lock_timeout_s: float = 900.0
     late_window_days: int | None = None
+    max_line_bytes: int = 1 << 20
+    plain_text_sources: tuple[str, ...] = ()
+    min_file_age_s: float = 0.0
+    warehouse_wait_s: float = 120.0
+
+    def plain_text_ok(self, path: str) -> bool:
+        """May the ``.gz`` file at landing-relative ``path`` hold plain text?"""
+        return path.startswith(self.plain_text_sources) if self.plain_text_sources else False
 
     @classmethod
     def from_env(cls) -> IngestConfig:
@@ -84,6 +113,14 @@ class IngestConfig:
             bot_max_events_per_minute=int(
                 env.get("TRASOS_BOT_MAX_EVENTS_PER_MINUTE", cls.bot_max_events_per_minute)
             ),
+            max_line_bytes=int(env.get("TRASOS_INGEST_MAX_LINE_BYTES", cls.max_line_bytes)),
+            plain_text_sources=tuple(
+                p.strip()
+                for p in env.get("TRASOS_INGEST_PLAIN_TEXT_SOURCES", "").split(",")
+                if p.strip()
+            ),
+            min_file_age_s=float(env.get("TRASOS_INGEST_MIN_FILE_AGE_S", cls.min_file_age_s)),
+            warehouse_wait_s=float(env.get("TRASOS_INGEST_WAREHOUSE_WAIT_S", cls.warehouse_wait_s)),
         )
 
 
@@ -139,6 +176,8 @@ class IngestSummary(LineCounts):
     files_content_changed: int = 0
     files_failed: int = 0
     files_unknown: list[str] = field(default_factory=list)
+    files_unreadable: int = 0  # quarantined whole (cut off, not gzip); retried when re-sent
+    files_pending: int = 0  # still being written (too young, or changed while read): next run
     orphans_removed: int = 0  # uncommitted Parquet files of a crashed run, deleted first
     loads: int = 0
     events_loaded: int = 0  # the part of ``loaded`` that is events (the rest: snapshot rows)
@@ -178,6 +217,12 @@ class LoadItem:
     batch_start: datetime
     batch_end: datetime
     snapshot_date: date
+
+    @property
+    def file_reason(self) -> str | None:
+        """Why every line of the file is quarantined, if it is: it could not be read to its
+        end (``truncated_gzip``, ...), or the path was done before with other bytes."""
+        return self.content.file_reason or ("content_changed" if self.changed else None)
 
 
 def now_utc() -> datetime:

@@ -28,6 +28,7 @@ import logging
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,8 +42,10 @@ from include.ingest.lock import ingest_lock
 from include.ingest.manifest import Manifest
 from include.ingest.model import (
     DONE_STATUSES,
+    SETTLED_STATUSES,
     FileStats,
     IngestConfig,
+    IngestLockedError,
     IngestSummary,
     LoadItem,
     ReconciliationError,
@@ -88,7 +91,10 @@ def ingest(
     s.ensure_dirs()
     started = time.monotonic()
     summary = IngestSummary()
-    with ingest_lock(s, cfg.lock_timeout_s), warehouse.connect(path=s.warehouse_path) as con:
+    with (
+        ingest_lock(s, cfg.lock_timeout_s),
+        _open_warehouse(s, cfg.warehouse_wait_s) as con,
+    ):
         bookkeeping.prepare(con)
         lake = Lake(s)
         summary.orphans_removed = len(lake.clean_orphans(con))
@@ -102,6 +108,16 @@ def ingest(
         manifest = Manifest(con)
         todo = [f for f in files if not manifest.unchanged(f)]
         summary.files_skipped = len(files) - len(todo)
+        young = _too_young(todo, cfg.min_file_age_s)
+        if young:
+            log.info(
+                "%d file(s) modified in the last %s s, left for the next run: %s",
+                len(young),
+                cfg.min_file_age_s,
+                [f.path for f in young[:5]],
+            )
+            summary.files_pending += len(young)
+            todo = [f for f in todo if f not in young]
         runner = _Runner(con, s, cfg, lake, manifest, summary, hooks or IngestHooks())
         runner.run(todo)
         refresh_views(con, s)
@@ -120,6 +136,19 @@ def ingest(
             details={"failed": summary.failed},
         )
     return summary
+
+
+def _too_young(files: list[LandingFile], min_age_s: float) -> list[LandingFile]:
+    if min_age_s <= 0:
+        return []
+    cutoff = time.time_ns() - int(min_age_s * 1e9)
+    return [f for f in files if f.mtime_ns > cutoff]
+
+
+def _open_warehouse(s: Settings, wait_s: float) -> AbstractContextManager[Any]:
+    """The warehouse read-write, waiting (bounded, logged) while another process has it open;
+    then an :class:`IngestLockedError` that says what to do (Airflow retries the task)."""
+    return warehouse.connect(path=s.warehouse_path, wait_s=wait_s, busy_error=IngestLockedError)
 
 
 class _TimedConnection:
@@ -195,14 +224,14 @@ class _Runner:
             # Read ahead while DuckDB works on the current load: at least the next load, and
             # more while the loads read ahead hold less than chunk_bytes (so the first event
             # load is read while the small snapshot loads run; memory stays about two loads).
-            pending: dict[int, list[Future[FileContent]]] = {}
+            pending: dict[int, list[Future[FileContent | None]]] = {}
             ahead = 0  # next load index to submit
 
             def read_ahead(current: int) -> None:
                 nonlocal ahead
                 size = sum(f.size for j in range(current + 1, ahead) for f in loads[j])
                 while ahead < len(loads) and (ahead <= current + 1 or size < self.cfg.chunk_bytes):
-                    pending[ahead] = [pool.submit(read_content, f.abs_path) for f in loads[ahead]]
+                    pending[ahead] = [pool.submit(self._read, f) for f in loads[ahead]]
                     if ahead > current:
                         size += sum(f.size for f in loads[ahead])
                     ahead += 1
@@ -216,10 +245,30 @@ class _Runner:
 
     # one load -----------------------------------------------------------------------------
 
-    def _process(self, group: list[LandingFile], contents: list[FileContent]) -> None:
+    def _read(self, f: LandingFile) -> FileContent | None:
+        """The file's content, or None when it is still being written (its size or mtime
+        changed since the scan, or it is gone): left for the next run."""
+        try:
+            content = read_content(
+                f.abs_path,
+                plain_text_ok=self.cfg.plain_text_ok(f.path),
+                max_line_bytes=self.cfg.max_line_bytes,
+            )
+            st = f.abs_path.stat()
+        except FileNotFoundError:
+            return None
+        if content.size != f.size or (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns):
+            return None
+        return content
+
+    def _process(self, group: list[LandingFile], contents: list[FileContent | None]) -> None:
         now = now_utc()
         items: list[LoadItem] = []
         for f, content in zip(group, contents, strict=True):
+            if content is None:
+                log.info("%s changed while it was read: left for the next run", f.path)
+                self.summary.files_pending += 1
+                continue
             rows = self.manifest.versions(f.path)
             same = [r for r in rows if r["hash"] == content.content_hash]
             if any(r["status"] in DONE_STATUSES for r in same):
@@ -227,7 +276,7 @@ class _Runner:
                 self.summary.files_skipped += 1
                 bookkeeping.touch_mtime(self.con, f, content.content_hash)
                 continue
-            changed = any(r["status"] in DONE_STATUSES for r in rows)
+            changed = any(r["status"] in SETTLED_STATUSES for r in rows)
             first_seen = min((r["first_seen"] for r in same), default=now)
             hour = f.batch_hour
             if hour is None and f.dataset != "events" and f.snapshot_date is not None:
@@ -361,6 +410,8 @@ class _Runner:
             s.add(st)
             if st.status == "content_changed":
                 s.files_content_changed += 1
+            elif st.status == "unreadable":
+                s.files_unreadable += 1
             else:
                 s.files_loaded += 1
             if spec.name != "events" and st.loaded:

@@ -56,7 +56,7 @@ class LoadValidator:
                 "path": [it.file.path for it in items],
                 "batch_start": pa.array([it.batch_start for it in items], pa.timestamp("us")),
                 "batch_end": pa.array([it.batch_end for it in items], pa.timestamp("us")),
-                "changed": [it.changed for it in items],
+                "file_reason": pa.array([it.file_reason for it in items], pa.string()),
                 "late_days": pa.array([self.late_days] * len(items), pa.int32()),
                 "snapshot_date": pa.array([it.snapshot_date for it in items], pa.date32()),
             }
@@ -66,7 +66,7 @@ class LoadValidator:
             (
                 file_id,
                 b.line_no,
-                "content_changed" if it.changed else b.reason,
+                it.file_reason or b.reason,
                 b.raw_line,
                 b.line_bytes,
             )
@@ -153,8 +153,7 @@ class LoadValidator:
             n_rows, blank_sql, quarantined_sql, candidates = counts.get(file_id, (0, 0, 0, 0))
             duplicates = dup_counts.get(file_id, 0)
             c = it.content
-            utf8_blanked = sum(1 for b in c.bad_lines if b.reason == "invalid_utf8")
-            blank = blank_sql - utf8_blanked
+            blank = blank_sql - c.blanked  # bad lines were blanked for DuckDB
             st = FileStats(
                 path=it.file.path,
                 dataset=it.file.dataset,
@@ -183,10 +182,10 @@ class LoadValidator:
             if problems:
                 st.status = "failed"
                 st.error = "; ".join(problems)
+            elif c.file_reason:
+                st.status = "unreadable"
             elif it.changed:
                 st.status = "content_changed"
-            elif st.loaded == 0 and st.quarantined > 0 and c.problem:
-                st.status = "quarantined"
             stats.append(st)
         return stats
 
