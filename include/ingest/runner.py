@@ -84,7 +84,8 @@ def ingest(
 
     Raises :class:`ReconciliationError` (after committing every file that did reconcile)
     when a file's counts do not add up, and :class:`IngestLockedError` when another run
-    holds the lock for longer than ``config.lock_timeout_s``.
+    holds the lock for longer than ``config.lock_timeout_s`` or another process holds the
+    warehouse for longer than ``config.warehouse_wait_s``. ``hooks`` are for tests only.
     """
     cfg = config or IngestConfig.from_env()
     s = settings or get_settings()
@@ -117,7 +118,8 @@ def ingest(
                 [f.path for f in young[:5]],
             )
             summary.files_pending += len(young)
-            todo = [f for f in todo if f not in young]
+            waiting = {f.path for f in young}
+            todo = [f for f in todo if f.path not in waiting]
         runner = _Runner(con, s, cfg, lake, manifest, summary, hooks or IngestHooks())
         runner.run(todo)
         refresh_views(con, s)
