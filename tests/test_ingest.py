@@ -25,6 +25,7 @@ import pytest
 from include.contracts import INGEST_MANIFEST_COLUMNS, QUARANTINE_COLUMNS, RAW_EVENT_COLUMNS
 from include.ingest import (
     IngestConfig,
+    IngestHooks,
     IngestLockedError,
     ReconciliationError,
     ingest,
@@ -756,6 +757,26 @@ def test_files_still_being_written_are_skipped_then_taken(data_dir: Path) -> Non
     s3 = ingest(IngestConfig(min_file_age_s=60))
     assert (s3.files_pending, s3.loaded) == (0, 1)
     assert_reconciles(data_dir)
+
+
+def test_a_file_that_grows_while_it_is_read_is_left_for_the_next_run(data_dir: Path) -> None:
+    landing = data_dir / "landing"
+    write_gz(landing, f"{HOUR}/batch-0001.jsonl.gz", [line(1)])
+    growing = landing / HOUR / "batch-0002.jsonl"
+    growing.write_bytes(line(2) + b"\n")  # written in place by a collector
+
+    class AppendAfterScan(IngestHooks):
+        def at(self, point: str, load_no: int) -> None:
+            if point == "scanned":  # the collector writes its next line now
+                with growing.open("ab") as fh:
+                    fh.write(line(3) + b"\n")
+
+    s1 = ingest(hooks=AppendAfterScan())
+    assert (s1.files_pending, s1.loaded) == (1, 1)
+    assert _manifest(data_dir, f"{HOUR}/batch-0002.jsonl") == []
+    s2 = ingest()
+    assert (s2.files_pending, s2.loaded) == (0, 2)
+    assert _manifest(data_dir, f"{HOUR}/batch-0002.jsonl") == [("loaded", 2, 2, 0, 0)]
 
 
 def test_a_held_warehouse_is_waited_for_then_a_clear_error(

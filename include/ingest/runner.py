@@ -69,9 +69,10 @@ class IngestHooks:
         """Called at ``point`` of load ``load_no``."""
 
 
-#: staged: Parquet written and verified, nothing moved; moved: files in place, transaction
-#: open; committed: the load is done.
-HOOK_POINTS: tuple[str, ...] = ("staged", "moved", "committed")
+#: scanned: the landing zone listed, nothing read (load_no 0); staged: a load's Parquet
+#: written and verified, nothing moved; moved: its files in place, transaction open;
+#: committed: the load is done.
+HOOK_POINTS: tuple[str, ...] = ("scanned", "staged", "moved", "committed")
 
 
 def ingest(
@@ -120,7 +121,9 @@ def ingest(
             summary.files_pending += len(young)
             waiting = {f.path for f in young}
             todo = [f for f in todo if f.path not in waiting]
-        runner = _Runner(con, s, cfg, lake, manifest, summary, hooks or IngestHooks())
+        hooks = hooks or IngestHooks()
+        hooks.at("scanned", 0)
+        runner = _Runner(con, s, cfg, lake, manifest, summary, hooks)
         runner.run(todo)
         refresh_views(con, s)
         for label, took in runner.timings.most_common(12):
