@@ -31,8 +31,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,8 +38,6 @@ from pathlib import Path
 import duckdb
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
-DBT = Path(sys.executable).parent / "dbt"
 
 EVENTS_PER_SESSION = 20  # on average (10..30)
 SESSIONS_PER_DEVICE = 5
@@ -232,30 +228,17 @@ def append_hour(data_dir: Path, n_events: int, history_events: int) -> str:
     return hour
 
 
-def dbt_env(data_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "TRASOS_DATA_DIR": str(data_dir),
-            "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
-        }
-    )
-    env.pop("TRASOS_WAREHOUSE", None)
-    return env
-
-
 def run_dbt(args: list[str], data_dir: Path, target_path: Path) -> tuple[float, dict]:
-    """Run dbt in a subprocess; return (wall seconds, run_results)."""
-    cmd = [str(DBT), *args, "--target-path", str(target_path)]
+    """Run dbt through the project's runner; return (wall seconds, run_results)."""
+    from include.dbt_runner import DbtError
+    from include.dbt_runner import run_dbt as project_run_dbt
+
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        cmd, cwd=DBT_PROJECT_DIR, env=dbt_env(data_dir), capture_output=True, text=True
-    )
+    try:
+        project_run_dbt(args, target_path, log_output=False, data_dir=data_dir)
+    except DbtError as exc:
+        raise SystemExit(str(exc)) from None
     wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        print(proc.stdout[-4000:], proc.stderr[-4000:], sep="\n")
-        raise SystemExit(f"dbt {' '.join(args)} failed with code {proc.returncode}")
     results = json.loads((target_path / "run_results.json").read_text())
     return wall, results
 
@@ -387,13 +370,7 @@ def main() -> None:
             path.unlink(missing_ok=True)
 
         log("dbt parse (warms the partial-parse cache, as a deployed project has)")
-        subprocess.run(
-            [str(DBT), "parse", "--target-path", str(target_path)],
-            cwd=DBT_PROJECT_DIR,
-            env=dbt_env(data_dir),
-            capture_output=True,
-            check=True,
-        )
+        run_dbt(["parse"], data_dir, target_path)
 
         log("dbt build (full) on the history")
         wall, results = run_dbt(["build", *DE_SELECT], data_dir, target_path)

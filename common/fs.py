@@ -8,16 +8,55 @@ dot-prefixed temp entry, which the next write of the same target removes or igno
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 
+def _temp_name(path: Path, suffix: str) -> Path:
+    """A fresh dot-prefixed name next to ``path`` (ignored by the landing scan and globbing)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
+
+
+def fsync_file(path: str | Path) -> None:
+    """Flush a file's bytes to disk (before it is renamed into place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Flush a folder's entries (so a rename into it survives a power cut)."""
+    fsync_file(path)
+
+
+def replace_durably(
+    tmp: str | Path, path: str | Path, *, fsync: bool = True, sync_dir: bool = True
+) -> Path:
+    """Move the finished file ``tmp`` onto ``path``: fsync, ``os.replace``, fsync the folder.
+
+    For a writer that stages many files and commits them together (ingestion), pass
+    ``sync_dir=False`` and call :func:`fsync_dir` once per folder afterwards. ``fsync=False``
+    (generated test data: the simulator, the dataset loaders) keeps the all-or-nothing
+    rename for other processes but not durability across a power cut.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fsync:
+        fsync_file(tmp)
+    os.replace(tmp, path)
+    if fsync and sync_dir:
+        fsync_dir(path.parent)
+    return path
+
+
 @contextmanager
-def atomic_path(path: str | Path, *, suffix: str = ".tmp") -> Iterator[Path]:
+def atomic_path(path: str | Path, *, suffix: str = ".tmp", fsync: bool = True) -> Iterator[Path]:
     """Yield a temp path next to ``path``; on success it replaces ``path`` atomically.
 
     The caller writes the temp path with any writer (``df.to_parquet(tmp)``, DuckDB's
@@ -26,22 +65,19 @@ def atomic_path(path: str | Path, *, suffix: str = ".tmp") -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _temp_name(path, suffix)
+    os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # umask applies
     try:
         yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
+        replace_durably(tmp_path, path, fsync=fsync)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically; returns ``path``."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, fsync=fsync) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
@@ -68,7 +104,8 @@ def atomic_dir(path: str | Path, *, replace: bool = True) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    staging = _temp_name(path, ".tmp")
+    staging.mkdir()  # umask applies (tempfile.mkdtemp would make it 0700)
     try:
         yield staging
         if path.exists():

@@ -16,7 +16,8 @@ downstream DAGs do not rebuild for nothing.
 Safe to re-run: a file already loaded is skipped, a loaded file dropped again with other
 bytes is quarantined whole (`content_changed`), and a run killed halfway is cleaned up and
 finished by the next one. Writers share the one-slot `duckdb_writer` pool, and a file lock
-keeps two ingestions apart even outside Airflow. Logic: `include/ingest/`.
+keeps two ingestions apart even outside Airflow. Task bodies: `include/tasks/ingest.py`;
+logic: `include/ingest/`.
 """
 
 from __future__ import annotations
@@ -41,14 +42,15 @@ def events_ingest() -> None:
     @task(pool=WRITER_POOL)
     def load_new_files() -> dict[str, Any]:
         """Load every new landing file; returns the batch summary (counts only)."""
-        from include.ingest import ingest
+        from include.tasks.ingest import load_new_files as load
 
-        return ingest().as_dict()
+        return load()
 
     @task(pool=WRITER_POOL)
     def validate_raw_events(summary: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
-        """Reconciliation and the GX raw_events gate on the new batch; raises when it fails."""
-        from include.ingest import validate_raw_events as gate
+        """Reconciliation and the GX raw_events gate on the new batch; fails (no retry) when
+        it fails."""
+        from include.tasks.ingest import validate_raw_events as gate
 
         return gate(summary, run_name=run_id)
 

@@ -3,9 +3,9 @@
 GX renders Data Docs that load bootstrap, jquery, bootstrap-table, font-awesome and vega from
 public CDNs; without internet the index shows an empty list and pages render unstyled. So:
 
-1. ``python -m expectations.docs vendor`` (run once by ``make setup``) fetches the pinned npm
-   packages listed in ``expectations/static/vendor.json`` with ``npm pack`` and keeps only the
-   files the pages use, under ``$TRASOS_DOCS_VENDOR_DIR`` (default ``<repo>/.state/docs_vendor``).
+1. The files the pages use (minified CSS/JS, woff2 fonts, each package's licence) are committed
+   under ``expectations/static/vendor/``; ``expectations/static/vendor.json`` lists their
+   packages, versions and licences and maps each CDN URL to its local copy.
 2. After every Data Docs build, :func:`localize_site` copies them to
    ``<reports_dir>/data_docs/static/vendor/`` and rewrites every CDN URL in the generated HTML
    (and GX's CSS) to a relative local path, dropping ``integrity``/``crossorigin`` attributes
@@ -25,17 +25,16 @@ import logging
 import os
 import re
 import shutil
-import subprocess
-import tarfile
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from include.settings import REPO_ROOT, get_settings
+from common.fs import atomic_dir
+from include.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 MANIFEST_PATH = Path(__file__).resolve().parent / "static" / "vendor.json"
+VENDOR_DIR = Path(__file__).resolve().parent / "static" / "vendor"
 STAMP_NAME = ".vendor-manifest.sha256"
 
 _GX_ASSETS_HOST = re.compile(
@@ -61,120 +60,51 @@ def _manifest_digest() -> str:
 
 
 def vendor_source_dir() -> Path:
-    """Where ``vendor`` puts the front-end files: ``$TRASOS_DOCS_VENDOR_DIR``, else
-    ``<repo>/.state/docs_vendor``. Like the venv it belongs to the checkout, not to a state
-    directory (tests and runs point ``TRASOS_STATE_DIR`` at throw-away folders)."""
-    env = os.environ.get("TRASOS_DOCS_VENDOR_DIR")
-    return Path(env) if env else REPO_ROOT / ".state" / "docs_vendor"
+    """The committed front-end files: ``expectations/static/vendor/<package>/`` (see
+    ``vendor.json`` for versions and licences; no download at setup or run time)."""
+    return VENDOR_DIR
+
+
+def missing_vendor_files(source: Path | None = None) -> list[str]:
+    """Files of the manifest (and each package's licence) absent from ``source``."""
+    source = source or vendor_source_dir()
+    missing = []
+    for name, pkg in load_manifest()["packages"].items():
+        folder = source / name
+        missing += [f"{name}/{f}" for f in pkg["files"] if not (folder / f).is_file()]
+        if not any(folder.glob("LICENSE*")):
+            missing.append(f"{name}/LICENSE")
+    return missing
 
 
 def vendor_available(source: Path | None = None) -> bool:
-    source = source or vendor_source_dir()
-    stamp = source / STAMP_NAME
-    return stamp.is_file() and stamp.read_text().strip() == _manifest_digest()
-
-
-def install_vendor_assets(dest: Path | None = None, *, force: bool = False) -> Path:
-    """Fetch the pinned npm packages of the manifest and keep the listed files in ``dest``.
-
-    Uses ``npm pack`` (downloads each package tarball only; nothing is installed and no
-    dependency is resolved). Idempotent: does nothing when ``dest`` matches the manifest.
-    """
-    dest = dest or vendor_source_dir()
-    if not force and vendor_available(dest):
-        log.info("Data Docs vendor files already in %s", dest)
-        return dest
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError(
-            "npm is needed once to fetch the Data Docs front-end files (bootstrap, jquery, ...); "
-            "install Node.js/npm (apt-get install -y npm) and re-run "
-            "`python -m expectations.docs vendor`"
-        )
-    manifest = load_manifest()
-    tmp_root = dest.parent
-    tmp_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=tmp_root, prefix=".docs_vendor-") as tmp:
-        tmp_path = Path(tmp)
-        packs = tmp_path / "packs"
-        staging = tmp_path / "vendor"
-        packs.mkdir()
-        staging.mkdir()
-        specs = [pkg["npm"] for pkg in manifest["packages"].values()]
-        proc = subprocess.run(
-            [npm, "pack", "--silent", "--json", "--pack-destination", str(packs), *specs],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"npm pack failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}"
-            )
-        tarballs = {entry["id"]: packs / entry["filename"] for entry in json.loads(proc.stdout)}
-        for name, pkg in manifest["packages"].items():
-            tarball = tarballs.get(pkg["npm"])
-            if tarball is None:
-                raise RuntimeError(f"npm pack did not return {pkg['npm']}: got {sorted(tarballs)}")
-            _extract_files(tarball, staging / name, pkg["files"])
-        (staging / STAMP_NAME).write_text(_manifest_digest() + "\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        staging.rename(dest)
-    log.info("Data Docs vendor files installed in %s", dest)
-    return dest
-
-
-def _extract_files(tarball: Path, out_dir: Path, wanted: list[str]) -> None:
-    """Extract ``wanted`` paths (files, or folders ending in '/') and LICENSE* from an npm pack."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    found: set[str] = set()
-    with tarfile.open(tarball) as tar:
-        for member in tar.getmembers():
-            if not member.isfile():
-                continue
-            rel = member.name.split("/", 1)[1] if "/" in member.name else member.name
-            match = next(
-                (w for w in wanted if rel == w or (w.endswith("/") and rel.startswith(w))), None
-            )
-            is_licence = "/" not in rel and rel.upper().startswith(("LICENSE", "LICENCE"))
-            if match is None and not is_licence:
-                continue
-            target = out_dir / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = tar.extractfile(member)
-            assert source is not None
-            target.write_bytes(source.read())
-            if match:
-                found.add(match)
-    missing = set(wanted) - found
-    if missing:
-        raise RuntimeError(f"{tarball.name} lacks {sorted(missing)}: update vendor.json")
+    return not missing_vendor_files(source)
 
 
 def publish_vendor_assets(docs_dir: Path) -> bool:
-    """Copy the vendor files into ``<docs_dir>/static/vendor`` (once per manifest version).
+    """Copy the vendor files into ``<docs_dir>/static/vendor`` (once per manifest version;
+    the folder is swapped in whole, so a page never sees half of it).
 
-    Returns False (and logs how to fix it) when they were never fetched: the pages then make
+    Returns False (and logs what is missing) when the checkout lacks them: the pages then make
     no network request either, they just render without styles and scripts.
     """
     source = vendor_source_dir()
     target = docs_dir / "static" / "vendor"
-    if not vendor_available(source):
+    missing = missing_vendor_files(source)
+    if missing:
         log.warning(
-            "Data Docs front-end files are missing in %s: pages will render unstyled offline. "
-            "Run `python -m expectations.docs vendor` (part of `make setup`).",
+            "Data Docs front-end files are missing in %s (%s): pages will render unstyled. "
+            "Restore them from git (`git checkout -- expectations/static/vendor`).",
             source,
+            ", ".join(missing[:5]),
         )
         return False
-    if (target / STAMP_NAME).is_file() and (target / STAMP_NAME).read_text() == (
-        source / STAMP_NAME
-    ).read_text():
+    stamp = _manifest_digest() + "\n"
+    if (target / STAMP_NAME).is_file() and (target / STAMP_NAME).read_text() == stamp:
         return True
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(source, target)
+    with atomic_dir(target) as staging:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        (staging / STAMP_NAME).write_text(stamp)
     return True
 
 
@@ -240,14 +170,19 @@ def localize_site(docs_dir: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m expectations.docs", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    vendor = sub.add_parser("vendor", help="fetch the Data Docs front-end files (npm pack)")
-    vendor.add_argument("--dest", type=Path, default=None)
-    vendor.add_argument("--force", action="store_true")
+    sub.add_parser("vendor", help="check the committed Data Docs front-end files")
     sub.add_parser("localize", help="rewrite an existing Data Docs site for offline use")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "vendor":
-        print(install_vendor_assets(args.dest, force=args.force))
+        missing = missing_vendor_files()
+        print(f"{vendor_source_dir()}: " + (f"missing {missing}" if missing else "complete"))
+        return 1 if missing else 0
+    elif args.command == "build":
+        from expectations.gate import rebuild_data_docs
+
+        left = rebuild_data_docs()
+        print(f"{get_settings().reports_dir / 'data_docs'}: {len(left)} external loads left")
     else:
         docs_dir = get_settings().reports_dir / "data_docs"
         left = localize_site(docs_dir)

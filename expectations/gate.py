@@ -30,19 +30,19 @@ The caller routes a :class:`GateFailed` to the role that owns the asset, e.g. in
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import math
 import re
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+from common.errors import DeterministicFailure
+from common.locks import exclusive_lock
 from expectations.overview import OVERVIEW_HTML, format_observed
 from expectations.suites import CRITICAL, WARNING, get_spec, import_gx
 from include.settings import Settings, get_settings
@@ -58,6 +58,7 @@ BATCH_DEFINITION_NAME = "whole_dataframe"
 SITE_NAME = "local_site"
 DEFAULT_KEEP_RUNS = 30  # validation results (and their pages) kept per suite
 MAX_EXAMPLES = 5  # unexpected values quoted per failed expectation
+GATE_LOCK_TIMEOUT_S = 900.0  # a gate waits this long for another gate writing the GX context
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -122,7 +123,7 @@ def failed_headline(suite: str) -> str:
     return f"GX gate '{suite}' failed"
 
 
-class GateFailed(Exception):
+class GateFailed(DeterministicFailure):
     """Critical expectations failed. Carries what a notifier needs to route and link it.
 
     Attributes
@@ -194,15 +195,11 @@ def open_context(settings: Settings | None = None):
     )
 
 
-@contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".gate.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _locked(root: Path) -> AbstractContextManager[None]:
+    """One gate writer of the GX file context at a time (bounded wait, names the holder)."""
+    return exclusive_lock(
+        root / ".gate.lock", timeout_s=GATE_LOCK_TIMEOUT_S, what="another gate run"
+    )
 
 
 def _prune_runs(suite: str, keep: int, validations_dir: Path, docs_dir: Path) -> None:

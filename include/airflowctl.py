@@ -28,6 +28,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from common.fs import atomic_write_with
 from expectations.gate import failed_headline
 from include.settings import REPO_ROOT, get_settings
 
@@ -62,10 +63,11 @@ def _secrets(home: Path) -> dict[str, str]:
 
 
 def _write_private(path: Path, payload: dict[str, str]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.chmod(0o600)
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        tmp.chmod(0o600)  # before the secrets go in
+        tmp.write_text(json.dumps(payload, indent=2))
+
+    atomic_write_with(path, write)
 
 
 def ensure_passwords(home: Path) -> dict[str, str]:

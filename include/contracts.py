@@ -132,7 +132,11 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     "future_event_time",  # event_time > batch hour end + 1 h
     "too_late",  # event_time < batch hour start - late window
     "content_changed",  # a loaded file was dropped again with other bytes: quarantined whole
-    "unreadable_file",  # not decompressible (the part that could not be read)
+    # a file that cannot be read to its end is quarantined whole (status 'unreadable'):
+    "truncated_gzip",  # the gzip stream ends early (cut off in transit, or still being written)
+    "not_gzip",  # a .gz name over bytes that are not gzip (unless allowed for its source)
+    "unreadable_file",  # a corrupt gzip stream, or bytes after its end
+    "line_too_long",  # longer than IngestConfig.max_line_bytes (TRASOS_INGEST_MAX_LINE_BYTES)
 )
 
 # The ingestion manifest (warehouse table raw.ingest_manifest): one row per landing file
@@ -144,7 +148,7 @@ INGEST_MANIFEST_COLUMNS: tuple[tuple[str, str], ...] = (
     ("size_bytes", "BIGINT"),
     ("file_mtime", "TIMESTAMP"),
     ("first_seen_at", "TIMESTAMP"),
-    ("status", "VARCHAR"),  # loaded | quarantined | content_changed | failed
+    ("status", "VARCHAR"),  # loaded | quarantined | content_changed | unreadable | failed
     ("lines_in", "BIGINT"),  # non-blank lines
     ("blank_lines", "BIGINT"),  # empty or whitespace-only lines: not events, not counted
     ("loaded", "BIGINT"),

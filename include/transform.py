@@ -8,24 +8,25 @@ what runs around them, and the command line used by ``make``:
     python -m include.transform summary               # row counts of the marts (JSON)
     python -m include.transform ls                    # refresh the dbt ls file the DAG renders
 
-dbt's target and logs go under the state directory, never ``dbt_project/target``, so a run
-from Airflow or a test does not race a developer's own ``dbt build``.
+dbt itself runs through :func:`include.dbt_runner.run_dbt` (re-exported here).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from common.fs import atomic_write_text
+from common.locks import exclusive_lock
+from include.dbt_runner import run_dbt
 from include.settings import get_settings
 
 log = logging.getLogger(__name__)
+
 
 # Marts the marts gate (include.tasks.transform.validate_marts) summarises; (schema-qualified table, time column or None).
 CORE_MARTS: tuple[tuple[str, str | None], ...] = (
@@ -45,76 +46,6 @@ DE_SELECT: tuple[str, ...] = (
     "path:models/marts/core",
     "path:models/marts/ml",
 )
-
-
-def dbt_executable() -> str:
-    """The dbt of this interpreter's environment (the project venv), else dbt on PATH."""
-    local = Path(sys.executable).parent / "dbt"
-    found = str(local) if local.exists() else shutil.which("dbt")
-    if not found:
-        raise FileNotFoundError("dbt is not installed in this environment: run `make setup`")
-    return found
-
-
-def dbt_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for a dbt process: absolute data paths from settings, telemetry off.
-
-    profiles.yml resolves a relative ``TRASOS_DATA_DIR`` against the repository root; dbt
-    runs from elsewhere (Cosmos copies the project to a temporary directory) therefore always
-    get absolute paths from here.
-    """
-    settings = get_settings()
-    env = dict(os.environ if base is None else base)
-    env["TRASOS_DATA_DIR"] = str(settings.data_dir)
-    env["DBT_PROFILES_DIR"] = str(settings.dbt_project_dir)
-    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
-    if "TRASOS_WAREHOUSE" in env:
-        env["TRASOS_WAREHOUSE"] = str(settings.warehouse_path)
-    return env
-
-
-def dbt_env_vars() -> dict[str, str]:
-    """Only the variables dbt needs (for Cosmos' ProjectConfig.env_vars)."""
-    full = dbt_env({k: v for k, v in os.environ.items() if k == "TRASOS_WAREHOUSE"})
-    return {k: v for k, v in full.items() if k.startswith(("TRASOS_", "DBT_"))}
-
-
-def run_dbt(
-    args: list[str], target_path: Path | None = None, log_output: bool = True
-) -> subprocess.CompletedProcess:
-    """Run ``dbt <args>`` in the project with target/logs under the state dir.
-
-    Logs dbt's output line by line unless ``log_output`` is false. Raises ``RuntimeError``
-    with dbt's last lines when dbt fails.
-    """
-    settings = get_settings()
-    target = target_path or settings.state_dir / "dbt" / "target"
-    command = [
-        dbt_executable(),
-        *args,
-        "--target-path",
-        str(target),
-        "--log-path",
-        str(target.parent / "logs"),
-    ]
-    log.info("running %s", " ".join(command))
-    proc = subprocess.run(
-        command,
-        cwd=settings.dbt_project_dir,
-        env=dbt_env(),
-        capture_output=True,
-        text=True,
-    )
-    output = (proc.stdout or "") + (proc.stderr or "")
-    for line in output.splitlines() if log_output else ():
-        log.info("dbt | %s", line)
-    if proc.returncode != 0:
-        tail = "\n".join(output.splitlines()[-40:])
-        raise RuntimeError(
-            f"`dbt {' '.join(args)}` failed (exit {proc.returncode}). Fix the model or test "
-            f"named below; the whole log is in {target.parent / 'logs'}.\n{tail}"
-        )
-    return proc
 
 
 def _project_mtime(project_dir: Path) -> float:
@@ -151,17 +82,13 @@ def ensure_dbt_ls(select: tuple[str, ...] = DE_SELECT, target_path: Path | None 
     ``DBT_MANIFEST`` reads the whole 1 MB manifest on every parse. A file lock keeps concurrent
     parsers from running dbt twice; the file is replaced atomically.
     """
-    import fcntl
-
     settings = get_settings()
     target = target_path or settings.state_dir / "dbt" / "ls"
     out = target / "dbt_ls.json"
     project_mtime = _project_mtime(settings.dbt_project_dir)
     if out.exists() and out.stat().st_mtime >= project_mtime:
         return out
-    target.mkdir(parents=True, exist_ok=True)
-    with (target / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive_lock(target / ".lock", timeout_s=600, what="another `dbt ls`"):
         if out.exists() and out.stat().st_mtime >= project_mtime:
             return out  # another process listed while we waited
         proc = run_dbt(
@@ -181,9 +108,7 @@ def ensure_dbt_ls(select: tuple[str, ...] = DE_SELECT, target_path: Path | None 
         lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
         if not lines:
             raise RuntimeError(f"dbt ls selected no nodes with {' '.join(select)}")
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        tmp.replace(out)
+        atomic_write_text(out, "\n".join(lines) + "\n")
     return out
 
 

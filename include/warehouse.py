@@ -7,6 +7,9 @@ published Parquet instead of this file.
 
 from __future__ import annotations
 
+import logging
+import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,12 +18,65 @@ import duckdb
 
 from include.settings import get_settings
 
+log = logging.getLogger(__name__)
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process holds the warehouse file open (DuckDB allows one writer, and no reader
+    while it writes)."""
+
+
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
+
+def _open_waiting(
+    target: Path, read_only: bool, wait_s: float, busy_error: type[Exception]
+) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect``, retrying every 0.5-5 s (logged) for ``wait_s`` while another
+    process holds the file; then ``busy_error`` naming the holder and what to do."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.5
+    while True:
+        try:
+            return duckdb.connect(str(target), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "Could not set lock" not in str(exc):
+                raise
+            m = _HOLDER.search(str(exc))
+            holder = f"{m['program']} (pid {m['pid']})" if m else "another process"
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise busy_error(
+                    f"the warehouse {target} is held open by {holder} for more than "
+                    f"{wait_s:.0f} s (DuckDB allows one writer, and no reader while it writes). "
+                    "Close that process (a notebook, a DuckDB shell, a dbt run), or wait for it "
+                    "and re-run; readers that must not block writers should read the published "
+                    "Parquet files instead of the warehouse."
+                ) from None
+            log.warning(
+                "the warehouse %s is held open by %s; retrying in %.1f s (%.0f s left)",
+                target,
+                holder,
+                min(delay, left),
+                left,
+            )
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
+
 
 @contextmanager
 def connect(
-    read_only: bool = False, path: Path | None = None
+    read_only: bool = False,
+    path: Path | None = None,
+    *,
+    wait_s: float = 0.0,
+    busy_error: type[Exception] = WarehouseBusy,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse (``settings.warehouse_path`` unless ``path``), close on exit."""
+    """Open the warehouse (``settings.warehouse_path`` unless ``path``), close on exit.
+
+    While another process holds the file, retry for ``wait_s`` seconds (logged), then raise
+    ``busy_error`` (default :class:`WarehouseBusy`) saying who holds it and what to do.
+    """
     target = path or get_settings().warehouse_path
     if read_only and not target.exists():
         raise FileNotFoundError(
@@ -28,7 +84,7 @@ def connect(
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(target), read_only=read_only)
+        con = _open_waiting(target, read_only, wait_s, busy_error)
     except duckdb.ConnectionException as exc:
         # This process already holds the file read-write (e.g. dbt run in-process by Cosmos
         # under `airflow dags test`): DuckDB refuses a second, read-only configuration in the

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +37,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from common.fs import atomic_dir, atomic_write_text
 from recsys import columns as C
 from recsys.data import IdMap
 from recsys.models.base import ExportedModel
@@ -50,23 +49,6 @@ PROMOTIONS = "promotions.json"
 
 class DefinitionOfDoneError(RuntimeError):
     """Raised when promoting a version whose definition of done failed (pointer unchanged)."""
-
-
-# --- small atomic helpers ------------------------------------------------------------------------
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_default(obj: Any) -> Any:
@@ -183,8 +165,8 @@ def save_version(
     final = models_dir / version
     if final.exists():
         raise FileExistsError(f"model version {version} exists already; versions are immutable")
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=models_dir))
-    try:
+    # A version folder appears complete or not at all, and is never overwritten.
+    with atomic_dir(final, replace=False) as tmp:
         arrays = {
             "user_embeddings": exported.user_embeddings,
             "user_biases": exported.user_biases,
@@ -228,11 +210,6 @@ def save_version(
             "files": {p.name: _sha256(p) for p in sorted(tmp.iterdir())},
         }
         (tmp / "manifest.json").write_text(to_json(manifest))
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, final)  # atomic: readers see no half-written version
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

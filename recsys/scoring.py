@@ -17,8 +17,6 @@ Three list types, one published frame (:data:`recsys.columns.RECOMMENDATION_COLU
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from common.contracts import PUBLISHED_LIST_LENGTH
+from common.fs import atomic_write_with
 from recsys import columns as C
 from recsys.models.cooccurrence import user_similarity
 from recsys.ranking import blend_scores, factor_moments, factor_scores, top_k, top_k_for_users
@@ -230,18 +229,8 @@ def build_recommendations(
 
 
 def write_parquet_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` to ``path`` as Parquet via a temp file + ``os.replace`` (all or nothing)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``frame`` to ``path`` as Parquet, all or nothing (``common.fs.atomic_write_with``)."""
+    return atomic_write_with(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def score_version(
@@ -289,7 +278,8 @@ def publish(
     """
     import json
 
-    from recsys.registry import atomic_write_text, read_json, to_json
+    from common.fs import atomic_write_text
+    from recsys.registry import read_json, to_json
 
     published_dir = Path(published_dir)
     folder = published_dir / version

@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -42,12 +41,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from include import dbt_runner
 from include.contracts import RAW_EVENT_COLUMNS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 VENV_BIN = Path(sys.executable).parent
-DBT = str(VENV_BIN / "dbt")
 DE_SELECT = (
     "path:seeds path:models/staging path:models/intermediate path:models/marts/core "
     "path:models/marts/ml"
@@ -190,31 +188,9 @@ def write_snapshots(data_dir: Path) -> None:
     con.close()
 
 
-def dbt_env(data_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "TRASOS_DATA_DIR": str(data_dir),
-            "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
-        }
-    )
-    env.pop("TRASOS_WAREHOUSE", None)
-    return env
-
-
 def run_dbt(data_dir: Path, *args: str) -> str:
-    """dbt in a subprocess with its own target/logs (never the developer's)."""
-    target = data_dir.parent / "dbt_target"
-    proc = subprocess.run(
-        [DBT, *args, "--target-path", str(target), "--log-path", str(target / "logs")],
-        cwd=DBT_PROJECT_DIR,
-        env=dbt_env(data_dir),
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, f"dbt {' '.join(args)} failed:\n{proc.stdout[-6000:]}"
-    return proc.stdout
+    """dbt through the project's runner, with its own target/logs (never the developer's)."""
+    return dbt_runner.run_dbt(list(args), data_dir.parent / "dbt_target", data_dir=data_dir).stdout
 
 
 def query(data_dir: Path, sql: str) -> list[tuple]:
@@ -505,7 +481,7 @@ def test_events_transform_dag_runs_and_emits_assets(tmp_path: Path) -> None:
     write_events(data_dir, DAY1 + DAY2, "batch1")
     write_snapshots(data_dir)
     home = tmp_path / "airflow"
-    env = dbt_env(data_dir)
+    env = dbt_runner.dbt_env(data_dir=data_dir)
     env.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -553,12 +529,8 @@ def test_a_lake_without_snapshots_builds_with_empty_dimensions(tmp_path: Path) -
     items and customers come from the events alone; without events dbt says what to do."""
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    run_dbt_fails = subprocess.run(
-        [DBT, "run", "--select", "stg_lake__events", "--target-path", str(tmp_path / "t0")],
-        cwd=DBT_PROJECT_DIR,
-        env=dbt_env(data_dir),
-        capture_output=True,
-        text=True,
+    run_dbt_fails = dbt_runner.run_dbt(
+        ["run", "--select", "stg_lake__events"], tmp_path / "t0", data_dir=data_dir, check=False
     )
     assert run_dbt_fails.returncode != 0
     assert "No Parquet files match" in run_dbt_fails.stdout

@@ -45,8 +45,25 @@ def test_bad_batch_fails_the_raw_gate_and_emits_no_asset(airflow_home: Path, dat
     after = db.execute(
         "select count(*) from asset_event where source_dag_id = 'events_ingest'"
     ).fetchall()[0][0]
+    # A failed gate is deterministic: the task fails on its first try, its retry is not used
+    # (the DAG gives every task retries=1), and the run's tries are all in task_instance.
+    run_id = db.execute(
+        "select run_id from dag_run where dag_id = 'events_ingest' order by id desc limit 1"
+    ).fetchall()[0][0]
+    tries = db.execute(
+        "select state, try_number, max_tries from task_instance where dag_id = 'events_ingest' "
+        "and task_id = 'validate_raw_events' and run_id = ?",
+        [run_id],
+    ).fetchall()
+    earlier_tries = db.execute(
+        "select count(*) from task_instance_history where dag_id = 'events_ingest' "
+        "and task_id = 'validate_raw_events' and run_id = ?",
+        [run_id],
+    ).fetchall()[0][0]
     db.close()
     assert after == before  # neither raw_events nor catalog was emitted
+    assert tries == [("failed", 1, 1)] and earlier_tries == 0, (tries, earlier_tries)
+    assert "AirflowFailException" in output
 
     notes = [
         json.loads(line)

@@ -22,16 +22,20 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from include.contracts import INGEST_MANIFEST_COLUMNS, QUARANTINE_COLUMNS, RAW_EVENT_COLUMNS
 from include.ingest import (
     IngestConfig,
+    IngestHooks,
     IngestLockedError,
     ReconciliationError,
     ingest,
-    validate_raw_events,
 )
-from include.ingest import core as ingest_core
+from include.ingest import validate as ingest_validate
 from include.ingest.landing import gunzip, read_content
+from include.ingest.lock import ingest_lock
+from include.ingest.runner import HOOK_POINTS
 from include.settings import REPO_ROOT, get_settings
+from include.tasks.ingest import validate_raw_events
 
 HOUR = "events/date=2026-10-01/hour=10"
 
@@ -84,11 +88,11 @@ def state(data_dir: Path) -> dict:
         for p in folder.rglob("*")
         if p.is_file()
     )
-    events = [c for c, _ in ingest_core.RAW_EVENT_COLUMNS if c != "received_at"]
-    q = [c for c, _ in ingest_core.QUARANTINE_COLUMNS if c != "quarantined_at"]
+    events = [c for c, _ in RAW_EVENT_COLUMNS if c != "received_at"]
+    q = [c for c, _ in QUARANTINE_COLUMNS if c != "quarantined_at"]
     manifest = [
         c
-        for c, _ in ingest_core.INGEST_MANIFEST_COLUMNS
+        for c, _ in INGEST_MANIFEST_COLUMNS
         if c not in ("first_seen_at", "loaded_at", "file_mtime")
     ]
     assert s.data_dir == data_dir
@@ -114,13 +118,17 @@ def assert_reconciles(data_dir: Path) -> None:
     per_file = query(
         data_dir,
         """
+        with m as (  -- every version of a path (a cut-off one, then the complete one)
+            select path, sum(loaded) as loaded, sum(quarantined) as quarantined
+            from raw.ingest_manifest where status <> 'failed' group by path
+        )
         select m.path, m.loaded, m.quarantined,
                (select count(*) from (
                     select source_file from raw.events union all
                     select source_file from raw.items union all
                     select source_file from raw.customers) e where e.source_file = m.path),
                (select count(*) from raw.quarantine q where q.source_file = m.path)
-        from raw.ingest_manifest m where m.status <> 'failed'
+        from m
         """,
     )
     for path, loaded, quarantined, in_lake, in_quarantine in per_file:
@@ -317,8 +325,9 @@ def test_hand_made_landing_zone(data_dir: Path) -> None:
     assert manifest[f"{HOUR}/batch-0001.jsonl.gz"] == ("loaded", 18, 2, 5, 12, 1, 1, 1)
     assert manifest[f"{HOUR}/batch-0002.jsonl.gz"] == ("loaded", 71, 0, 70, 0, 1, 0, 70)
     assert manifest[f"{HOUR}/batch-0003.jsonl.gz"] == ("loaded", 0, 0, 0, 0, 0, 0, 0)
+    # cut off in its first deflate block: nothing decompresses; the file is one unit
     status, lines_in, _, loaded, quarantined, *_ = manifest[f"{HOUR}/batch-0004.jsonl.gz"]
-    assert lines_in == loaded + quarantined and quarantined == 1  # the cut-off tail
+    assert (status, lines_in, loaded, quarantined) == ("unreadable", 1, 0, 1)
     # its window starts now: an October event is too late there
     assert manifest["events/adhoc/resend.jsonl"] == ("loaded", 1, 0, 0, 1, 0, 0, 0)
     assert manifest["catalog/snapshot_date=2026-10-01/items.jsonl.gz"] == (
@@ -470,7 +479,7 @@ def test_a_file_that_does_not_reconcile_fails_loudly_and_is_retried(
     landing = data_dir / "landing"
     write_gz(landing, f"{HOUR}/batch-0001.jsonl.gz", [line(1), line(2)])
     write_gz(landing, f"{HOUR}/batch-0002.jsonl.gz", [line(3), line(4), line(5)])
-    real = ingest_core.staging_sql
+    real = ingest_validate.staging_sql
 
     def lossy(spec, **kw):  # a bug that drops line 2 of every file
         return real(spec, **kw).replace(
@@ -478,7 +487,7 @@ def test_a_file_that_does_not_reconcile_fails_loudly_and_is_retried(
             "join files as f on f.file_id = l.file_id and l.line_no <> 2",
         )
 
-    monkeypatch.setattr(ingest_core, "staging_sql", lossy)
+    monkeypatch.setattr(ingest_validate, "staging_sql", lossy)
     with pytest.raises(ReconciliationError) as err:
         ingest()
     message = str(err.value)
@@ -487,7 +496,7 @@ def test_a_file_that_does_not_reconcile_fails_loudly_and_is_retried(
     assert query(data_dir, "select distinct status from raw.ingest_manifest") == [("failed",)]
     assert query(data_dir, "select count(*) from raw.events") == [(0,)]
 
-    monkeypatch.setattr(ingest_core, "staging_sql", real)
+    monkeypatch.setattr(ingest_validate, "staging_sql", real)
     s = ingest()
     assert s.files_new == 2 and s.loaded == 5
     assert query(data_dir, "select distinct status from raw.ingest_manifest") == [("loaded",)]
@@ -495,7 +504,7 @@ def test_a_file_that_does_not_reconcile_fails_loudly_and_is_retried(
 
 def test_a_second_ingestion_waits_for_the_lock(data_dir: Path) -> None:
     write_gz(data_dir / "landing", f"{HOUR}/batch-0001.jsonl.gz", [line(1)])
-    with ingest_core.ingest_lock(get_settings(), timeout_s=1):
+    with ingest_lock(get_settings(), timeout_s=1):
         with pytest.raises(IngestLockedError, match="another ingestion"):
             ingest(IngestConfig(lock_timeout_s=0.5))
     assert ingest().loaded == 1
@@ -512,39 +521,312 @@ def _cli(data_dir: Path, **env: str) -> subprocess.Popen:
     )
 
 
-def test_sigkill_before_commit_then_rerun_equals_one_clean_run(
-    sim_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture(scope="module")
+def clean_small_loads(simulated: Path, tmp_path_factory) -> dict:
+    """The state one uninterrupted run leaves, with loads small enough for 4 snapshot loads
+    (one per file) and about 3 event loads (the crash tests' reference), and its load count."""
+    clean = tmp_path_factory.mktemp("clean") / "data"
+    shutil.copytree(simulated, clean / "landing")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRASOS_DATA_DIR", str(clean))
+        mp.delenv("TRASOS_WAREHOUSE", raising=False)
+        mp.setenv("TRASOS_INGEST_CHUNK_BYTES", _small_chunk(clean))
+        loads = ingest().loads
+        assert loads >= 7
+        return {"state": state(clean), "loads": loads}
+
+
+def _small_chunk(data_dir: Path) -> str:
+    event_bytes = sum(p.stat().st_size for p in (data_dir / "landing/events").rglob("*.gz"))
+    return str(event_bytes // 3 + 1)
+
+
+@pytest.mark.parametrize(
+    ("point", "load_no"),
+    [
+        ("staged", 1),  # a snapshot load: Parquet staged and verified, nothing moved
+        ("moved", 2),  # snapshot files in place, transaction open
+        ("staged", 5),  # the first event load
+        ("moved", 6),  # event files in place under their final names, not committed
+        ("committed", 6),  # committed, the next load not started
+        ("moved", -1),  # the last load
+    ],
+)
+def test_sigkill_at_any_point_then_rerun_equals_one_clean_run(
+    sim_data: Path, monkeypatch: pytest.MonkeyPatch, clean_small_loads: dict, point, load_no
 ) -> None:
-    # 4 snapshot loads, then 3 event loads: kill the second event load before its commit
-    event_bytes = sum(p.stat().st_size for p in (sim_data / "landing/events").rglob("*.gz"))
-    small = {"TRASOS_INGEST_CHUNK_BYTES": str(event_bytes // 3 + 1)}
-    proc = _cli(sim_data, **small, TRASOS_INGEST_TEST_PAUSE_AT_LOAD="6")
-    deadline = time.monotonic() + 120
-    seen = []
-    while time.monotonic() < deadline:
-        text = proc.stderr.readline()
-        seen.append(text)
-        if "TEST PAUSE before commit of load 6" in text or (not text and proc.poll() is not None):
-            break
-    assert "TEST PAUSE" in seen[-1], "".join(seen)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    # Load 6's Parquet files are in place but uncommitted.
-    assert list((sim_data / "lake").rglob("*.parquet"))
+    assert point in HOOK_POINTS
+    n_loads = clean_small_loads["loads"]
+    load_no = n_loads if load_no == -1 else load_no
+    monkeypatch.setenv("TRASOS_INGEST_CHUNK_BYTES", _small_chunk(sim_data))
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tests" / "ingest_crash.py"), point, str(load_no)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert f"KILLED at {point} of load {load_no}" in proc.stderr
+    if point == "moved":  # the load's Parquet files are in place but uncommitted
+        committed = {r[0] for r in query(sim_data, "select path from raw.ingest_outputs")}
+        on_disk = {
+            p.relative_to(sim_data).as_posix()
+            for p in [
+                *(sim_data / "lake").rglob("*.parquet"),
+                *(sim_data / "quarantine").rglob("*.parquet"),
+            ]
+        }
+        assert on_disk - committed
 
-    for key, value in small.items():
-        monkeypatch.setenv(key, value)
     rerun = ingest()
-    assert rerun.orphans_removed > 0
-    assert rerun.loads > 0 and rerun.reconciles
-    crashed = state(sim_data)
+    assert rerun.reconciles
+    assert rerun.loads == n_loads - (load_no if point == "committed" else load_no - 1)
+    assert (rerun.orphans_removed > 0) == (point == "moved")
+    assert state(sim_data) == clean_small_loads["state"]
 
-    clean = tmp_path / "clean"
-    clean.mkdir()
-    shutil.copytree(sim_data / "landing", clean / "landing")
-    monkeypatch.setenv("TRASOS_DATA_DIR", str(clean))
-    ingest()
-    assert state(clean) == crashed
+
+def test_three_concurrent_runs_equal_one_clean_run(
+    sim_data: Path, monkeypatch: pytest.MonkeyPatch, clean_small_loads: dict
+) -> None:
+    monkeypatch.setenv("TRASOS_INGEST_CHUNK_BYTES", _small_chunk(sim_data))
+    procs = [_cli(sim_data) for _ in range(3)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in outs]
+    summaries = [json.loads(out) for out, _ in outs]
+    # the lock serialises them: one run loads everything, the others find nothing new
+    assert sorted(s["loads"] for s in summaries) == [0, 0, clean_small_loads["loads"]]
+    assert state(sim_data) == clean_small_loads["state"]
+
+
+# --- files that cannot be read to their end, odd bytes, files still being written ------------
+
+
+def _lines_of(data_dir: Path, path: str) -> list[tuple]:
+    return query(
+        data_dir,
+        "select source_line, reason from raw.quarantine "
+        f"where source_file = '{path}' order by source_line",
+    )
+
+
+def _manifest(data_dir: Path, path: str) -> list[tuple]:
+    return query(
+        data_dir,
+        "select status, lines_in, loaded, quarantined, duplicates from raw.ingest_manifest "
+        f"where path = '{path}' order by loaded_at",
+    )
+
+
+def test_truncated_gzip_is_quarantined_whole_and_a_complete_redelivery_loads_once(
+    data_dir: Path,
+) -> None:
+    landing = data_dir / "landing"
+    rel = f"{HOUR}/batch-0001.jsonl.gz"
+    # 400 distinct lines in several deflate blocks: a cut at 70 % leaves readable lines
+    lines = [line(i, page=f"/p/{i}/" + os.urandom(40).hex()) for i in range(400)]
+    complete = gzip.compress(b"\n".join(lines) + b"\n")
+    cut = complete[: int(len(complete) * 0.7)]
+    readable, problem = gunzip(cut)
+    assert problem.startswith("truncated_gzip") and readable.count(b"\n") > 100
+    n_readable = readable.count(b"\n") + (0 if readable.endswith(b"\n") else 1)
+    (landing / HOUR).mkdir(parents=True)
+    (landing / rel).write_bytes(cut)
+
+    s1 = ingest()
+    assert s1.files_unreadable == 1 and s1.loaded == 0 and s1.quarantined == n_readable
+    assert _manifest(data_dir, rel) == [("unreadable", n_readable, 0, n_readable, 0)]
+    got = _lines_of(data_dir, rel)
+    assert got == [(i, "truncated_gzip") for i in range(1, n_readable + 1)]
+    assert query(data_dir, "select count(*) from raw.events") == [(0,)]
+    assert ingest().files_new == 0  # the same cut-off bytes are not read again
+
+    (landing / rel).write_bytes(complete)  # the collector sends the whole file again
+    s2 = ingest()
+    assert (s2.files_loaded, s2.files_content_changed, s2.loaded, s2.quarantined) == (1, 0, 400, 0)
+    assert _manifest(data_dir, rel)[-1] == ("loaded", 400, 400, 0, 0)
+    assert query(data_dir, "select count(*), count(distinct event_id) from raw.events") == [
+        (400, 400)
+    ]
+    assert ingest().files_new == 0
+    assert_reconciles(data_dir)
+
+
+def test_corrupt_gzip_and_bytes_after_the_stream_are_unreadable_files(data_dir: Path) -> None:
+    landing = data_dir / "landing"
+    body = gzip.compress(b"\n".join(line(i) for i in range(50)) + b"\n")
+    corrupt = bytearray(body)
+    corrupt[len(body) // 2 : len(body) // 2 + 8] = b"\x00" * 8
+    (landing / HOUR).mkdir(parents=True)
+    (landing / HOUR / "batch-0001.jsonl.gz").write_bytes(bytes(corrupt))
+    (landing / HOUR / "batch-0002.jsonl.gz").write_bytes(body + b"garbage")
+    s = ingest()
+    assert s.loaded == 0 and s.files_unreadable == 2
+    for name in ("batch-0001.jsonl.gz", "batch-0002.jsonl.gz"):
+        [(status, lines_in, loaded, quarantined, _)] = _manifest(data_dir, f"{HOUR}/{name}")
+        assert status == "unreadable" and loaded == 0 and quarantined == lines_in >= 1
+        assert {r for _, r in _lines_of(data_dir, f"{HOUR}/{name}")} == {"unreadable_file"}
+    assert_reconciles(data_dir)
+
+
+def test_a_gz_name_over_plain_text_is_not_gzip_unless_allowed_for_its_source(
+    data_dir: Path,
+) -> None:
+    landing = data_dir / "landing"
+    plain = b"\n".join([line(1), line(2), line(3)]) + b"\n"
+    rel = f"{HOUR}/batch-0001.jsonl.gz"
+    (landing / HOUR).mkdir(parents=True)
+    (landing / rel).write_bytes(plain)
+    legacy = "events/legacy/date=2026-10-01/hour=10/old.jsonl.gz"
+    (landing / legacy).parent.mkdir(parents=True)
+    (landing / legacy).write_bytes(b"\n".join([line(4), line(5)]) + b"\n")
+
+    s = ingest(IngestConfig(plain_text_sources=("events/legacy/",)))
+    assert _manifest(data_dir, rel) == [("unreadable", 3, 0, 3, 0)]
+    assert _lines_of(data_dir, rel) == [(1, "not_gzip"), (2, "not_gzip"), (3, "not_gzip")]
+    assert _manifest(data_dir, legacy) == [("loaded", 2, 2, 0, 0)]
+    assert s.files_unreadable == 1 and s.loaded == 2
+
+    write_gz(landing, rel, [line(1), line(2), line(3)])  # re-sent as real gzip
+    assert ingest().loaded == 3
+    assert _manifest(data_dir, rel)[-1] == ("loaded", 3, 3, 0, 0)
+    assert query(data_dir, "select count(*) from raw.events") == [(5,)]
+    assert_reconciles(data_dir)
+
+
+def test_a_bom_is_stripped_in_gzip_and_plain_files(data_dir: Path) -> None:
+    landing = data_dir / "landing"
+    write_gz(landing, f"{HOUR}/batch-0001.jsonl.gz", [b"\xef\xbb\xbf" + line(1), line(2)])
+    (landing / "events/adhoc").mkdir(parents=True)
+    (landing / "events/adhoc/bom.jsonl").write_bytes(b"\xef\xbb\xbf" + line(3, event_time=None))
+    s = ingest(IngestConfig(late_window_days=3650))
+    assert s.loaded == 2 and s.quarantined == 1
+    # the BOM is gone: line 1 of the plain file is judged on its JSON, not invalid_json
+    assert query(data_dir, "select source_file, source_line, reason from raw.quarantine") == [
+        ("events/adhoc/bom.jsonl", 1, "missing_field:event_time")
+    ]
+    assert query(data_dir, "select event_id from raw.events order by 1") == [("e1",), ("e2",)]
+
+
+def test_lines_over_the_maximum_are_quarantined_and_long_valid_lines_load_whole(
+    data_dir: Path,
+) -> None:
+    from include.contracts import RAW_LINE_MAX_CHARS
+
+    long_ok = line(1, page="/" + "a" * 6000)  # longer than the quarantine's text cap
+    too_long = line(2, page="/" + "b" * 9000)
+    write_gz(data_dir / "landing", f"{HOUR}/batch-0001.jsonl.gz", [long_ok, too_long, line(3)])
+    s = ingest(IngestConfig(max_line_bytes=8000))
+    assert len(long_ok) < 8000 < len(too_long)
+    assert (s.loaded, s.quarantined, s.reasons) == (2, 1, {"line_too_long": 1})
+    assert query(data_dir, "select event_id, length(page) from raw.events order by 1") == [
+        ("e1", 6001),
+        ("e3", 1),
+    ]
+    [(source_line, reason, text_len, line_bytes)] = query(
+        data_dir, "select source_line, reason, length(raw_line), line_bytes from raw.quarantine"
+    )
+    assert (source_line, reason, text_len, line_bytes) == (
+        2,
+        "line_too_long",
+        RAW_LINE_MAX_CHARS,
+        len(too_long),
+    )
+    assert_reconciles(data_dir)
+
+
+def test_files_still_being_written_are_skipped_then_taken(data_dir: Path) -> None:
+    landing = data_dir / "landing"
+    # the convention: write under a temporary name, rename when complete
+    part = write_gz(landing, f"{HOUR}/batch-0001.jsonl.gz.part", [line(1)])
+    hidden = write_gz(landing, f"{HOUR}/.batch-0002.jsonl.gz", [line(2)])
+    s1 = ingest()
+    assert (s1.files_found, s1.loaded) == (0, 0)
+    part.rename(landing / HOUR / "batch-0001.jsonl.gz")
+    hidden.rename(landing / HOUR / "batch-0002.jsonl.gz")
+    assert ingest().loaded == 2
+
+    # a collector that writes in place: a file modified less than min_file_age_s ago waits
+    young = write_gz(landing, f"{HOUR}/batch-0003.jsonl.gz", [line(3)])
+    s2 = ingest(IngestConfig(min_file_age_s=60))
+    assert (s2.files_pending, s2.loaded) == (1, 0)
+    assert _manifest(data_dir, f"{HOUR}/batch-0003.jsonl.gz") == []
+    old = time.time() - 120
+    os.utime(young, (old, old))
+    s3 = ingest(IngestConfig(min_file_age_s=60))
+    assert (s3.files_pending, s3.loaded) == (0, 1)
+    assert_reconciles(data_dir)
+
+
+def test_a_file_that_grows_while_it_is_read_is_left_for_the_next_run(data_dir: Path) -> None:
+    landing = data_dir / "landing"
+    write_gz(landing, f"{HOUR}/batch-0001.jsonl.gz", [line(1)])
+    growing = landing / HOUR / "batch-0002.jsonl"
+    growing.write_bytes(line(2) + b"\n")  # written in place by a collector
+
+    class AppendAfterScan(IngestHooks):
+        def at(self, point: str, load_no: int) -> None:
+            if point == "scanned":  # the collector writes its next line now
+                with growing.open("ab") as fh:
+                    fh.write(line(3) + b"\n")
+
+    s1 = ingest(hooks=AppendAfterScan())
+    assert (s1.files_pending, s1.loaded) == (1, 1)
+    assert _manifest(data_dir, f"{HOUR}/batch-0002.jsonl") == []
+    s2 = ingest()
+    assert (s2.files_pending, s2.loaded) == (0, 2)
+    assert _manifest(data_dir, f"{HOUR}/batch-0002.jsonl") == [("loaded", 2, 2, 0, 0)]
+
+
+def test_a_held_warehouse_is_waited_for_then_a_clear_error(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_gz(data_dir / "landing", f"{HOUR}/batch-0001.jsonl.gz", [line(1)])
+    warehouse = data_dir / "warehouse.duckdb"
+
+    def hold(seconds: float) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import duckdb, sys, time\n"
+                f"con = duckdb.connect({str(warehouse)!r})\n"
+                f"print('open', flush=True); time.sleep({seconds})",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout.readline().strip() == "open"
+        return proc
+
+    holder = hold(120)
+    try:
+        caplog.set_level("WARNING", logger="include.warehouse")
+        t0 = time.monotonic()
+        with pytest.raises(IngestLockedError) as err:
+            ingest(IngestConfig(warehouse_wait_s=2))
+        assert 2 <= time.monotonic() - t0 < 10
+        message = str(err.value)
+        assert f"(pid {holder.pid})" in message and str(warehouse) in message
+        assert "Close that process" in message
+        assert any("retrying in" in r.message for r in caplog.records)
+        # the command line says the same, without a traceback
+        cli = _cli(data_dir, TRASOS_INGEST_WAREHOUSE_WAIT_S="1")
+        out, errout = cli.communicate(timeout=120)
+        assert cli.returncode == 1 and "Traceback" not in errout
+        *waits, last = errout.strip().split("\n")
+        assert last.startswith("ingestion failed: the warehouse") and str(holder.pid) in last
+        assert waits and all("retrying in" in w for w in waits)  # the bounded, logged wait
+    finally:
+        holder.kill()
+        holder.wait()
+
+    holder = hold(1.5)  # let go while the ingestion waits: it goes through
+    try:
+        assert ingest(IngestConfig(warehouse_wait_s=60)).loaded == 1
+    finally:
+        holder.wait()
 
 
 # --- the reader ---------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_versions_sort_by_time_and_are_immutable(tmp_path):
     v1 = save(tmp_path, True, 1, seed=1)
     v2 = save(tmp_path, True, 2, seed=2)
     assert v1.startswith("20250301T120100Z-") and R.list_versions(tmp_path) == [v1, v2]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
     with pytest.raises(FileExistsError):
         save(tmp_path, True, 1, seed=1)
 

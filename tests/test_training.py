@@ -74,7 +74,7 @@ def test_a_gate_failure_fails_the_task_without_retry_and_keeps_its_routing(data_
     from airflow.sdk.exceptions import AirflowFailException
 
     from expectations.gate import GateFailed, run_gate
-    from include.tasks import DeterministicFailure, fail_fast
+    from include.tasks import FailedWithoutRetry, fail_fast
     from include.tasks.training import DefinitionOfDoneFailed
 
     @fail_fast
@@ -85,13 +85,13 @@ def test_a_gate_failure_fails_the_task_without_retry_and_keeps_its_routing(data_
         )
         run_gate("training_set", frame, run_name="t")
 
-    with pytest.raises(DeterministicFailure) as info:
+    with pytest.raises(FailedWithoutRetry) as info:
         gate_two_rows()
     exc = info.value
     assert isinstance(exc, AirflowFailException)
     assert isinstance(exc.__cause__, GateFailed)
     assert exc.owner_role == "DS" and exc.details["suite"] == "training_set"
-    assert exc.docs_url == exc.__cause__.docs_url and str(exc) == str(exc.__cause__)
+    assert exc.docs_url == exc.__cause__.docs_url and str(exc) == f"GateFailed: {exc.__cause__}"
     assert pickle.loads(pickle.dumps(exc)).details == exc.details
 
     @fail_fast
@@ -100,4 +100,4 @@ def test_a_gate_failure_fails_the_task_without_retry_and_keeps_its_routing(data_
 
     with pytest.raises(OSError):  # not deterministic: Airflow retries it
         transient()
-    assert issubclass(DefinitionOfDoneFailed, AirflowFailException)
+    assert not issubclass(DefinitionOfDoneFailed, AirflowFailException)  # fail_fast converts it

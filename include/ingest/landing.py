@@ -31,6 +31,13 @@ DATASETS: tuple[str, ...] = ("events", "catalog", "customers")
 _BATCH_RE = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})/hour=(\d{1,2})(?:/|$)")
 _SNAPSHOT_RE = re.compile(r"(?:^|/)snapshot_date=(\d{4}-\d{2}-\d{2})(?:/|$)")
 _GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
+#: Name endings of files still being written (collectors write under such a name, or a name
+#: starting with '.', and rename when done): never taken.
+IN_PROGRESS_SUFFIXES: tuple[str, ...] = (".tmp", ".part", ".partial", ".inprogress", ".filepart")
+#: Reasons that quarantine a whole file (it could not be read to its end). Its manifest status
+#: is ``unreadable``: a later complete delivery under the same name loads normally.
+FILE_REASONS: tuple[str, ...] = ("truncated_gzip", "not_gzip", "unreadable_file")
 
 
 @dataclass(frozen=True)
@@ -70,8 +77,11 @@ class LandingFile:
 
 def is_ignored(relative: str) -> bool:
     """Paths with a component starting with '_' (simulator manifests, rejects) or '.'
-    (hidden files, uploads in progress) are not landing files."""
-    return any(part.startswith(("_", ".")) for part in relative.split("/"))
+    (hidden files, uploads in progress), and names of files still being written
+    (:data:`IN_PROGRESS_SUFFIXES`) are not landing files."""
+    return any(part.startswith(("_", ".")) for part in relative.split("/")) or relative.endswith(
+        IN_PROGRESS_SUFFIXES
+    )
 
 
 def scan_landing(landing_dir: Path) -> tuple[list[LandingFile], list[str]]:
@@ -84,7 +94,7 @@ def scan_landing(landing_dir: Path) -> tuple[list[LandingFile], list[str]]:
     for root, dirs, names in os.walk(landing_dir):
         dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
         for name in sorted(names):
-            if name.startswith(("_", ".")):
+            if name.startswith(("_", ".")) or name.endswith(IN_PROGRESS_SUFFIXES):
                 continue
             abs_path = Path(root) / name
             rel = abs_path.relative_to(landing_dir).as_posix()
@@ -99,7 +109,8 @@ def scan_landing(landing_dir: Path) -> tuple[list[LandingFile], list[str]]:
 
 @dataclass
 class BadLine:
-    """A line DuckDB never sees: invalid UTF-8, or the unreadable tail of a broken gzip."""
+    """A line DuckDB never sees: invalid UTF-8, longer than the maximum, or the cut-off tail
+    of a file that could not be read to its end."""
 
     line_no: int
     reason: str
@@ -122,18 +133,22 @@ class FileContent:
     n_lines: int  # physical lines in the decompressed data (a final '\n' ends a line)
     bad_lines: list[BadLine] = field(default_factory=list)
     problem: str | None = None  # why the file could not be fully read, if it could not
+    #: one of FILE_REASONS when the whole file is quarantined, else None
+    file_reason: str | None = None
+    blanked: int = 0  # bad lines blanked in ``lines`` (the rest is the cut-off tail)
+    size: int = 0  # bytes read from disk
 
     @property
     def lines_total(self) -> int:
-        """Lines including an unreadable tail (which is not in ``lines``)."""
-        return self.n_lines + sum(1 for b in self.bad_lines if b.reason == "unreadable_file")
+        """Lines including a cut-off tail (which is not in ``lines``)."""
+        return self.n_lines + len(self.bad_lines) - self.blanked
 
 
 def gunzip(raw: bytes) -> tuple[bytes, str | None]:
     """Decompress gzip (any number of members); plain bytes pass through.
 
-    A truncated or corrupt stream is salvaged: the bytes that decompressed are returned
-    with a description of the problem.
+    A truncated or corrupt stream returns the bytes that decompressed and a description of
+    the problem that starts with its reason (``truncated_gzip: ...``, ``unreadable_file: ...``).
     """
     if raw[:2] != _GZIP_MAGIC:
         return raw, None
@@ -145,15 +160,15 @@ def gunzip(raw: bytes) -> tuple[bytes, str | None]:
             parts.append(d.decompress(view))
         except isal_zlib.error as exc:
             parts.append(_salvage(view))
-            return b"".join(parts), f"corrupt gzip stream: {exc}"
+            return b"".join(parts), f"unreadable_file: corrupt gzip stream ({exc})"
         if not d.eof:
             parts.append(d.flush())
-            return b"".join(parts), "truncated gzip stream (no end-of-stream marker)"
+            return b"".join(parts), "truncated_gzip: the gzip stream ends without its end marker"
         rest = d.unused_data
         if not rest.strip(b"\x00"):
             break
         if rest[:2] != _GZIP_MAGIC:
-            return b"".join(parts), "trailing bytes after the gzip stream"
+            return b"".join(parts), "unreadable_file: bytes after the end of the gzip stream"
         view = memoryview(rest)
     return parts[0] if len(parts) == 1 else b"".join(parts), None
 
@@ -211,45 +226,70 @@ def _find_invalid_utf8(data: bytes, offsets: np.ndarray) -> list[int]:
     return sorted(set(bad))
 
 
-def read_content(abs_path: Path) -> FileContent:
-    """Read, hash, decompress and split one landing file (see :class:`FileContent`)."""
+def read_content(
+    abs_path: Path, *, plain_text_ok: bool = True, max_line_bytes: int = 1 << 20
+) -> FileContent:
+    """Read, hash, decompress and split one landing file (see :class:`FileContent`).
+
+    A file that cannot be read to its end gets a ``file_reason`` (every line of it is then
+    quarantined with it): a truncated gzip stream (``truncated_gzip``), a corrupt one or bytes
+    after its end (``unreadable_file``), a ``.gz`` name over bytes that are not gzip
+    (``not_gzip``, unless ``plain_text_ok``). A UTF-8 byte order mark at the start is dropped.
+    Lines of more than ``max_line_bytes`` bytes (without the line end) are bad lines
+    (``line_too_long``), as are lines of invalid UTF-8 (``invalid_utf8``).
+    """
     raw = abs_path.read_bytes()
+    size = len(raw)
     content_hash = hashlib.sha256(raw).hexdigest()
     data, problem = gunzip(raw)
+    if problem is None and raw and raw[:2] != _GZIP_MAGIC and abs_path.name.endswith(".gz"):
+        if not plain_text_ok:
+            problem = "not_gzip: the name ends in .gz but the bytes are not gzip"
     del raw
+    file_reason = problem.split(":", 1)[0] if problem else None
+    if data.startswith(_BOM):
+        data = data[len(_BOM) :]
     bad_lines: list[BadLine] = []
-    if problem is not None:
-        # The text after the last newline is cut off: quarantine it as one unit.
+    if file_reason in ("truncated_gzip", "unreadable_file"):
+        # The text after the last newline is cut off: it is one more line, outside `lines`.
         cut = data.rfind(b"\n") + 1
         tail = data[cut:]
         data = data[:cut]
-        n_complete = data.count(b"\n")
-        bad_lines.append(
-            BadLine(
-                line_no=n_complete + 1,
-                reason="unreadable_file",
-                raw_line=tail.decode("utf-8", "backslashreplace")[:RAW_LINE_MAX_CHARS],
-                line_bytes=len(tail),
+        if tail or not data:  # an unreadable file is at least one (empty) line
+            bad_lines.append(
+                BadLine(
+                    line_no=data.count(b"\n") + 1,
+                    reason=file_reason,
+                    raw_line=tail.decode("utf-8", "backslashreplace")[:RAW_LINE_MAX_CHARS],
+                    line_bytes=len(tail),
+                )
             )
-        )
+    elif file_reason == "not_gzip" and not data:
+        bad_lines.append(BadLine(1, file_reason, "", 0))
     offsets = _line_offsets(data)
     n_lines = len(offsets) - 1
+    blank: dict[int, str] = {}  # line index -> reason, for lines DuckDB must not see
+    lengths = np.diff(offsets) - (np.arange(n_lines) > 0)  # without the leading '\n'
+    for i in np.flatnonzero(lengths > max_line_bytes).tolist():
+        blank[i] = "line_too_long"
     lines = _as_arrow(data, offsets)
     try:
         lines.validate(full=True)  # UTF-8 check, SIMD speed
     except pa.ArrowInvalid:
-        invalid = _find_invalid_utf8(data, offsets)
+        for i in _find_invalid_utf8(data, offsets):
+            blank.setdefault(i, "invalid_utf8")
+    if blank:
         blanked = bytearray(data)
-        for i in invalid:
+        for i, reason in sorted(blank.items()):
             start, end = _content_span(offsets, i)
             original = bytes(blanked[start:end])
             bad_lines.append(
                 BadLine(
                     line_no=i + 1,
-                    reason="invalid_utf8",
-                    raw_line=_strip_cr(original.decode("utf-8", "backslashreplace"))[
-                        :RAW_LINE_MAX_CHARS
-                    ],
+                    reason=reason,
+                    raw_line=_strip_cr(
+                        original[: RAW_LINE_MAX_CHARS * 4].decode("utf-8", "backslashreplace")
+                    )[:RAW_LINE_MAX_CHARS],
                     line_bytes=len(original) - (1 if original.endswith(b"\r") else 0),
                 )
             )
@@ -258,7 +298,9 @@ def read_content(abs_path: Path) -> FileContent:
         lines = _as_arrow(data, offsets)
         lines.validate(full=True)
     bad_lines.sort(key=lambda b: b.line_no)
-    return FileContent(content_hash, lines, n_lines, bad_lines, problem)
+    return FileContent(
+        content_hash, lines, n_lines, bad_lines, problem, file_reason, len(blank), size
+    )
 
 
 def _as_arrow(data: bytes, offsets: np.ndarray) -> pa.Array:

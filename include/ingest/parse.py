@@ -201,7 +201,8 @@ def staging_sql(spec: DatasetSpec, *, source: str = "lines", files: str = "files
     """``CREATE TEMP TABLE staged``: one row per physical line of ``source``.
 
     ``source`` has (file_id INTEGER, line_no BIGINT, line VARCHAR); ``files`` has
-    (file_id, batch_start TIMESTAMP, batch_end TIMESTAMP, changed BOOLEAN, late_days INTEGER).
+    (file_id, batch_start TIMESTAMP, batch_end TIMESTAMP, file_reason VARCHAR, late_days INTEGER):
+    a file_reason (``content_changed``, ``truncated_gzip``, ...) quarantines every line of its file.
     ``staged`` has file_id, line_no, is_blank, reason (NULL = valid) and one ``v_<column>``
     per field that is a lake column or the key. The quarantine's ``raw_line`` is taken from
     ``source`` later, for the few quarantined rows only (:func:`quarantine_line_sql`):
@@ -247,7 +248,6 @@ def staging_sql(spec: DatasetSpec, *, source: str = "lines", files: str = "files
         for f in spec.fields
     )
     rules: list[tuple[str, str]] = [
-        ("changed", "content_changed"),
         ("not ok or not is_object", "invalid_json"),
     ]
     for f in spec.fields:
@@ -263,7 +263,7 @@ def staging_sql(spec: DatasetSpec, *, source: str = "lines", files: str = "files
 create or replace temp table staged as
 with parsed as (
     select
-        l.file_id, l.line_no, l.line, f.batch_start, f.batch_end, f.changed, f.late_days,
+        l.file_id, l.line_no, l.line, f.batch_start, f.batch_end, f.file_reason, f.late_days,
         json_valid(l.line) as ok
     from {source} as l
     join {files} as f on f.file_id = l.file_id
@@ -288,7 +288,7 @@ nested as (
 ),
 typed as (
     select
-        file_id, line_no, line, is_blank, ok, is_object, changed, batch_start, batch_end,
+        file_id, line_no, line, is_blank, ok, is_object, file_reason, batch_start, batch_end,
         late_days,
         {typed_sql}
     from nested
@@ -298,6 +298,7 @@ checked as (
         *,
         case
             when is_blank then null
+            when file_reason is not null then file_reason
             {reason_sql}
         end as reason
     from typed

@@ -40,6 +40,7 @@ from pathlib import Path
 import duckdb
 
 from common.contracts import EVENT_TYPES, PRODUCT_EVENT_TYPES
+from common.fs import atomic_write_text, replace_durably
 from include.contracts import CONTEXT_KEYS, CUSTOMER_COLUMNS, ITEM_COLUMNS
 from include.settings import REPO_ROOT, get_settings
 
@@ -187,11 +188,10 @@ def _same_bytes(a: Path, b: Path) -> bool:
 
 def _install(tmp_file: Path, target: Path) -> bool:
     """Atomically put ``tmp_file`` at ``target``; returns False if target already had it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     if _same_bytes(tmp_file, target):
         tmp_file.unlink()
         return False
-    os.replace(tmp_file, target)
+    replace_durably(tmp_file, target, fsync=False)  # a loader run is re-run, not recovered
     return True
 
 
@@ -452,11 +452,10 @@ class LoaderRun:
         self.summary.update(info)
         self.summary["files_changed"] = self.files_changed
         self.summary["loaded_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.loader_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.tmp_dir / "summary.json"
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(self.summary, indent=2, default=str) + "\n")
-        os.replace(tmp, self.loader_dir / f"{self.dataset}.json")
+        atomic_write_text(
+            self.loader_dir / f"{self.dataset}.json",
+            json.dumps(self.summary, indent=2, default=str) + "\n",
+        )
         return self.summary
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """The business metrics marts: build them with dbt, export them to immutable files.
 
 1. :func:`build_marts` - ``dbt build --select path:models/marts/metrics`` through
-   :func:`include.transform.run_dbt` (writes the warehouse: run it in the ``duckdb_writer``
+   :func:`include.dbt_runner.run_dbt` (writes the warehouse: run it in the ``duckdb_writer``
    pool).
 2. :func:`export_marts` - every mart of :data:`MARTS` to Parquet and CSV in a new, never
    rewritten folder ``<reports>/business/exports/<export_id>/``, with ``definitions.json``
@@ -70,7 +70,7 @@ def build_marts(select: str | None = DBT_SELECT, target_path: Path | None = None
     ``select=None`` builds the whole project. Raises ``RuntimeError`` with dbt's last lines
     on failure.
     """
-    from include.transform import run_dbt
+    from include.dbt_runner import run_dbt
 
     try:
         proc = run_dbt(["build", *(["--select", select] if select else [])], target_path)

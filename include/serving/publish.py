@@ -15,9 +15,6 @@ readers only ever see a finished version.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from common.contracts import PUBLISHED_LIST_LENGTH, RECOMMENDATION_COLUMNS
+from common.fs import atomic_dir, atomic_write_text
 from include.serving.loader import (
     COLD_START_DEFAULT,
     CURRENT_FILE,
@@ -52,12 +50,7 @@ def set_current(published_dir: Path, model_version: str) -> None:
     published_dir = Path(published_dir)
     if not (published_dir / model_version).is_dir():
         raise FileNotFoundError(f"{published_dir / model_version} is not a published version")
-    tmp = published_dir / f".{CURRENT_FILE}.{uuid.uuid4().hex}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(model_version + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, published_dir / CURRENT_FILE)
+    atomic_write_text(published_dir / CURRENT_FILE, model_version + "\n")
 
 
 def publish_version(
@@ -100,15 +93,9 @@ def publish_version(
         "metrics": dict(metrics),
         **(extra or {}),
     }
-    tmp = published_dir / f".{model_version}.{uuid.uuid4().hex}.tmp"
-    tmp.mkdir()
-    try:
+    with atomic_dir(final, replace=False) as tmp:  # complete or absent, never overwritten
         frame.to_parquet(tmp / RECOMMENDATIONS_FILE, index=False)
         (tmp / MODEL_FILE).write_text(json.dumps(model, indent=2) + "\n", encoding="utf-8")
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if make_current:
         set_current(published_dir, model_version)
     return final

@@ -13,7 +13,6 @@ next chunk is built (igzip releases the GIL).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,6 +25,7 @@ import pyarrow.compute as pc
 from isal import igzip
 
 from common.contracts import EVENT_TYPES, PLATFORMS
+from common.fs import atomic_write_bytes
 from include.simulator import _text
 from include.simulator.behaviour import ET, Events, query_vocab
 from include.simulator.catalog import CATEGORY_DEPARTMENT, CATEGORY_NAMES, Catalog
@@ -59,10 +59,7 @@ def write_gzip(path: Path, data: bytes | memoryview, level: int) -> int:
     names starting with '.') and renamed.
     """
     blob = igzip.compress(data, compresslevel=level, mtime=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(blob)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, blob, fsync=False)  # generated data: no fsync per file
     return len(blob)
 
 

@@ -5,10 +5,11 @@ One module per DAG (or step family). A DAG file imports only this package (plus
 gate (``expectations``), calls the DS library (``recsys``) or DE plumbing (the rest of
 ``include``), and returns a small JSON-able summary for XCom.
 
-Failures come in two kinds. A deterministic one (a data-quality gate, a failed definition of
-done) gives the same answer on a retry, so :func:`fail_fast` turns it into Airflow's
-fail-without-retry exception, keeping what the failure callback routes on (``owner_role``,
-``details``, ``docs_url``). Anything else (a lock held, a full disk) keeps its retries.
+Failures come in two kinds. A deterministic one (:class:`common.errors.DeterministicFailure`:
+a data-quality gate, a failed definition of done, a batch that does not reconcile) gives the
+same answer on a retry, so :func:`fail_fast` turns it into Airflow's fail-without-retry
+exception, keeping what the failure callback routes on (``owner_role``, ``details``,
+``docs_url``). Anything else (a lock held, a full disk) keeps its retries.
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ from typing import Any, TypeVar
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from common.errors import DeterministicFailure
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class DeterministicFailure(AirflowFailException):
-    """A failure a retry cannot fix; Airflow fails the task at once (no retry).
+class FailedWithoutRetry(AirflowFailException):
+    """Airflow fails the task at once (no retry); the message starts with the original's type.
 
     Attributes
     ----------
     owner_role, details, docs_url
-        What :func:`include.roles.on_failure` routes and links the notification with.
+        Copied from the original: what :func:`include.roles.on_failure` routes and links with.
     """
 
     def __init__(
@@ -46,27 +49,26 @@ class DeterministicFailure(AirflowFailException):
     def __reduce__(self):  # picklable with its attributes (custom __init__ signature)
         return (type(self), (str(self), self.owner_role, self.details, self.docs_url))
 
-
-def _deterministic(exc: BaseException) -> bool:
-    """A data-quality gate's failure (expectations.GateFailed) is deterministic."""
-    import sys
-
-    gate = sys.modules.get("expectations.gate")  # only raised where it was imported
-    return gate is not None and isinstance(exc, gate.GateFailed)
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> FailedWithoutRetry:
+        details = getattr(exc, "details", None)
+        return cls(
+            f"{type(exc).__name__}: {exc}",
+            getattr(exc, "owner_role", None),
+            details if isinstance(details, dict) else None,
+            getattr(exc, "docs_url", None),
+        )
 
 
 def fail_fast(fn: F) -> F:
-    """Decorate a task body: a gate failure becomes a :class:`DeterministicFailure`."""
+    """Decorate a task body: a :class:`~common.errors.DeterministicFailure` fails the task
+    without retry (:class:`FailedWithoutRetry`, chained to the original)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except DeterministicFailure:
-            raise
-        except Exception as exc:
-            if not _deterministic(exc):
-                raise
-            raise DeterministicFailure(str(exc), exc.owner_role, exc.details, exc.docs_url) from exc
+        except DeterministicFailure as exc:
+            raise FailedWithoutRetry.from_exception(exc) from exc
 
     return wrapper  # type: ignore[return-value]

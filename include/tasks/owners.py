@@ -14,8 +14,6 @@ Where each owner comes from:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,15 +66,10 @@ def dag_owners(dags_dir: Path | None = None) -> list[Owned]:
 
 def dbt_model_owners(project_dir: Path | None = None) -> list[Owned]:
     """Owners of every dbt model, as dbt resolves its config (folder + model level)."""
-    project = project_dir or get_settings().dbt_project_dir
-    env = {
-        **os.environ,
-        "DBT_PROFILES_DIR": str(project),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
-    }
-    result = subprocess.run(
+    from include.dbt_runner import run_dbt
+
+    result = run_dbt(
         [
-            str(Path(sys.executable).parent / "dbt"),
             "ls",
             "--resource-type",
             "model",
@@ -85,16 +78,11 @@ def dbt_model_owners(project_dir: Path | None = None) -> list[Owned]:
             "--output-keys",
             "name original_file_path config",
             "--quiet",
-            "--target-path",
-            str(get_settings().state_dir / "dbt_owners_target"),
         ],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
+        target_path=get_settings().state_dir / "dbt_owners_target",
+        log_output=False,
+        project_dir=project_dir,
     )
-    if result.returncode != 0:
-        raise RuntimeError(f"dbt ls failed in {project}:\n{result.stdout}\n{result.stderr}")
     rows = []
     for line in result.stdout.splitlines():
         line = line.strip()

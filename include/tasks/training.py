@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.contracts import PRODUCT_EVENT_TYPES
+from common.errors import DeterministicFailure
 from include.settings import get_settings
-from include.tasks import DeterministicFailure, fail_fast
+from include.tasks import fail_fast
 
 if TYPE_CHECKING:
     import duckdb

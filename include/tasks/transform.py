@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +21,14 @@ log = logging.getLogger(__name__)
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 
 
-def _dbt_executable() -> Path:
-    local = REPO_ROOT / ".venv" / "bin" / "dbt"
-    return local if local.exists() else Path(sys.executable).with_name("dbt")
-
-
 def dbt_task_group(group_id: str, pool: str) -> Any:
     """The DE dbt nodes as a Cosmos ``DbtTaskGroup`` (one task per node, each in ``pool``).
 
     Cosmos reads its own settings when imported, so its cache directory (in the git-ignored
     state directory) and telemetry switch are set here, before the import.
     """
-    from include.transform import DE_SELECT, dbt_env_vars, ensure_dbt_ls
+    from include.dbt_runner import dbt_env_vars, dbt_executable
+    from include.transform import DE_SELECT, ensure_dbt_ls
 
     settings = get_settings()
     os.environ.setdefault("AIRFLOW__COSMOS__CACHE_DIR", str(settings.state_dir / "cosmos"))
@@ -60,7 +55,7 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
             # dbtRunner in the task process: no second interpreter start per task (measured 3x
             # faster than SUBPROCESS on the small DAG test); the venv's dbt either way
             invocation_mode=InvocationMode.DBT_RUNNER,
-            dbt_executable_path=str(_dbt_executable()),
+            dbt_executable_path=dbt_executable(),
         ),
         render_config=RenderConfig(
             # `dbt ls` of the DE nodes (DE_SELECT: DA's marts/metrics run in business_metrics),
