@@ -1,0 +1,176 @@
+"""Session recommender (issue 19): hand-worked neighbourhood scores, the protocol, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from recsys.__main__ import main as recsys_main
+from recsys.session import data as SD
+from recsys.session import models as M
+from recsys.session import protocol as P
+
+A, B, C, D_ = 0, 1, 2, 3  # item codes
+
+
+def sessions(*seqs: list[int]) -> SD.Sessions:
+    lengths = [len(s) for s in seqs]
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    items = np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs])
+    return SD.Sessions(indptr, items, np.arange(len(seqs), dtype=np.float64))
+
+
+# train: [A, B, C], [A, B], [B, D]; sessions holding A: 2, B: 3, C: 1, D: 1
+TRAIN = sessions([A, B, C], [A, B], [B, D_])
+
+
+def dense(scores) -> np.ndarray:
+    return np.asarray(scores.todense())
+
+
+def test_cosine_cooccurrence_by_hand():
+    m = M.Cooccurrence().fit(TRAIN, 4)
+    s = dense(m.score(sessions([A])))[0]
+    # A-B: 2 sessions / sqrt(2 * 3); A-C: 1 / sqrt(2 * 1); A-D never together
+    assert s == pytest.approx([0.0, 2 / np.sqrt(6), 1 / np.sqrt(2), 0.0])
+    # summed over the distinct revealed items, no position weights: [B, A, B] == {A, B}
+    s2 = dense(m.score(sessions([B, A, B])))[0]
+    assert s2[C] == pytest.approx(1 / np.sqrt(2) + 1 / np.sqrt(3))
+    assert s2[D_] == pytest.approx(1 / np.sqrt(3))
+
+
+def test_session_knn_rules_and_position_weights_by_hand():
+    # rules only, window 2, divided by the source item's session count (source_norm=1)
+    cfg = M.SessionKNNConfig(
+        rules_weight=1.0, window=2, decay=1.0, source_norm=1.0, recency=0.0, neighbours=10
+    )
+    model = M.SessionKNN(cfg).fit(TRAIN, 4)
+    table = dense(model.table)
+    # A->B twice (gap 1) / 2 sessions with A; A->C once at gap 2: 0.5 / 2; B->C, B->D: 1 / 3
+    assert table[A] == pytest.approx([0, 1.0, 0.25, 0])
+    assert table[B] == pytest.approx([0, 0, 1 / 3, 1 / 3])
+    assert table[C] == pytest.approx([0, 0, 0, 0])  # nothing follows C
+    # prefix [A, B]: B is last (weight 1), A one before (weight (1 + 1) ** -1 = 0.5)
+    s = dense(model.score(sessions([A, B])))[0]
+    assert s[C] == pytest.approx(0.5 * 0.25 + 1 / 3)
+    assert s[D_] == pytest.approx(1 / 3)
+
+
+def test_session_knn_blend_and_cosine_normalisation_by_hand():
+    cfg = M.SessionKNNConfig(
+        rules_weight=0.5, window=1, decay=0.0, source_norm=0.5, recency=0.0, neighbours=1
+    )
+    table = dense(M.SessionKNN(cfg).fit(TRAIN, 4).table)
+    # row A: rules A->B 2 / sqrt(2 * 3); co A-B 2 / sqrt(6), A-C 1 / sqrt(2); keep 1 neighbour
+    assert table[A] == pytest.approx([0, 2 / np.sqrt(6), 0, 0], rel=1e-6)
+    # row C: no rule from C; co C-A 1/sqrt(2) (kept), C-B 1/sqrt(3): half of the cosine
+    assert table[C] == pytest.approx([0.5 / np.sqrt(2), 0, 0, 0], rel=1e-6)
+
+
+def test_recency_weights_favour_recent_sessions():
+    w = M.recency_weights(TRAIN, 2.0)
+    assert w == pytest.approx([np.exp(-2.0), np.exp(-1.0), 1.0])
+    assert M.recency_weights(TRAIN, 0.0) == pytest.approx([1, 1, 1])
+
+
+def test_last_item_cases_never_reveal_the_target_or_later_events():
+    test = sessions([A, B, C], [D_], [C, A])
+    cases = SD.last_item_cases(test)
+    assert cases.target.tolist() == [C, A]  # the 1-event session is dropped
+    assert cases.prefix.items.tolist() == [A, B, C]
+    assert cases.prefix.indptr.tolist() == [0, 2, 3]
+
+
+def test_session_order_follows_pos_not_file_order():
+    frame = SD.check_session_frame(
+        pd.DataFrame({"session_id": ["s", "s", "s"], "item_id": ["z", "x", "y"], "pos": [2, 0, 1]})
+    )
+    items = pd.Index(["x", "y", "z"])
+    cases = SD.last_item_cases(SD.to_sessions(frame, items))
+    assert items[cases.target].tolist() == ["z"]
+    assert items[cases.prefix.items].tolist() == ["x", "y"]
+
+
+def test_target_ranks_ties_popularity_fallback_and_revealed():
+    # popularity (sessions): item 0: 5, 1: 4, 2: 3, 3: 2, 4: 1
+    pop_key = P.popularity_key(np.array([5, 4, 3, 2, 1]))
+
+    scores = sp.csr_matrix(
+        np.array(
+            [
+                [0.0, 0.5, 0.0, 0.5, 0.9],  # target 3 ties with 1 (more popular): rank 2
+                [0.0, 0.5, 0.0, 0.0, 0.0],  # target 4 unscored; 0 revealed: 1, 2, 3 above
+                [0.0, 0.5, 0.0, 0.0, 0.0],  # target 0 was revealed: never ranked
+                [0.0, 0.0, 0.0, 0.0, 0.0],  # target unknown (-1)
+            ]
+        )
+    )
+    cases = SD.Cases(sessions([4], [0], [0], [2]), np.array([3, 4, 0, -1]))
+    ranks = P.target_ranks(scores, cases, pop_key)
+    # row 0: item 4 revealed (its 0.9 dropped); 1 ties with 3 and is more popular: rank 1
+    assert ranks.tolist() == [1, 3, P.UNRANKED, P.UNRANKED]
+    hr, mrr = P.hr_mrr(ranks, cutoff=2)
+    assert hr == pytest.approx(1 / 4)
+    assert mrr == pytest.approx((1 / 2) / 4)
+
+
+def test_time_split_holds_out_the_last_sessions():
+    frame = SD.check_session_frame(
+        pd.DataFrame(
+            {
+                "session_id": [f"s{i}" for i in range(10) for _ in range(2)],
+                "item_id": ["a", "b"] * 10,
+                "timestamp": [t for i in range(10) for t in (100 * i, 100 * i + 1)],
+            }
+        )
+    )
+    split = SD.time_split(frame)
+    assert frame.loc[split == "test", "session_id"].unique().tolist() == ["s9"]
+
+
+def write_csv(path, rows, header="session_id,item_id,pos,split"):
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+
+
+def test_cli_on_a_small_csv(tmp_path, capsys):
+    rows = []
+    train = [("a", "b")] * 3 + [("c", "d")] * 2 + [("a", "e")]
+    for i, seq in enumerate(train):
+        rows += [f"t{i},{item},{pos},train" for pos, item in enumerate(seq)]
+    for i, seq in enumerate([("a", "b"), ("c", "d"), ("e", "a"), ("b",)]):
+        rows += [f"q{i},{item},{pos},test" for pos, item in enumerate(seq)]
+    f = tmp_path / "s.csv"
+    write_csv(f, rows)
+    rc = recsys_main(["evaluate", str(f), "--protocol", "session-last-item"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0
+    res = json.loads(out[-1])
+    assert res["protocol"] == "session-last-item"
+    assert res["n_test_sessions"] == 3  # the 1-event session has nothing to reveal
+    assert res["candidate"] == "session_knn"
+    m = res["models"]
+    # sessions holding: a 4, b 3, c 2, d 2, e 1. Co-occurrence: every target is the best
+    # scored item. Popularity: b first after a; d third after a, b (c revealed); a first
+    assert m["cooccurrence"]["hr@20"] == 1.0 and m["cooccurrence"]["mrr@20"] == 1.0
+    assert m["popularity"]["hr@20"] == 1.0
+    assert m["popularity"]["mrr@20"] == pytest.approx((1 + 1 / 3 + 1) / 3, abs=1e-5)
+    assert m["session_knn"]["mrr@20"] == 1.0
+
+
+def test_cli_rejects_a_file_without_order(tmp_path, capsys):
+    f = tmp_path / "bad.csv"
+    write_csv(f, ["s,a", "s,b"], header="session_id,item_id")
+    rc = recsys_main(["evaluate", str(f), "--protocol", "session-last-item"])
+    assert rc == 2
+    assert "pos" in capsys.readouterr().err
+
+
+def test_cli_rejects_bad_split_values(tmp_path, capsys):
+    f = tmp_path / "bad.csv"
+    write_csv(f, ["s,a,0,valid", "s,b,1,train"])
+    assert recsys_main(["evaluate", str(f), "--protocol", "session-last-item"]) == 2
+    assert "valid" in capsys.readouterr().err
