@@ -15,11 +15,13 @@ from recsys.session.models import SessionKNNConfig, SessionKNNParts, item_counts
 from recsys.session.protocol import case_ranks, hr_mrr, popularity_key
 
 #: the searched values (the defaults of :class:`SessionKNNConfig` are one of the points)
+#: (recency 0, source_norm 0.5, rules_weight 0, decay 0 is the co-occurrence baseline itself,
+#: cut to ``neighbours`` per item: the search can always fall back to it)
 DEFAULT_GRID: dict[str, tuple[float, ...]] = {
     "recency": (0.0, 1.0),
     "source_norm": (0.5, 0.75, 1.0),
-    "rules_weight": (0.25, 0.5, 0.75),
-    "decay": (0.5, 1.0, 2.0),
+    "rules_weight": (0.0, 0.25, 0.5, 0.75),
+    "decay": (0.0, 0.5, 1.0, 2.0),
 }
 #: below this many validation cases the grid is not trusted: the defaults are kept
 MIN_VALIDATION_CASES = 50
