@@ -99,6 +99,16 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
         split_at=split_at,
         contract=settings.definition_of_done,
     )
+    # issue 19: the session model (its own clause; published by score() only if it passes)
+    from recsys.session.training import save_session_model, train_session_model
+
+    session = train_session_model(
+        events, split_at, config.split.test_days, settings.definition_of_done
+    )
+    items = pd.read_parquet(folder / "items.parquet")
+    summary["session"] = save_session_model(
+        session, settings.models_dir / summary["version"], items
+    )
     reports = settings.reports_dir / "evaluation"
     reports.mkdir(parents=True, exist_ok=True)
     source = Path(summary["report_path"])
@@ -232,6 +242,9 @@ def score(summary: dict[str, Any]) -> dict[str, Any]:
     version = summary["version"]
     out = settings.published_dir / version / "recommendations.parquet"
     scored = score_version(settings.models_dir, out, version=version)
+    from recsys.session.training import publish_session_files  # issue 19
+
+    scored["session_published"] = publish_session_files(settings.models_dir / version, out.parent)
     return {**scored, "version": version, "report_path": summary["report_path"]}
 
 

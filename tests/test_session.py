@@ -174,3 +174,111 @@ def test_cli_rejects_bad_split_values(tmp_path, capsys):
     write_csv(f, ["s,a,0,valid", "s,b,1,train"])
     assert recsys_main(["evaluate", str(f), "--protocol", "session-last-item"]) == 2
     assert "valid" in capsys.readouterr().err
+
+
+# --- training DAG entry, published files ------------------------------------------------------
+def events_frame(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "event_type", "event_at"]).assign(
+        event_at=lambda f: pd.to_datetime(f["event_at"])
+    )
+
+
+def test_sessionize_splits_after_30_minutes_and_keeps_product_events():
+    from recsys.session.training import sessionize
+
+    ev = events_frame(
+        [
+            ("u1", "a", "product_view", "2026-01-01 10:00:00"),
+            ("u1", "b", "add_to_cart", "2026-01-01 10:30:00"),  # exactly 30 min: same session
+            ("u1", "c", "product_view", "2026-01-01 11:00:01"),  # 30 min 1 s: a new one
+            ("u1", "d", "remove_from_cart", "2026-01-01 11:01:00"),  # not a session event
+            ("u2", "a", "purchase", "2026-01-01 10:05:00"),
+        ]
+    )
+    s = sessionize(ev)
+    groups = s.groupby("session_id")["item_id"].apply(list).tolist()
+    assert sorted(groups) == [["a"], ["a", "b"], ["c"]]
+
+
+def test_session_split_tests_only_visitors_unknown_at_t():
+    from recsys.session.training import session_split, sessionize
+
+    ev = events_frame(
+        [
+            ("old", "a", "product_view", "2026-01-01 09:00:00"),
+            ("old", "b", "product_view", "2026-01-02 09:00:00"),  # known visitor after T
+            ("new", "c", "product_view", "2026-01-02 09:00:00"),
+            ("new", "d", "product_view", "2026-01-02 09:01:00"),
+        ]
+    )
+    s = sessionize(ev)
+    t = pd.Timestamp("2026-01-02", tz="UTC").timestamp()
+    split = session_split(s, t)
+    by_item = dict(zip(s["item_id"], split, strict=True))
+    assert by_item == {"a": "train", "b": "unused", "c": "test", "d": "test"}
+
+
+def test_session_clause_pass_fail_and_too_few_sessions():
+    from recsys.session.evaluation import SessionEvaluation
+    from recsys.session.protocol import ModelResult
+    from recsys.session.training import DEFAULT_CLAUSE, check_session_clause
+
+    def ev(n: int, ours: float, base: float) -> SessionEvaluation:
+        res = {
+            "cooccurrence": ModelResult("cooccurrence", base, 0.1, 0.0, np.zeros(0)),
+            "session_knn": ModelResult("session_knn", ours, 0.1, 0.0, np.zeros(0)),
+        }
+        return SessionEvaluation(n, res, None, None, pd.Index([]))  # type: ignore[arg-type]
+
+    ok = check_session_clause(ev(200, 0.33, 0.30), DEFAULT_CLAUSE)
+    assert ok["status"] == "pass" and ok["required"] == pytest.approx(0.33)
+    assert check_session_clause(ev(200, 0.32, 0.30), DEFAULT_CLAUSE)["status"] == "fail"
+    assert check_session_clause(ev(99, 0.9, 0.30), DEFAULT_CLAUSE)["status"] == "fail"
+
+
+def test_served_scores_equal_the_library_scores(tmp_path):
+    from include.serving.session import load_session_index
+    from recsys.session.publish import write_session_model
+
+    cfg = M.SessionKNNConfig(rules_weight=0.5, window=2, decay=1.0, recency=1.0)
+    model = M.SessionKNN(cfg).fit(TRAIN, 4)
+    items = pd.Index(["A", "B", "C", "D"])
+    write_session_model(tmp_path, model.table, items, cfg, {"hr@20": 0.5}, {"A": "shoes"})
+    index = load_session_index(tmp_path)
+    rows, scores = index.score(["A", "B", "A"])
+    served = dict(zip(index.ids[rows].tolist(), scores.tolist(), strict=True))
+    lib = dense(model.score(sessions([A, B, A])))[0]
+    assert served == pytest.approx({items[j]: lib[j] for j in np.flatnonzero(lib)}, rel=1e-6)
+    assert index.category_of_session(["B", "A", "X"]) == "shoes"
+
+
+def test_publish_session_files_only_when_the_clause_passed(tmp_path):
+    from recsys.session.publish import SESSION_MODEL_FILE
+    from recsys.session.training import (
+        publish_session_files,
+        save_session_model,
+        train_session_model,
+    )
+
+    rows = []
+    for v in range(300):  # visitors browse a -> b -> c; the last 100 arrive after T
+        day = "2026-01-01" if v < 200 else "2026-01-20"
+        for j, item in enumerate(("a", "b", "c")):
+            rows.append((f"v{v}", item, "product_view", f"{day} 10:{v % 50:02d}:{j:02d}"))
+    events = events_frame(rows)
+    equal_is_enough = {"session_clauses": [{"factor": 1.0}]}
+    result = train_session_model(events, split_at="2026-01-10", contract=equal_is_enough)
+    # every test session reveals a, b: c is the target; both models rank it first
+    assert result.evaluation.n_test_sessions == 100
+    assert result.evaluation.results["cooccurrence"].hr == 1.0
+    assert result.evaluation.results["session_knn"].hr == 1.0
+    assert result.passed
+    save_session_model(result, tmp_path / "model")
+    assert publish_session_files(tmp_path / "model", tmp_path / "pub")
+    assert (tmp_path / "pub" / SESSION_MODEL_FILE).exists()
+    # the default clause wants 1.1x: 1.0 vs 1.0 fails, and nothing is published
+    result = train_session_model(events, split_at="2026-01-10")
+    assert result.clause["status"] == "fail" and result.clause["required"] == pytest.approx(1.1)
+    save_session_model(result, tmp_path / "model2")
+    assert not publish_session_files(tmp_path / "model2", tmp_path / "pub2")
+    assert not (tmp_path / "pub2").exists()
