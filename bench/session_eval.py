@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 REAL = Path(os.environ.get("TRASOS_REAL_DATA", ROOT.parent.parent / "shared" / "data" / "real"))
 if not REAL.exists():
     REAL = ROOT.parent / "shared" / "data" / "real"
@@ -103,6 +104,33 @@ def taobao(out: Path) -> Path:
     return _write(frame, out / "taobao.csv.gz")
 
 
+def simulator(out: Path, days: int = 21, visitors: int = 8000, seed: int = 7) -> Path:
+    """The project's simulator: landing events -> 30-minute sessions per visitor; test = the
+    sessions of visitors first seen in the last 7 days (the training DAG's protocol)."""
+    path = out / "simulator.csv.gz"
+    if path.exists():
+        return path
+    import duckdb
+
+    from include.simulator import SimulatorConfig, simulate
+    from recsys.session.training import UNUSED, session_split, sessionize
+
+    sim_dir = out / "simulator"
+    simulate(SimulatorConfig(days=days, visitors=visitors, seed=seed), sim_dir, overwrite=True)
+    events = duckdb.sql(
+        "select anonymous_id as user_id, item_id, event_type, "
+        "cast(event_time as timestamp) as event_at "
+        "from read_json_auto(?, format = 'newline_delimited', union_by_name = true) "
+        "where item_id is not null",
+        params=[str(sim_dir / "landing" / "events" / "**" / "*.jsonl.gz")],
+    ).df()
+    sessions = sessionize(events)
+    split_at = sessions["timestamp"].max() - 7 * 86400.0
+    sessions["split"] = session_split(sessions, split_at)
+    frame = sessions[sessions["split"] != UNUSED][["session_id", "item_id", "timestamp", "split"]]
+    return _write(frame, path)
+
+
 def _write(frame: pd.DataFrame, path: Path) -> Path:
     if not path.exists():
         tmp = path.with_suffix(".tmp.gz")
@@ -118,6 +146,7 @@ BUILDERS = {
     "rees46": rees46,
     "otto": otto,
     "taobao": taobao,
+    "simulator": simulator,
 }
 
 
@@ -128,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-sessions", type=int, default=None)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--csv", action="append", default=[], help="extra session CSV (name=path)")
+    p.add_argument("--json-out", type=Path, default=None, help="also write the JSON here")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -158,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name:<14}{res['n_test_sessions']:>7}  {model:<14}{m['hr@20']:>8.4f}"
                 f"{m['mrr@20']:>8.4f}  {rh:>9.3f}  {rm:>10.3f}"
             )
+    if args.json_out is not None:
+        args.json_out.write_text(json.dumps({"datasets": results}, indent=1) + "\n")
     print(json.dumps({"datasets": results}))
     return 0
 

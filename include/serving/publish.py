@@ -173,13 +173,14 @@ def publish_fixture(
     trained_at: datetime | str | None = None,
     metrics: Mapping[str, float] | None = None,
     session: bool = True,
+    session_width: int = 5,
     **frame_kwargs: Any,
 ) -> Path:
     """Publish a synthetic version (``frame`` or :func:`fixture_frame(**frame_kwargs)`),
     with the session model of :func:`fixture_session` unless ``session`` is False."""
     if frame is None:
         frame = fixture_frame(**frame_kwargs)
-    neighbours, session_model = fixture_session(frame) if session else (None, None)
+    neighbours, session_model = fixture_session(frame, session_width) if session else (None, None)
     trained = trained_at or datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     return publish_version(
         published_dir,
