@@ -282,3 +282,41 @@ def test_publish_session_files_only_when_the_clause_passed(tmp_path):
     save_session_model(result, tmp_path / "model2")
     assert not publish_session_files(tmp_path / "model2", tmp_path / "pub2")
     assert not (tmp_path / "pub2").exists()
+
+
+def test_also_bought_backfills_co_viewed_before_embeddings(tmp_path):
+    from pathlib import Path
+
+    from recsys.data import IdMap
+    from recsys.registry import SavedModel
+    from recsys.scoring import also_bought
+    from recsys.session.publish import read_neighbour_matrix, write_session_model
+
+    ids = ["w", "x", "y", "z"]
+    # co-bought: only w-x; embeddings: z is w's nearest, then y
+    sim = sp.csr_matrix(np.array([[0, 0.9, 0, 0], [0.9, 0, 0, 0], [0] * 4, [0] * 4], np.float32))
+    emb = np.array([[1, 0], [0, 1], [0.6, 0.8], [0.99, 0.1]], np.float32)
+    n = len(ids)
+    model = SavedModel(
+        "v", Path(tmp_path), {}, "test", IdMap.from_values(["u"]), IdMap.from_values(ids),
+        pd.DataFrame({"item_id": ids}), np.zeros((1, 2)), np.zeros(1), emb, np.zeros(n),
+        sp.csr_matrix((1, n)), sim, None, 0.0, 0.0,
+    )  # fmt: skip
+    # the session table over its own vocabulary (y, w, v unknown to the model): w -> y 0.5,
+    # w -> v 0.7 (dropped: v unknown), w -> x 0.2 (already co-bought)
+    table = sp.csr_matrix(np.array([[0, 0.5, 0.7, 0.2], [0] * 4, [0] * 4, [0] * 4], np.float32))
+    cfg = M.SessionKNNConfig()
+    write_session_model(tmp_path, table, pd.Index(["w", "y", "v", "x"]), cfg)
+    co_viewed = read_neighbour_matrix(tmp_path, model.items.ids)
+    assert dense(co_viewed)[0].tolist() == pytest.approx([0, 0.2, 0.5, 0])
+    lists = also_bought(model, k=3, co_viewed=co_viewed)
+    w = lists[lists["key_id"] == "w"].sort_values("rank")
+    # co-bought x first, then co-viewed y (capped by x's 0.9: 0.5), then the embedding's z
+    assert w["item_id"].tolist() == ["x", "y", "z"]
+    assert w["score"].tolist()[:2] == pytest.approx([0.9, 0.5])
+    without = also_bought(model, k=3)
+    assert without[without["key_id"] == "w"].sort_values("rank")["item_id"].tolist() == [
+        "x",
+        "z",
+        "y",
+    ]

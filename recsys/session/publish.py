@@ -80,3 +80,20 @@ def write_session_model(
     }
     atomic_write_text(folder / SESSION_MODEL_FILE, json.dumps(meta, indent=1) + "\n")
     return {"path": str(folder / SESSION_NEIGHBOURS_FILE), "rows": int(len(frame))}
+
+
+def read_neighbour_matrix(folder: str | Path, ids: np.ndarray) -> sp.csr_matrix | None:
+    """The published table of ``folder`` as CSR ``(len(ids), len(ids))`` over the ids ``ids``
+    (another model's item vocabulary; pairs with an unknown item are dropped), or None."""
+    path = Path(folder) / SESSION_NEIGHBOURS_FILE
+    if not path.exists():
+        return None
+    frame = pd.read_parquet(path, columns=["item_id", "neighbour_id", "weight"])
+    index = pd.Index(np.asarray(ids, dtype=object).astype(str))
+    rows = index.get_indexer(frame["item_id"].astype(str))
+    cols = index.get_indexer(frame["neighbour_id"].astype(str))
+    keep = (rows >= 0) & (cols >= 0) & (rows != cols)
+    n = len(index)
+    return sp.csr_matrix(
+        (frame["weight"].to_numpy(np.float32)[keep], (rows[keep], cols[keep])), shape=(n, n)
+    )
