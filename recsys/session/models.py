@@ -30,6 +30,7 @@ from recsys.session.data import Sessions
 POPULARITY = "popularity"
 COOCCURRENCE = "cooccurrence"
 SESSION_KNN = "session_knn"
+TWO_HOP_WIDTH = 50  # entries per row of M used for its two-step neighbours
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ class SessionKNNConfig:
     recency
         A training session's weight is ``exp(-recency * (1 - q))``, ``q`` its quantile by time
         (0 = all sessions weigh the same).
+    two_hop
+        Adds ``two_hop * M50 @ M50`` (``M50``: ``M`` cut to 50 entries per row, zero
+        diagonal) before the cut: items two steps away get a score, so fewer targets fall
+        back to popularity.
     neighbours
         Entries kept per row of ``M`` (the published neighbour table's width).
     """
@@ -59,6 +64,7 @@ class SessionKNNConfig:
     decay: float = 1.0
     source_norm: float = 0.75
     recency: float = 1.0
+    two_hop: float = 0.0
     neighbours: int = 200
 
     def __post_init__(self) -> None:
@@ -68,8 +74,10 @@ class SessionKNNConfig:
             raise ValueError(f"source_norm={self.source_norm}; use a value in [0, 1]")
         if self.window < 1:
             raise ValueError(f"window={self.window}; use 1 or more events")
-        if self.decay < 0 or self.recency < 0:
-            raise ValueError(f"decay={self.decay}, recency={self.recency}; use 0 or more")
+        if self.decay < 0 or self.recency < 0 or self.two_hop < 0:
+            raise ValueError(
+                f"decay={self.decay}, recency={self.recency}, two_hop={self.two_hop}: use 0 or more"
+            )
         if self.neighbours < 1:
             raise ValueError(f"neighbours={self.neighbours}; keep at least 1 per item")
 
@@ -267,6 +275,12 @@ class SessionKNNParts:
         )
         m = sp.csr_matrix(m)
         m.eliminate_zeros()
+        if config.two_hop > 0:
+            near = keep_top_per_row(m, TWO_HOP_WIDTH)
+            two = sp.csr_matrix(near @ near)
+            two.setdiag(0.0)
+            two.eliminate_zeros()
+            m = sp.csr_matrix(m + config.two_hop * two)
         return sp.csr_matrix(keep_top_per_row(m, config.neighbours), dtype=np.float32)
 
     def model(self, config: SessionKNNConfig) -> SessionKNN:

@@ -23,6 +23,8 @@ DEFAULT_GRID: dict[str, tuple[float, ...]] = {
     "rules_weight": (0.0, 0.25, 0.5, 0.75),
     "decay": (0.0, 0.5, 1.0, 2.0),
 }
+#: tried on the grid's winner (a second, cheap stage)
+TWO_HOP_GRID: tuple[float, ...] = (0.1, 0.3)
 #: below this many validation cases the grid is not trusted: the defaults are kept
 MIN_VALIDATION_CASES = 50
 
@@ -68,11 +70,22 @@ def tune(
                 model.decay = float(decay)
                 hr, mrr = hr_mrr(case_ranks(model, cases, pop_key))
                 point = {**{n: getattr(config, n) for n in others}, "recency": recency}
-                point.update({"decay": float(decay), "hr@20": hr, "mrr@20": mrr})
+                point.update({"decay": float(decay), "two_hop": config.two_hop})
+                point.update({"hr@20": hr, "mrr@20": mrr})
                 points.append(point)
                 if best is None or (hr, mrr) > best:
                     best = (hr, mrr)
                     best_config = replace(config, decay=float(decay))
+    parts = SessionKNNParts.build(fit, n_items, best_config.window, best_config.recency)
+    stage_one = best_config
+    for two_hop in TWO_HOP_GRID:
+        config = replace(stage_one, two_hop=two_hop)
+        hr, mrr = hr_mrr(case_ranks(parts.model(config), cases, pop_key))
+        point = {n: getattr(config, n) for n in (*names, "two_hop")}
+        points.append({**point, "hr@20": hr, "mrr@20": mrr})
+        if best is None or (hr, mrr) > best:
+            best = (hr, mrr)
+            best_config = config
     return TuningResult(best_config, cases.n, points, tuned=True)
 
 
