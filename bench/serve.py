@@ -48,7 +48,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from include.serving.publish import publish_fixture  # noqa: E402
 
-API_KEY = "bench-" + os.urandom(8).hex()
+# in the environment: the load generators run in spawned processes, which import this file
+# again and must send the same key
+API_KEY = os.environ.setdefault("BENCH_API_KEY", "bench-" + os.urandom(8).hex())
 USER_SHARE = 0.7
 UNKNOWN_USER_SHARE = 0.09
 SESSION_PATH = "/v1/sessions/recommendations"

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 SESSION_NEIGHBOURS_FILE = "session_neighbours.parquet"
@@ -87,12 +89,20 @@ def load_session_index(vdir: Path) -> SessionIndex | None:
         return None
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     table = pq.read_table(vdir / SESSION_NEIGHBOURS_FILE, use_threads=False)
-    item = table["item_id"].to_numpy(zero_copy_only=False).astype(object)
-    nbr = table["neighbour_id"].to_numpy(zero_copy_only=False).astype(object)
+    n = table.num_rows
+    # one dictionary over both id columns, built by Arrow (no Python string per row)
+    both = pa.chunked_array(
+        [
+            *table["item_id"].cast(pa.string()).chunks,
+            *table["neighbour_id"].cast(pa.string()).chunks,
+        ]
+    )
+    encoded = pc.dictionary_encode(both).combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    ids = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    item_code, nbr_code = codes[:n], codes[n:]
     rank = table["rank"].to_numpy()
     weight = table["weight"].to_numpy().astype(np.float64)
-    ids, inv = np.unique(np.concatenate([item, nbr]), return_inverse=True)
-    item_code, nbr_code = inv[: len(item)], inv[len(item) :]
     order = np.lexsort((rank, item_code))
     item_code, nbr_code, weight = item_code[order], nbr_code[order], weight[order]
     counts = np.bincount(item_code, minlength=len(ids))
