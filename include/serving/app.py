@@ -194,6 +194,26 @@ class SessionRecommendations(BaseModel):
     items: list[SessionItem] = Field(description="At most k items, best first.")
 
 
+class ColdStartList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "segment": "trending",
+                    "model_version": "20260301T020000Z-lightfm",
+                    "generated_at": "2026-03-01T02:14:07Z",
+                    "items": _EXAMPLE_ITEMS,
+                }
+            ]
+        }
+    )
+
+    segment: str = Field(description="'all' or 'popular', 'trending', or 'category:<name>'.")
+    model_version: str
+    generated_at: datetime
+    items: list[RecommendedItem] = Field(description="At most k items, best first.")
+
+
 class ModelCounts(BaseModel):
     users: int = Field(description="Users with a personal list.")
     items: int = Field(description="Items with an also-bought list.")
@@ -305,6 +325,15 @@ _VERSION_HEADER_DOC = {
 UserId = Annotated[
     str,
     PathParam(pattern=ID_PATTERN, description=f"Customer id: {ID_RULE}.", examples=["U0000042"]),
+]
+Segment = Annotated[
+    str,
+    PathParam(
+        pattern=ID_PATTERN,
+        description="A cold-start list: 'all' or 'popular' (global), 'trending', or "
+        "'category:<name>' (see `counts.cold_start_segments` of `/v1/model`).",
+        examples=["trending"],
+    ),
 ]
 ItemId = Annotated[
     str,
@@ -695,6 +724,46 @@ def create_app(
             media_type=_JSON,
             headers={MODEL_VERSION_HEADER: snap.model_version},
         )
+
+    @app.get(
+        "/v1/cold-start/{segment}",
+        operation_id="getColdStartList",
+        summary="A list for visitors with nothing yet: popular, trending, popular in a category",
+        tags=["recommendations"],
+        response_model=ColdStartList,
+        responses={
+            200: {"headers": _VERSION_HEADER_DOC},
+            404: _problem("The current model version has no such cold-start list."),
+            **_AUTH_ERRORS,
+            **_INVALID,
+        },
+        dependencies=authed,
+    )
+    async def cold_start(segment: Segment, k: K = DEFAULT_K) -> Response:
+        """The top-k items of a published cold-start list: `trending` (recent momentum),
+        `category:<name>` (popular in a category, e.g. for a category landing page), or the
+        global list (`all`, or `popular` in versions that name it so)."""
+        snap = snapshot()
+        items = snap.items_json("cold_start", segment, k)
+        if items is None:
+            known = sorted(snap.index["cold_start"])
+            raise HTTPException(
+                404,
+                f"unknown segment {segment!r}: model version {snap.model_version} has "
+                f"{len(known)} cold-start lists, e.g. {known[:5]}",
+            )
+        body = b"".join(
+            (
+                b'{"segment":"',
+                segment.encode(),
+                b'"',
+                snap.version_fields,
+                b',"items":[',
+                items,
+                b"]}",
+            )
+        )
+        return Response(body, media_type=_JSON, headers={MODEL_VERSION_HEADER: snap.model_version})
 
     @app.get(
         "/v1/model",
