@@ -320,3 +320,22 @@ def test_also_bought_backfills_co_viewed_before_embeddings(tmp_path):
         "z",
         "y",
     ]
+
+
+def test_pos_orders_events_and_timestamp_times_sessions():
+    frame = SD.check_session_frame(
+        pd.DataFrame(
+            {
+                "session_id": ["late", "late", "early", "early", None],
+                "item_id": ["b", "a", "c", "d", "x"],
+                "pos": [1, 0, 0, 1, 0],
+                "timestamp": ["2026-01-02T10:00:00Z"] * 2 + ["2026-01-01T10:00:00Z"] * 2 + [None],
+            }
+        )
+    )
+    assert len(frame) == 4  # the row without a session is dropped
+    items = pd.Index(["a", "b", "c", "d"])
+    s = SD.to_sessions(frame, items)
+    # sessions in time order (early first), events in pos order
+    assert items[s.items].tolist() == ["c", "d", "a", "b"]
+    assert SD.time_split(frame, 0.5).tolist() == ["test", "test", "train", "train"]

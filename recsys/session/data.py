@@ -109,29 +109,24 @@ def check_session_frame(frame: pd.DataFrame, name: str = "sessions") -> pd.DataF
         raise ValueError(
             f"{name} has no order column; add 'pos' (position in the session) or 'timestamp'"
         )
+    # rows without a session or an item carry no event: dropped
+    frame = frame.dropna(subset=[SESSION_ID, ITEM_ID])
     out = pd.DataFrame(
         {
-            SESSION_ID: frame[SESSION_ID].astype(str),
-            ITEM_ID: frame[ITEM_ID].astype(str),
+            SESSION_ID: frame[SESSION_ID].astype(str).to_numpy(),
+            ITEM_ID: frame[ITEM_ID].astype(str).to_numpy(),
         }
     )
-    order = frame[order_col]
-    if not pd.api.types.is_numeric_dtype(order):
-        parsed = pd.to_datetime(order, utc=True, errors="coerce")
-        if parsed.isna().any():
-            bad = order[parsed.isna()].iloc[0]
-            raise ValueError(f"{name}: {order_col} value {bad!r} is neither a number nor a time")
-        order = (parsed - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds()
-    out["order"] = order.astype(np.float64).to_numpy()
-    if out["order"].isna().any():
-        raise ValueError(f"{name}: {order_col} has empty values; every event needs its order")
-    # a session's time: its timestamps, else its first appearance in the file
-    if order_col == TIMESTAMP:
-        out["time"] = out["order"]
+    out["order"] = _numeric(frame[order_col], order_col, name)
+    # a session's time: its timestamps, else its rows' positions in the file
+    if TIMESTAMP in frame.columns:
+        out["time"] = (
+            out["order"] if order_col == TIMESTAMP else _numeric(frame[TIMESTAMP], TIMESTAMP, name)
+        )
     else:
         out["time"] = np.arange(len(out), dtype=np.float64)
     if SPLIT in frame.columns:
-        split = frame[SPLIT].astype(str).str.strip().str.lower()
+        split = frame[SPLIT].astype(str).str.strip().str.lower().reset_index(drop=True)
         bad = set(split.unique()) - {SPLIT_TRAIN, SPLIT_TEST}
         if bad:
             raise ValueError(f"{name}: split values {sorted(bad)}; use 'train' or 'test'")
@@ -140,6 +135,20 @@ def check_session_frame(frame: pd.DataFrame, name: str = "sessions") -> pd.DataF
         out[EVENT_TYPE] = frame[EVENT_TYPE].astype(str).to_numpy()
     if out.empty:
         raise ValueError(f"{name} has no rows")
+    return out
+
+
+def _numeric(values: pd.Series, column: str, name: str) -> np.ndarray:
+    """Numbers as they are, times (ISO-8601) as unix seconds; raise on anything else."""
+    if not pd.api.types.is_numeric_dtype(values):
+        parsed = pd.to_datetime(values, utc=True, errors="coerce")
+        if parsed.isna().any():
+            bad = values[parsed.isna()].iloc[0]
+            raise ValueError(f"{name}: {column} value {bad!r} is neither a number nor a time")
+        values = (parsed - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds()
+    out = values.astype(np.float64).to_numpy()
+    if np.isnan(out).any():
+        raise ValueError(f"{name}: {column} has empty values; every event needs its {column}")
     return out
 
 
