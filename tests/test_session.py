@@ -339,3 +339,10 @@ def test_pos_orders_events_and_timestamp_times_sessions():
     # sessions in time order (early first), events in pos order
     assert items[s.items].tolist() == ["c", "d", "a", "b"]
     assert SD.time_split(frame, 0.5).tolist() == ["test", "test", "train", "train"]
+
+
+def test_cli_without_test_sessions_says_so(tmp_path, capsys):
+    f = tmp_path / "s.csv"
+    write_csv(f, ["a,x,0,train", "a,y,1,train", "b,x,0,test"])  # the test session has 1 event
+    assert recsys_main(["evaluate", str(f), "--protocol", "session-last-item"]) == 2
+    assert "no test session of 2 or more events" in capsys.readouterr().err

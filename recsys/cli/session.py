@@ -39,6 +39,13 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ev = evaluate_sessions(train, test, max_sessions=max_sessions, seed=args.seed)
+    if ev.n_test_sessions == 0:
+        print(
+            f"error: {args.path} has no test session of 2 or more events to evaluate; check "
+            "the split column (or let the last 10 % of sessions be the test)",
+            file=sys.stderr,
+        )
+        return 2
     print(f"session-last-item on {args.path}: {ev.n_test_sessions} test sessions")
     print("validation grid (best points, chosen on the train part's last 10 % of sessions):")
     print(grid_table(ev.tuning))
