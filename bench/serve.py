@@ -5,7 +5,10 @@ also-bought, cold-start lists) into a temporary data directory, starts
 ``python -m include.serving serve`` in its own process on 127.0.0.1, and drives it from another
 process: ``wrk`` (Debian package; a Lua script adds the API key and draws random ids) or, when
 wrk is missing, an asyncio+httpx generator. Traffic: 70 % user lists (about 9 % of them for
-users the model does not know -> cold start), 30 % also-bought, k=10.
+users the model does not know -> cold start), 30 % also-bought, k=10; then a separate paced
+run of session requests (``--session-rate``, default 500/s: POST /v1/sessions/recommendations
+with 1..10 random items, k=10, against a session model of ``--session-width`` neighbours per
+item), reported as ``session_rps`` and ``session_p99_ms``.
 
 Per server configuration (``--workers 1,2``) two runs, each bounded by ``--duration``:
 
@@ -45,9 +48,12 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from include.serving.publish import publish_fixture  # noqa: E402
 
-API_KEY = "bench-" + os.urandom(8).hex()
+# in the environment: the load generators run in spawned processes, which import this file
+# again and must send the same key
+API_KEY = os.environ.setdefault("BENCH_API_KEY", "bench-" + os.urandom(8).hex())
 USER_SHARE = 0.7
 UNKNOWN_USER_SHARE = 0.09
+SESSION_PATH = "/v1/sessions/recommendations"
 
 WRK_SCRIPT = r"""
 local key = os.getenv("BENCH_API_KEY")
@@ -254,6 +260,78 @@ def _httpx_loadgen(url: str, users: int, items: int, rate: float, duration: floa
     q.put(asyncio.run(main()))
 
 
+def _httpx_session_loadgen(url: str, items: int, rate: float, duration: float, conns: int, q):
+    """Session requests: POST /v1/sessions/recommendations with 1..10 random items, k=10."""
+    import httpx
+
+    async def main() -> dict:
+        latencies: list[float] = []
+        errors = 0
+        interval = conns / rate if rate > 0 else 0.0
+        end = time.perf_counter() + duration
+        limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
+        async with httpx.AsyncClient(
+            base_url=url, headers={"X-API-Key": API_KEY}, limits=limits, timeout=2
+        ) as client:
+
+            async def worker(i: int) -> None:
+                nonlocal errors
+                rng = random.Random(1000 + i)
+                next_at = time.perf_counter() + rng.random() * interval
+                while True:
+                    now = time.perf_counter()
+                    if now >= end:
+                        return
+                    if interval and next_at > now:
+                        await asyncio.sleep(next_at - now)
+                    next_at += interval
+                    n = rng.randint(1, 10)
+                    body = {
+                        "events": [{"item_id": f"I{rng.randrange(items):06d}"} for _ in range(n)],
+                        "k": 10,
+                    }
+                    t0 = time.perf_counter()
+                    try:
+                        response = await client.post(SESSION_PATH, json=body)
+                        ok = response.status_code == 200
+                    except httpx.HTTPError:
+                        ok = False
+                    latencies.append(time.perf_counter() - t0)
+                    errors += not ok
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker(i) for i in range(conns)))
+            took = time.perf_counter() - started
+        latencies.sort()
+
+        def pct(p: float) -> float:
+            return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
+
+        return {
+            "rps": round(len(latencies) / took, 1),
+            "p50_ms": pct(0.50),
+            "p99_ms": pct(0.99),
+            "max_ms": round(latencies[-1] * 1000, 2),
+            "requests": len(latencies),
+            "errors": errors,
+        }
+
+    q.put(asyncio.run(main()))
+
+
+def run_sessions(url: str, args: argparse.Namespace, rate: float, duration: float) -> dict:
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    proc = ctx.Process(
+        target=_httpx_session_loadgen,
+        args=(url, args.items, rate, duration, args.connections, q),
+    )
+    proc.start()
+    result = q.get(timeout=duration + 120)
+    proc.join(timeout=30)
+    return result
+
+
 def run_httpx(url: str, args: argparse.Namespace, rate: float, duration: float, _: Path) -> dict:
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
@@ -279,6 +357,12 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10, help="seconds per run")
     parser.add_argument("--rate", type=float, default=1000, help="paced run, requests/s")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--session-rate", type=float, default=500, help="paced session run, requests/s"
+    )
+    parser.add_argument(
+        "--session-width", type=int, default=100, help="neighbours per item, session model"
+    )
     parser.add_argument("--workers", default="1,2", help="uvicorn workers to measure, e.g. 1,2")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "httpx"), default="auto")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data directory")
@@ -304,6 +388,7 @@ def main() -> int:
             n_users=args.users,
             n_items=args.items,
             k=args.k,
+            session_width=args.session_width,
         )
         size = (tmp / "data" / "published" / "bench-v1" / "recommendations.parquet").stat().st_size
         rows = (args.users + args.items + 4) * args.k
@@ -322,6 +407,8 @@ def main() -> int:
                 load_before = load_average()
                 paced = run(server.url, args, args.rate, args.duration, tmp)
                 saturated = run(server.url, args, 0, args.duration, tmp)
+                run_sessions(server.url, args, args.session_rate, 2)  # warm-up
+                session = run_sessions(server.url, args, args.session_rate, args.duration)
                 record = {
                     "workers": workers,
                     "ready_s": round(ready, 1),
@@ -330,6 +417,7 @@ def main() -> int:
                     "loadavg_1m_before": load_before[0],
                     "paced": paced,
                     "saturated": saturated,
+                    "session_paced": session,
                 }
                 results.append(record)
                 print(json.dumps(record), flush=True)
@@ -353,12 +441,17 @@ def main() -> int:
         "connections": args.connections,
         "max_rps": best["saturated"]["rps"],
         "max_rps_p99_ms": best["saturated"]["p99_ms"],
+        "session_rps": best["session_paced"]["rps"],
+        "session_p99_ms": best["session_paced"]["p99_ms"],
+        "session_errors": sum(r["session_paced"]["errors"] for r in results),
         "by_workers": {
             str(r["workers"]): {
                 "rps": r["paced"]["rps"],
                 "p99_ms": r["paced"]["p99_ms"],
                 "max_rps": r["saturated"]["rps"],
                 "rss_mib": r["rss_mib"],
+                "session_rps": r["session_paced"]["rps"],
+                "session_p99_ms": r["session_paced"]["p99_ms"],
             }
             for r in results
         },

@@ -127,11 +127,15 @@ def also_bought(
     item_ids: object = None,
     generated_at: datetime | None = None,
     block_size: int = 2048,
+    co_viewed: object = None,
 ) -> pd.DataFrame:
-    """``also_bought`` lists: co-bought neighbours, backfilled by embedding cosine, no self.
+    """``also_bought`` lists: co-bought neighbours, then (``co_viewed``, the session model's
+    item-to-item table over this model's items: views, carts and purchases within sessions)
+    co-viewed ones, then embedding cosine; no self.
 
-    Scores are the co-occurrence similarity, then the cosine capped by the score ranked above
-    it, so they never increase with rank.
+    Scores are the co-occurrence similarity, then the backfills' capped by the score ranked
+    above them, so they never increase with rank. With few purchases (views-only data) the
+    co-viewed neighbours make the lists useful.
     """
     n = len(model.items)
     items = np.arange(n) if item_ids is None else model.items.index(list(item_ids))  # type: ignore[arg-type]
@@ -154,9 +158,18 @@ def also_bought(
         cos = unit[ib] @ unit.T
         cos[rows_all, ib] = -np.inf
         ei, ev = top_k(cos, 2 * k)
+        if co_viewed is not None:  # issue 19: co-viewed within sessions, before embeddings
+            view = np.asarray(co_viewed[ib].todense(), dtype=np.float32)  # type: ignore[index]
+            view[view <= 0] = -np.inf
+            view[rows_all, ib] = -np.inf
+            vi, vv = top_k(view, k)
+            ci, cv = np.hstack([ci, vi]), np.hstack([cv, vv])
+            first = np.hstack([np.zeros_like(ci[:, :-k]), np.full_like(vi, 1)])
+        else:
+            first = np.zeros_like(ci)
         cand_i = np.hstack([ci, ei])
         cand_v = np.hstack([cv, ev])
-        prio = np.hstack([np.zeros_like(ci), np.ones_like(ei)])
+        prio = np.hstack([first, np.full_like(ei, 2)])
         r, c = np.nonzero(cand_i >= 0)
         frame = pd.DataFrame(
             {"row": r, "pos": c, "item": cand_i[r, c], "score": cand_v[r, c], "prio": prio[r, c]}
@@ -216,13 +229,16 @@ def cold_start(
 
 
 def build_recommendations(
-    model: SavedModel, k: int = PUBLISHED_LIST_LENGTH, generated_at: datetime | None = None
+    model: SavedModel,
+    k: int = PUBLISHED_LIST_LENGTH,
+    generated_at: datetime | None = None,
+    co_viewed: object = None,
 ) -> pd.DataFrame:
     """All three list types in one frame with :data:`RECOMMENDATION_COLUMNS`."""
     ts = _now(generated_at)
     frames = [
         recommend_users(model, k, generated_at=ts),
-        also_bought(model, k, generated_at=ts),
+        also_bought(model, k, generated_at=ts, co_viewed=co_viewed),
         cold_start(model, k, generated_at=ts),
     ]
     return pd.concat(frames, ignore_index=True)
@@ -245,10 +261,12 @@ def score_version(
     Returns a small JSON-able summary (rows per list type, path, version, seconds).
     """
     from recsys.registry import load_version
+    from recsys.session.publish import read_neighbour_matrix
 
     t0 = time.perf_counter()
     model = load_version(models_dir, version)
-    frame = build_recommendations(model, k, generated_at)
+    co_viewed = read_neighbour_matrix(Path(models_dir) / model.version / "session", model.items.ids)
+    frame = build_recommendations(model, k, generated_at, co_viewed=co_viewed)
     path = write_parquet_atomic(frame, out_path)
     return {
         "version": model.version,

@@ -42,3 +42,8 @@ def test_evaluate_yoochoose_sample(tmp_path: Path) -> None:
     assert f"test: {users:,} users" in page
     rows = [line for line in page.splitlines() if line.startswith("| lightfm_blend | all |")]
     assert len(rows) == 1 and rows[0].count("|") == 3 + len(evaluation.METRICS) + 1
+    # issue 19: the session model on the same split, sessions of visitors unknown at T
+    session = result["session"]
+    assert set(session["models"]) == {"popularity", "cooccurrence", "session_knn"}
+    assert session["n_test_sessions"] > 0
+    assert f"{session['n_test_sessions']:,} test sessions" in page

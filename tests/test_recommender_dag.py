@@ -32,6 +32,13 @@ clauses:
     model: candidate
     op: ">="
     threshold: 5
+session_clauses:
+  - id: session_hr_vs_cooccurrence
+    owner: DS
+    metric: hr@20
+    compare_to: cooccurrence
+    factor: 0.0
+    min_test_sessions: 5
 """
 
 
@@ -68,6 +75,9 @@ def test_the_chain_publishes_a_model_the_api_serves(
     assert dod["passed"] and [c["id"] for c in dod["clauses"]] == ["enough_users_evaluated"]
     model = json.loads((published / version / "model.json").read_text())
     assert model["dod_passed"] and model["candidate"] == "lightfm_blend"
+    session = json.loads((models / version / "session" / "session_metrics.json").read_text())
+    assert session["clause"]["status"] == "pass" and session["n_test_sessions"] >= 5
+    assert (published / version / "session_neighbours.parquet").exists()
 
     capsys.readouterr()
     assert serving(["sample", "--k", "5"]) == 0  # what `make run` prints at its end
@@ -76,3 +86,21 @@ def test_the_chain_publishes_a_model_the_api_serves(
     body = json.loads(out[out.index("{") :])
     assert body["source"] == "personal" and body["model_version"] == version
     assert len(body["items"]) == 5
+
+    from fastapi.testclient import TestClient
+
+    from include.serving.app import create_app
+    from include.serving.loader import ModelStore, load_version
+
+    snap = load_version(published, version)
+    assert snap.session is not None and snap.session.n_items > 0
+    store = ModelStore(published)
+    assert store.check()
+    client = TestClient(create_app(store=store, api_keys=["k"], start_watcher=False))
+    item = next(iter(snap.session.codes))
+    answer = client.post(
+        "/v1/sessions/recommendations",
+        json={"events": [{"item_id": item}], "k": 5},
+        headers={"X-API-Key": "k"},
+    )
+    assert answer.status_code == 200 and answer.json()["items"][0]["source"] == "session"

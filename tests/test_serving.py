@@ -610,3 +610,119 @@ def test_cli_serve_process(published: Path, tmp_path: Path) -> None:
         output = proc.communicate(timeout=10)[0]
     assert f"http://127.0.0.1:{port}" in output and "env TRASOS_API_KEYS" in output
     assert "serving model v1" in output
+
+
+# --- session recommendations (issue 19) -------------------------------------------------------
+SESSION_URL = "/v1/sessions/recommendations"
+
+
+def ev(*ids: str) -> list[dict]:
+    return [{"item_id": i} for i in ids]
+
+
+def fixture_names() -> list[str]:
+    return sorted(set(fixture_frame(**FIXTURE)["item_id"]))
+
+
+def test_session_recommendations_by_hand(client: TestClient) -> None:
+    from include.serving.app import SessionRecommendations
+
+    names = fixture_names()
+    # fixture model: item n -> n+1..n+5 with weights 1, 1/2, .., 1/5; decay 1. Session
+    # [n0, n2]: n2 is last (weight 1), n0 one event before (weight 1/2):
+    # n3: 1 + 1/2 * 1/3, n4: 1/2 + 1/2 * 1/4, n1: 1/2 * 1, n5: 1/3 + 1/2 * 1/5, n6: 1/4, n7: 1/5
+    body = {"events": ev(names[0], names[2]), "k": 6}
+    response = client.post(SESSION_URL, json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    got = SessionRecommendations.model_validate_json(response.content)
+    assert response.headers[MODEL_VERSION_HEADER] == got.model_version == "v1"
+    assert got.known_items == 2
+    assert [i.item_id for i in got.items] == [names[j] for j in (3, 4, 1, 5, 6, 7)]
+    assert [i.score for i in got.items] == pytest.approx(
+        [1 + 1 / 6, 0.625, 0.5, 1 / 3 + 0.1, 0.25, 0.2], abs=1e-6
+    )
+    assert {i.source for i in got.items} == {"session"}
+    assert [i.rank for i in got.items] == [1, 2, 3, 4, 5, 6]
+
+
+def test_session_keeps_seen_items_when_asked(client: TestClient) -> None:
+    names = fixture_names()
+    body = {"events": ev(names[0], names[2]), "k": 20, "exclude_seen": False}
+    items = client.post(SESSION_URL, json=body, headers=AUTH).json()["items"]
+    by_id = {i["item_id"]: i for i in items}
+    assert by_id[names[2]]["score"] == pytest.approx(0.25)  # n0 -> n2 at rank 2, weight 1/2
+    assert names[0] not in by_id  # no item points at n0 within this session
+
+
+def test_session_backfills_category_then_popular(client: TestClient) -> None:
+    frame = fixture_frame(**FIXTURE)
+    names = fixture_names()
+    # n2's category is FIXTURE_CATEGORIES[2] = knitwear: after its 5 neighbours, that list
+    body = {"events": ev(names[2]), "k": 20}
+    items = client.post(SESSION_URL, json=body, headers=AUTH).json()["items"]
+    assert [i["source"] for i in items[:5]] == ["session"] * 5
+    knitwear = [
+        i["item_id"]
+        for i in expected_items(frame, "cold_start", "category:knitwear", 20)
+        if i["item_id"] not in {names[j] for j in (2, 3, 4, 5, 6, 7)}
+    ]
+    fill = [i for i in items if i["source"] == "popular-in-category"]
+    assert [i["item_id"] for i in fill] == knitwear[: len(fill)]
+    assert len(items) == 20 and len({i["item_id"] for i in items}) == 20
+    # a session of unknown items, or none: the global popular list, in its order
+    popular = [i["item_id"] for i in expected_items(frame, "cold_start", "all", 5)]
+    for ids in ([], ["NOT_AN_ITEM"]):
+        got = client.post(SESSION_URL, json={"events": ev(*ids), "k": 5}, headers=AUTH).json()
+        assert [i["item_id"] for i in got["items"]] == popular
+        assert {i["source"] for i in got["items"]} == {"popular"}
+        assert got["known_items"] == 0
+
+
+def test_session_without_a_session_model_answers_popular(data_dir: Path) -> None:
+    published_dir = get_settings().published_dir
+    publish_fixture(published_dir, "nosession", session=False, **FIXTURE)
+    store = ModelStore(published_dir)
+    assert store.check()
+    client = TestClient(create_app(store=store, api_keys=[KEY], start_watcher=False))
+    got = client.post(SESSION_URL, json={"events": ev("I000001"), "k": 3}, headers=AUTH).json()
+    assert {i["source"] for i in got["items"]} == {"popular"}
+
+
+def test_session_auth(client: TestClient) -> None:
+    body = {"events": ev("I000001")}
+    assert client.post(SESSION_URL, json=body).status_code == 401
+    assert client.post(SESSION_URL, json=body, headers={API_KEY_HEADER: "nope"}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("body", "location", "words"),
+    [
+        ({"events": ev("I 1")}, "body.events.0.item_id", "must be 1 to 64 characters"),
+        ({"events": ev("I000001"), "k": 0}, "body.k", "greater than or equal to 1"),
+        ({"events": ev("I000001"), "k": 101}, "body.k", "less than or equal to 100"),
+        ({"events": ev("I000001"), "k": "5"}, "body.k", "valid integer"),
+        (
+            {"events": [{"item_id": "I000001", "event_type": "scroll"}]},
+            "body.events.0.event_type",
+            "product_view",
+        ),
+        ({"events": ev("I000001"), "limit": 3}, "body.limit", "Extra inputs"),
+        ({"events": ev(*["I000001"] * 201)}, "body.events", "at most 200"),
+        ({"item_ids": ["I000001"]}, "body.events", "Field required"),
+    ],
+)
+def test_session_bad_input_is_422_with_a_message(
+    client: TestClient, body: dict, location: str, words: str
+) -> None:
+    response = client.post(SESSION_URL, json=body, headers=AUTH)
+    assert response.status_code == 422
+    problem = Problem.model_validate_json(response.content)
+    assert location in problem.detail and words in problem.detail, problem.detail
+
+
+def test_session_file_names_agree_with_recsys() -> None:
+    from include.serving import session as served
+    from recsys.session import publish as written
+
+    assert served.SESSION_NEIGHBOURS_FILE == written.SESSION_NEIGHBOURS_FILE
+    assert served.SESSION_MODEL_FILE == written.SESSION_MODEL_FILE

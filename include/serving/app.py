@@ -21,10 +21,17 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from common.contracts import PRODUCT_EVENT_TYPES
 from include.serving.auth import API_KEY_HEADER, KeyRing, load_api_keys
 from include.serving.loader import ID_PATTERN, ModelStore, Snapshot
+from include.serving.session import (
+    CATEGORY_KEY_PREFIX,
+    SOURCE_CATEGORY,
+    SOURCE_POPULAR,
+    SOURCE_SESSION,
+)
 from include.settings import get_settings
 
 API_TITLE = "Trasos recommendations API"
@@ -91,6 +98,117 @@ class AlsoBought(BaseModel):
     )
 
     item_id: str
+    model_version: str
+    generated_at: datetime
+    items: list[RecommendedItem] = Field(description="At most k items, best first.")
+
+
+MAX_SESSION_EVENTS = 200
+SessionItemId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+EventType = Literal[PRODUCT_EVENT_TYPES]  # type: ignore[valid-type]
+
+
+class SessionEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    item_id: SessionItemId = Field(description=f"Catalog item id: {ID_RULE}.")
+    event_type: EventType | None = Field(
+        default=None,
+        description="Optional product event type. The current model weighs every product "
+        "event the same; the field is validated and kept for future models.",
+    )
+
+
+class SessionRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,  # no coercion: 0 is not false, "10" is not 10
+        json_schema_extra={
+            "examples": [
+                {
+                    "events": [
+                        {"item_id": "I000123", "event_type": "product_view"},
+                        {"item_id": "I004567", "event_type": "product_view"},
+                        {"item_id": "I000123", "event_type": "add_to_cart"},
+                    ],
+                    "k": 10,
+                    "exclude_seen": True,
+                }
+            ]
+        },
+    )
+
+    events: list[SessionEvent] = Field(
+        max_length=MAX_SESSION_EVENTS,
+        description=f"The session's product events, oldest first (at most "
+        f"{MAX_SESSION_EVENTS}). Empty: a visitor with nothing yet.",
+    )
+    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K, description=f"Items to return (1..{MAX_K}).")
+    exclude_seen: bool = Field(
+        default=True, description="Leave out the items already in the session."
+    )
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        # JSON Schema's integer admits 64.0; strict mode alone would reject it
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
+    @property
+    def item_ids(self) -> list[str]:
+        return [e.item_id for e in self.events]
+
+
+class SessionItem(RecommendedItem):
+    source: Literal["session", "popular-in-category", "popular"] = Field(
+        description="'session': scored from the session's items; 'popular-in-category': "
+        "popular in the category of the session's latest item; 'popular': globally popular."
+    )
+
+
+class SessionRecommendations(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_version": "20260301T020000Z-lightfm",
+                    "generated_at": "2026-03-01T02:14:07Z",
+                    "known_items": 2,
+                    "items": [
+                        {"rank": 1, "item_id": "I000124", "score": 1.5, "source": "session"},
+                        {"rank": 2, "item_id": "I000777", "score": 0.0, "source": "popular"},
+                    ],
+                }
+            ]
+        }
+    )
+
+    model_version: str
+    generated_at: datetime
+    known_items: int = Field(
+        description="How many distinct session items the session model knows (0: only "
+        "popular lists could answer)."
+    )
+    items: list[SessionItem] = Field(description="At most k items, best first.")
+
+
+class ColdStartList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "segment": "trending",
+                    "model_version": "20260301T020000Z-lightfm",
+                    "generated_at": "2026-03-01T02:14:07Z",
+                    "items": _EXAMPLE_ITEMS,
+                }
+            ]
+        }
+    )
+
+    segment: str = Field(description="'all' or 'popular', 'trending', or 'category:<name>'.")
     model_version: str
     generated_at: datetime
     items: list[RecommendedItem] = Field(description="At most k items, best first.")
@@ -208,6 +326,15 @@ UserId = Annotated[
     str,
     PathParam(pattern=ID_PATTERN, description=f"Customer id: {ID_RULE}.", examples=["U0000042"]),
 ]
+Segment = Annotated[
+    str,
+    PathParam(
+        pattern=ID_PATTERN,
+        description="A cold-start list: 'all' or 'popular' (global), 'trending', or "
+        "'category:<name>' (see `counts.cold_start_segments` of `/v1/model`).",
+        examples=["trending"],
+    ),
+]
 ItemId = Annotated[
     str,
     PathParam(pattern=ID_PATTERN, description=f"Item id: {ID_RULE}.", examples=["I000123"]),
@@ -291,6 +418,75 @@ def also_bought_body(snap: Snapshot, item_id: str, k: int) -> bytes | None:
         return None
     return b"".join(
         (b'{"item_id":"', item_id.encode(), b'"', snap.version_fields, b',"items":[', items, b"]}")
+    )
+
+
+def _list_ids(snap: Snapshot, key: str, k: int) -> list[str]:
+    raw = snap.items_json("cold_start", key, k)
+    if not raw:
+        return []
+    return [row["item_id"] for row in json.loads(b"[" + raw + b"]")]
+
+
+def session_items(snap: Snapshot, request: SessionRequest) -> tuple[list[dict[str, Any]], int]:
+    """The ranked items for a session, and how many of its items the model knows.
+
+    Session-scored items first; then the popular list of the category of the session's latest
+    categorised item; then the global popular list. Session items are left out when
+    ``exclude_seen``; no item appears twice.
+    """
+    k = request.k
+    item_ids = request.item_ids
+    seen = set(item_ids) if request.exclude_seen else set()
+    out: list[dict[str, Any]] = []
+    taken: set[str] = set()
+    known = 0
+    index = snap.session
+    if index is not None and item_ids:
+        rows, scores = index.score(item_ids)
+        known = len({i for i in item_ids[-index.max_session_items :] if i in index.codes})
+        ids = index.ids
+        for row, value in zip(rows[: k + len(seen)].tolist(), scores.tolist(), strict=False):
+            item = ids[row]
+            if item in seen:
+                continue
+            out.append({"item_id": item, "score": round(float(value), 6), "source": SOURCE_SESSION})
+            taken.add(item)
+            if len(out) == k:
+                break
+    if len(out) < k:
+        fills: list[tuple[str, str]] = []
+        cat = index.category_of_session(item_ids) if index is not None else None
+        if cat is not None:
+            key = CATEGORY_KEY_PREFIX + cat
+            fills += [(i, SOURCE_CATEGORY) for i in _list_ids(snap, key, k + len(seen))]
+        fills += [
+            (i, SOURCE_POPULAR) for i in _list_ids(snap, snap.cold_start_key, 2 * k + len(seen))
+        ]
+        for item, source in fills:
+            if item in seen or item in taken:
+                continue
+            out.append({"item_id": item, "score": 0.0, "source": source})
+            taken.add(item)
+            if len(out) == k:
+                break
+    for rank, row in enumerate(out, start=1):
+        row["rank"] = rank
+    return out, known
+
+
+def session_body(snap: Snapshot, request: SessionRequest) -> bytes:
+    """SessionRecommendations as JSON bytes."""
+    items, known = session_items(snap, request)
+    return b"".join(
+        (
+            b'{"known_items":',
+            str(known).encode(),
+            snap.version_fields,
+            b',"items":',
+            json.dumps(items, separators=(",", ":")).encode(),
+            b"}",
+        )
     )
 
 
@@ -498,6 +694,75 @@ def create_app(
                 f"unknown item_id {item_id!r}: model version {snap.model_version} has no "
                 "also-bought list for it",
             )
+        return Response(body, media_type=_JSON, headers={MODEL_VERSION_HEADER: snap.model_version})
+
+    @app.post(
+        "/v1/sessions/recommendations",
+        operation_id="getSessionRecommendations",
+        summary="Recommendations for a visitor's current session (anonymous visitors included)",
+        tags=["recommendations"],
+        response_model=SessionRecommendations,
+        responses={
+            200: {"headers": _VERSION_HEADER_DOC},
+            400: _problem("The body is not parseable JSON."),
+            **_AUTH_ERRORS,
+            422: _problem(
+                "Invalid body (malformed item id or event type, k out of range, too many "
+                "events, unknown field); `detail` says what."
+            ),
+        },
+        dependencies=authed,
+    )
+    async def session_recommendations(body: SessionRequest) -> Response:
+        """Top-k items for the session's items, oldest first: the session model's neighbours
+        (`source: "session"`), then popular in the category of the session's latest item
+        (`"popular-in-category"`), then globally popular (`"popular"`). Items the model does
+        not know are skipped; a session of unknown items gets the popular lists."""
+        snap = snapshot()
+        return Response(
+            session_body(snap, body),
+            media_type=_JSON,
+            headers={MODEL_VERSION_HEADER: snap.model_version},
+        )
+
+    @app.get(
+        "/v1/cold-start/{segment}",
+        operation_id="getColdStartList",
+        summary="A list for visitors with nothing yet: popular, trending, popular in a category",
+        tags=["recommendations"],
+        response_model=ColdStartList,
+        responses={
+            200: {"headers": _VERSION_HEADER_DOC},
+            404: _problem("The current model version has no such cold-start list."),
+            **_AUTH_ERRORS,
+            **_INVALID,
+        },
+        dependencies=authed,
+    )
+    async def cold_start(segment: Segment, k: K = DEFAULT_K) -> Response:
+        """The top-k items of a published cold-start list: `trending` (recent momentum),
+        `category:<name>` (popular in a category, e.g. for a category landing page), or the
+        global list (`all`, or `popular` in versions that name it so)."""
+        snap = snapshot()
+        items = snap.items_json("cold_start", segment, k)
+        if items is None:
+            known = sorted(snap.index["cold_start"])
+            raise HTTPException(
+                404,
+                f"unknown segment {segment!r}: model version {snap.model_version} has "
+                f"{len(known)} cold-start lists, e.g. {known[:5]}",
+            )
+        body = b"".join(
+            (
+                b'{"segment":"',
+                segment.encode(),
+                b'"',
+                snap.version_fields,
+                b',"items":[',
+                items,
+                b"]}",
+            )
+        )
         return Response(body, media_type=_JSON, headers={MODEL_VERSION_HEADER: snap.model_version})
 
     @app.get(

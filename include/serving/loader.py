@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from common.contracts import RECOMMENDATION_COLUMNS
+from include.serving.session import SessionIndex, load_session_index
 
 log = logging.getLogger("trasos.serving")
 
@@ -101,6 +102,7 @@ class Snapshot:
     cold_start_key: str = COLD_START_DEFAULT  # the list unknown users get
     # b',"model_version":"...","generated_at":"..."', spliced into every list response.
     version_fields: bytes = field(default=b"")
+    session: SessionIndex | None = None  # the session model, when the version has one
 
     @property
     def rows(self) -> int:
@@ -321,6 +323,10 @@ def load_version(published_dir: Path, version: str) -> Snapshot:
     version_fields = (
         f',"model_version":{json.dumps(version)},"generated_at":"{generated_at}"'.encode()
     )
+    try:
+        session = load_session_index(vdir)
+    except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
+        raise ModelLoadError(f"{vdir}: the session model is not readable: {exc}") from exc
     return Snapshot(
         model_version=version,
         trained_at=trained_at,
@@ -335,6 +341,7 @@ def load_version(published_dir: Path, version: str) -> Snapshot:
         load_seconds=time.perf_counter() - started,
         version_fields=version_fields,
         cold_start_key=cold_start_key,
+        session=session,
     )
 
 

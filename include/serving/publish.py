@@ -32,6 +32,7 @@ from include.serving.loader import (
     RECOMMENDATIONS_FILE,
     iso_utc,
 )
+from include.serving.session import SESSION_MODEL_FILE, SESSION_NEIGHBOURS_FILE
 
 FIXTURE_CATEGORIES: tuple[str, ...] = ("dresses", "shoes", "knitwear")
 
@@ -64,8 +65,14 @@ def publish_version(
     generated_at: datetime | str | None = None,
     extra: Mapping[str, Any] | None = None,
     make_current: bool = True,
+    session_neighbours: pd.DataFrame | None = None,
+    session_model: Mapping[str, Any] | None = None,
 ) -> Path:
     """Publish ``recommendations`` (RECOMMENDATION_COLUMNS) as ``model_version``; returns its dir.
+
+    With ``session_neighbours`` (item_id, rank, neighbour_id, weight) and ``session_model``
+    (decay, max_session_items, item_categories) the version also carries a session model
+    (``include/serving/session.py``).
 
     ``model_version``/``generated_at`` columns are filled in when absent. Raises
     ``FileExistsError`` if that version was already published (versions are immutable).
@@ -96,6 +103,10 @@ def publish_version(
     with atomic_dir(final, replace=False) as tmp:  # complete or absent, never overwritten
         frame.to_parquet(tmp / RECOMMENDATIONS_FILE, index=False)
         (tmp / MODEL_FILE).write_text(json.dumps(model, indent=2) + "\n", encoding="utf-8")
+        if session_neighbours is not None:
+            session_neighbours.to_parquet(tmp / SESSION_NEIGHBOURS_FILE, index=False)
+            text = json.dumps(dict(session_model or {}), indent=1) + "\n"
+            (tmp / SESSION_MODEL_FILE).write_text(text, encoding="utf-8")
     if make_current:
         set_current(published_dir, model_version)
     return final
@@ -148,11 +159,15 @@ def publish_fixture(
     make_current: bool = True,
     trained_at: datetime | str | None = None,
     metrics: Mapping[str, float] | None = None,
+    session: bool = True,
+    session_width: int = 5,
     **frame_kwargs: Any,
 ) -> Path:
-    """Publish a synthetic version (``frame`` or :func:`fixture_frame(**frame_kwargs)`)."""
+    """Publish a synthetic version (``frame`` or :func:`fixture_frame(**frame_kwargs)`),
+    with the session model of :func:`fixture_session` unless ``session`` is False."""
     if frame is None:
         frame = fixture_frame(**frame_kwargs)
+    neighbours, session_model = fixture_session(frame, session_width) if session else (None, None)
     trained = trained_at or datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     return publish_version(
         published_dir,
@@ -162,4 +177,36 @@ def publish_fixture(
         candidate="fixture",
         metrics=metrics or {"ndcg@10": 0.1234, "recall@20": 0.2345, "coverage": 0.5},
         make_current=make_current,
+        session_neighbours=neighbours,
+        session_model=session_model,
     )
+
+
+def fixture_session(
+    frame: pd.DataFrame, width: int = 5, decay: float = 1.0
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A synthetic session model over the items of ``frame``: item ``n`` has neighbours
+    ``n+1 .. n+width`` (mod the item count) with weights ``1/1 .. 1/width``; item ``n``'s
+    category is ``FIXTURE_CATEGORIES[n % 3]``."""
+    names = sorted({i for i in frame["item_id"] if isinstance(i, str)})
+    n = len(names)
+    src = np.repeat(np.arange(n), width)
+    rank = np.tile(np.arange(1, width + 1), n)
+    neighbours = pd.DataFrame(
+        {
+            "item_id": np.array(names, dtype=object)[src],
+            "rank": rank.astype(np.int32),
+            "neighbour_id": np.array(names, dtype=object)[(src + rank) % n],
+            "weight": (1.0 / rank).astype(np.float32),
+        }
+    )
+    categories = {
+        name: FIXTURE_CATEGORIES[i % len(FIXTURE_CATEGORIES)] for i, name in enumerate(names)
+    }
+    model = {
+        "model": "fixture",
+        "decay": decay,
+        "max_session_items": 50,
+        "item_categories": categories,
+    }
+    return neighbours, model

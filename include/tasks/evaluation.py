@@ -103,6 +103,9 @@ def evaluate(dataset: str, data_dir: Path, test_share: float = 0.2) -> dict:
     say(f"{dataset}: {len(ev):,} product events, {t_min} .. {t_max}; split at {split_at}")
     result = train_evaluate(ev, snap["items"], snap["users"], cfg, split_at=split_at)
     table = result.metrics
+    from recsys.session.training import train_session_model  # issue 19: same split T
+
+    session = train_session_model(ev, split_at=split_at).metrics()
     return {
         "dataset": dataset,
         "relevance": cfg.split.relevance,
@@ -113,6 +116,7 @@ def evaluate(dataset: str, data_dir: Path, test_share: float = 0.2) -> dict:
         "snapshot": result.snapshot,
         "dod": result.dod.to_dict(),
         "table": table[[C.MODEL, C.SEGMENT, C.N_USERS, *METRICS]].to_dict(orient="records"),
+        "session": session,
     }
 
 
@@ -179,7 +183,62 @@ def markdown(results: list[dict]) -> str:
             )
             lines.append(f"| {row['model']} | {row['segment']} | {row['n_users']} | {vals} |")
         lines.append("")
-    return "\n".join(lines)
+        lines += session_lines(r.get("session"))
+    return "\n".join(lines + session_section())
+
+
+SESSION_JSON = REPO_ROOT / "docs" / "session_evaluation.json"
+
+
+def session_lines(m: dict | None) -> list[str]:
+    """The session-last-item table of one dataset (visitors unknown at ``T``; issue 19)."""
+    if not m:
+        return []
+    clause = m["clause"]
+    lines = [
+        f"Session model (`session-last-item`, sessions of visitors unknown at `T`): "
+        f"{m['n_test_sessions']:,} test sessions; clause `{clause['id']}` **{clause['status']}**",
+        "",
+        "| model | HR@20 | MRR@20 |",
+        "|---|---:|---:|",
+    ]
+    for name, v in m["models"].items():
+        lines.append(f"| {name} | {v['hr@20']:.4f} | {v['mrr@20']:.4f} |")
+    return [*lines, ""]
+
+
+def session_section(path: Path = SESSION_JSON) -> list[str]:
+    """The session datasets' table from ``bench/session_eval.py --json-out`` (the CLI protocol)."""
+    if not path.exists():
+        return []
+    results = json.loads(path.read_text(encoding="utf-8"))["datasets"]
+    lines = [
+        "## Session-based recommendation: the CLI protocol on every session dataset",
+        "",
+        "`.venv/bin/python bench/session_eval.py --json-out docs/session_evaluation.json` "
+        "builds one session CSV per dataset (outside the repo) and runs `python -m recsys "
+        "evaluate CSV --protocol session-last-item` on each: for every test session of >= 2 "
+        "events all but the last event are revealed and every item is ranked for the last one "
+        "(revealed items excluded, so a last event that repeats a revealed item is a miss for "
+        "every model). Splits: the files' own (YOOCHOOSE last day, RetailRocket last 7 days, "
+        "Tmall as published), else the last 10 % of sessions by time (REES46, OTTO, Taobao); "
+        "the simulator: sessions of visitors first seen in its last 7 days. `session_knn`'s "
+        "hyper-parameters are chosen on the last 10 % of the training sessions, never on test.",
+        "",
+        "| dataset | test sessions | model | HR@20 | MRR@20 | HR vs cooccurrence | "
+        "MRR vs cooccurrence |",
+        "|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for name, res in results.items():
+        base = res["models"]["cooccurrence"]
+        for model, v in res["models"].items():
+            hr = v["hr@20"] / base["hr@20"] if base["hr@20"] else float("nan")
+            mrr = v["mrr@20"] / base["mrr@20"] if base["mrr@20"] else float("nan")
+            lines.append(
+                f"| {name} | {res['n_test_sessions']:,} | {model} | {v['hr@20']:.4f} | "
+                f"{v['mrr@20']:.4f} | {hr:.3f} | {mrr:.3f} |"
+            )
+    return [*lines, ""]
 
 
 def main(argv: list[str] | None = None) -> int:

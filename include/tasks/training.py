@@ -101,8 +101,10 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
     """Train every candidate and baseline on the snapshot and save a (not yet current) version."""
     import pandas as pd
 
+    from include.reporting.evaluation import publish_report
     from recsys.pipeline import run_training
     from recsys.plan import training_plan
+    from recsys.session.training import save_session_model, train_session_model
 
     settings = get_settings()
     folder = Path(snapshot["snapshot"])
@@ -117,8 +119,15 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
         split_at=split_at,
         contract=settings.definition_of_done,
     )
-    from include.reporting.evaluation import publish_report
-
+    # the session model for anonymous visitors: its own clause, published by score() only
+    # when it passes
+    session = train_session_model(
+        events, split_at, config.split.test_days, settings.definition_of_done
+    )
+    items = pd.read_parquet(folder / "items.parquet")
+    summary["session"] = save_session_model(
+        session, settings.models_dir / summary["version"], items
+    )
     reports = settings.reports_dir / "evaluation"
     page = publish_report(summary["report_data"], reports, summary["version"])
     summary["report_path"] = str(page)
@@ -185,6 +194,9 @@ def score(summary: dict[str, Any]) -> dict[str, Any]:
     version = summary["version"]
     out = settings.published_dir / version / "recommendations.parquet"
     scored = score_version(settings.models_dir, out, version=version)
+    from recsys.session.training import publish_session_files  # issue 19
+
+    scored["session_published"] = publish_session_files(settings.models_dir / version, out.parent)
     return {**scored, "version": version, "report_path": summary["report_path"]}
 
 

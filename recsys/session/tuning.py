@@ -1,0 +1,103 @@
+"""Hyper-parameters of the session model, chosen on a validation slice of the train part.
+
+The last 10 % of the training sessions (by time) are held out; each grid point is fitted on
+the rest and scored on the slice's last-item cases; the best HR@20 (then MRR@20) wins. The
+test sessions are never looked at.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+
+from recsys.session.data import Sessions, split_validation
+from recsys.session.models import SessionKNNConfig, SessionKNNParts, item_counts
+from recsys.session.protocol import case_ranks, hr_mrr, popularity_key
+
+#: the searched values (the defaults of :class:`SessionKNNConfig` are one of the points)
+#: (recency 0, source_norm 0.5, rules_weight 0, decay 0 is the co-occurrence baseline itself,
+#: cut to ``neighbours`` per item: the search can always fall back to it)
+DEFAULT_GRID: dict[str, tuple[float, ...]] = {
+    "recency": (0.0, 1.0),
+    "source_norm": (0.5, 0.75, 1.0),
+    "rules_weight": (0.0, 0.25, 0.5, 0.75),
+    "decay": (0.0, 0.5, 1.0, 2.0),
+}
+#: tried on the grid's winner (a second, cheap stage)
+TWO_HOP_GRID: tuple[float, ...] = (0.1, 0.3)
+#: below this many validation cases the grid is not trusted: the defaults are kept
+MIN_VALIDATION_CASES = 50
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    """The chosen config and every grid point's validation figures."""
+
+    config: SessionKNNConfig
+    n_validation_cases: int
+    points: list[dict[str, float]]
+    tuned: bool
+
+
+def tune(
+    train: Sessions,
+    n_items: int,
+    base: SessionKNNConfig | None = None,
+    grid: dict[str, tuple[float, ...]] | None = None,
+    validation_share: float = 0.1,
+    max_cases: int = 3000,
+) -> TuningResult:
+    """Grid-search :class:`SessionKNNConfig` on a validation slice carved from ``train``."""
+    base = base or SessionKNNConfig()
+    grid = DEFAULT_GRID if grid is None else grid
+    if train.n_sessions < 20:
+        return TuningResult(base, 0, [], tuned=False)
+    fit, cases = split_validation(train, validation_share, max_cases)
+    if cases.n < MIN_VALIDATION_CASES:
+        return TuningResult(base, cases.n, [], tuned=False)
+    pop_key = popularity_key(item_counts(fit, n_items))
+    names = list(grid)
+    points: list[dict[str, float]] = []
+    best: tuple[float, float] | None = None
+    best_config = base
+    for recency in grid.get("recency", (base.recency,)):
+        parts = SessionKNNParts.build(fit, n_items, base.window, float(recency))
+        others = [n for n in names if n not in ("recency", "decay")]
+        for values in itertools.product(*(grid[n] for n in others)):
+            config = replace(base, recency=float(recency), **dict(zip(others, values, strict=True)))
+            model = parts.model(config)
+            for decay in grid.get("decay", (base.decay,)):
+                model.decay = float(decay)
+                hr, mrr = hr_mrr(case_ranks(model, cases, pop_key))
+                point = {**{n: getattr(config, n) for n in others}, "recency": recency}
+                point.update({"decay": float(decay), "two_hop": config.two_hop})
+                point.update({"hr@20": hr, "mrr@20": mrr})
+                points.append(point)
+                if best is None or (hr, mrr) > best:
+                    best = (hr, mrr)
+                    best_config = replace(config, decay=float(decay))
+    parts = SessionKNNParts.build(fit, n_items, best_config.window, best_config.recency)
+    stage_one = best_config
+    for two_hop in TWO_HOP_GRID:
+        config = replace(stage_one, two_hop=two_hop)
+        hr, mrr = hr_mrr(case_ranks(parts.model(config), cases, pop_key))
+        point = {n: getattr(config, n) for n in (*names, "two_hop")}
+        points.append({**point, "hr@20": hr, "mrr@20": mrr})
+        if best is None or (hr, mrr) > best:
+            best = (hr, mrr)
+            best_config = config
+    return TuningResult(best_config, cases.n, points, tuned=True)
+
+
+def grid_table(result: TuningResult, top: int = 5) -> str:
+    """The ``top`` validation points as text (for the CLI and reports)."""
+    if not result.points:
+        return "no tuning (too few validation cases): defaults kept"
+    rows = sorted(result.points, key=lambda p: (-p["hr@20"], -p["mrr@20"]))[:top]
+    keys = [k for k in rows[0] if k not in ("hr@20", "mrr@20")]
+    lines = ["  ".join(f"{k:>12}" for k in [*keys, "val hr@20", "val mrr@20"])]
+    for p in rows:
+        cells = [f"{p[k]:>12g}" for k in keys]
+        cells += [f"{p['hr@20']:>12.4f}", f"{p['mrr@20']:>12.4f}"]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)

@@ -1,0 +1,348 @@
+"""Session recommender (issue 19): hand-worked neighbourhood scores, the protocol, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from recsys.__main__ import main as recsys_main
+from recsys.session import data as SD
+from recsys.session import models as M
+from recsys.session import protocol as P
+
+A, B, C, D_ = 0, 1, 2, 3  # item codes
+
+
+def sessions(*seqs: list[int]) -> SD.Sessions:
+    lengths = [len(s) for s in seqs]
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    items = np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs])
+    return SD.Sessions(indptr, items, np.arange(len(seqs), dtype=np.float64))
+
+
+# train: [A, B, C], [A, B], [B, D]; sessions holding A: 2, B: 3, C: 1, D: 1
+TRAIN = sessions([A, B, C], [A, B], [B, D_])
+
+
+def dense(scores) -> np.ndarray:
+    return np.asarray(scores.todense())
+
+
+def test_cosine_cooccurrence_by_hand():
+    m = M.Cooccurrence().fit(TRAIN, 4)
+    s = dense(m.score(sessions([A])))[0]
+    # A-B: 2 sessions / sqrt(2 * 3); A-C: 1 / sqrt(2 * 1); A-D never together
+    assert s == pytest.approx([0.0, 2 / np.sqrt(6), 1 / np.sqrt(2), 0.0])
+    # summed over the distinct revealed items, no position weights: [B, A, B] == {A, B}
+    s2 = dense(m.score(sessions([B, A, B])))[0]
+    assert s2[C] == pytest.approx(1 / np.sqrt(2) + 1 / np.sqrt(3))
+    assert s2[D_] == pytest.approx(1 / np.sqrt(3))
+
+
+def test_session_knn_rules_and_position_weights_by_hand():
+    # rules only, window 2, divided by the source item's session count (source_norm=1)
+    cfg = M.SessionKNNConfig(
+        rules_weight=1.0, window=2, decay=1.0, source_norm=1.0, recency=0.0, neighbours=10
+    )
+    model = M.SessionKNN(cfg).fit(TRAIN, 4)
+    table = dense(model.table)
+    # A->B twice (gap 1) / 2 sessions with A; A->C once at gap 2: 0.5 / 2; B->C, B->D: 1 / 3
+    assert table[A] == pytest.approx([0, 1.0, 0.25, 0])
+    assert table[B] == pytest.approx([0, 0, 1 / 3, 1 / 3])
+    assert table[C] == pytest.approx([0, 0, 0, 0])  # nothing follows C
+    # prefix [A, B]: B is last (weight 1), A one before (weight (1 + 1) ** -1 = 0.5)
+    s = dense(model.score(sessions([A, B])))[0]
+    assert s[C] == pytest.approx(0.5 * 0.25 + 1 / 3)
+    assert s[D_] == pytest.approx(1 / 3)
+
+
+def test_session_knn_blend_and_cosine_normalisation_by_hand():
+    cfg = M.SessionKNNConfig(
+        rules_weight=0.5, window=1, decay=0.0, source_norm=0.5, recency=0.0, neighbours=1
+    )
+    table = dense(M.SessionKNN(cfg).fit(TRAIN, 4).table)
+    # row A: rules A->B 2 / sqrt(2 * 3); co A-B 2 / sqrt(6), A-C 1 / sqrt(2); keep 1 neighbour
+    assert table[A] == pytest.approx([0, 2 / np.sqrt(6), 0, 0], rel=1e-6)
+    # row C: no rule from C; co C-A 1/sqrt(2) (kept), C-B 1/sqrt(3): half of the cosine
+    assert table[C] == pytest.approx([0.5 / np.sqrt(2), 0, 0, 0], rel=1e-6)
+
+
+def test_recency_weights_favour_recent_sessions():
+    w = M.recency_weights(TRAIN, 2.0)
+    assert w == pytest.approx([np.exp(-2.0), np.exp(-1.0), 1.0])
+    assert M.recency_weights(TRAIN, 0.0) == pytest.approx([1, 1, 1])
+
+
+def test_last_item_cases_never_reveal_the_target_or_later_events():
+    test = sessions([A, B, C], [D_], [C, A])
+    cases = SD.last_item_cases(test)
+    assert cases.target.tolist() == [C, A]  # the 1-event session is dropped
+    assert cases.prefix.items.tolist() == [A, B, C]
+    assert cases.prefix.indptr.tolist() == [0, 2, 3]
+
+
+def test_session_order_follows_pos_not_file_order():
+    frame = SD.check_session_frame(
+        pd.DataFrame({"session_id": ["s", "s", "s"], "item_id": ["z", "x", "y"], "pos": [2, 0, 1]})
+    )
+    items = pd.Index(["x", "y", "z"])
+    cases = SD.last_item_cases(SD.to_sessions(frame, items))
+    assert items[cases.target].tolist() == ["z"]
+    assert items[cases.prefix.items].tolist() == ["x", "y"]
+
+
+def test_target_ranks_ties_popularity_fallback_and_revealed():
+    # popularity (sessions): item 0: 5, 1: 4, 2: 3, 3: 2, 4: 1
+    pop_key = P.popularity_key(np.array([5, 4, 3, 2, 1]))
+
+    scores = sp.csr_matrix(
+        np.array(
+            [
+                [0.0, 0.5, 0.0, 0.5, 0.9],  # target 3 ties with 1 (more popular): rank 2
+                [0.0, 0.5, 0.0, 0.0, 0.0],  # target 4 unscored; 0 revealed: 1, 2, 3 above
+                [0.0, 0.5, 0.0, 0.0, 0.0],  # target 0 was revealed: never ranked
+                [0.0, 0.0, 0.0, 0.0, 0.0],  # target unknown (-1)
+            ]
+        )
+    )
+    cases = SD.Cases(sessions([4], [0], [0], [2]), np.array([3, 4, 0, -1]))
+    ranks = P.target_ranks(scores, cases, pop_key)
+    # row 0: item 4 revealed (its 0.9 dropped); 1 ties with 3 and is more popular: rank 1
+    assert ranks.tolist() == [1, 3, P.UNRANKED, P.UNRANKED]
+    hr, mrr = P.hr_mrr(ranks, cutoff=2)
+    assert hr == pytest.approx(1 / 4)
+    assert mrr == pytest.approx((1 / 2) / 4)
+
+
+def test_time_split_holds_out_the_last_sessions():
+    frame = SD.check_session_frame(
+        pd.DataFrame(
+            {
+                "session_id": [f"s{i}" for i in range(10) for _ in range(2)],
+                "item_id": ["a", "b"] * 10,
+                "timestamp": [t for i in range(10) for t in (100 * i, 100 * i + 1)],
+            }
+        )
+    )
+    split = SD.time_split(frame)
+    assert frame.loc[split == "test", "session_id"].unique().tolist() == ["s9"]
+
+
+def write_csv(path, rows, header="session_id,item_id,pos,split"):
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+
+
+def test_cli_on_a_small_csv(tmp_path, capsys):
+    rows = []
+    train = [("a", "b")] * 3 + [("c", "d")] * 2 + [("a", "e")]
+    for i, seq in enumerate(train):
+        rows += [f"t{i},{item},{pos},train" for pos, item in enumerate(seq)]
+    for i, seq in enumerate([("a", "b"), ("c", "d"), ("e", "a"), ("b",)]):
+        rows += [f"q{i},{item},{pos},test" for pos, item in enumerate(seq)]
+    f = tmp_path / "s.csv"
+    write_csv(f, rows)
+    rc = recsys_main(["evaluate", str(f), "--protocol", "session-last-item"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0
+    res = json.loads(out[-1])
+    assert res["protocol"] == "session-last-item"
+    assert res["n_test_sessions"] == 3  # the 1-event session has nothing to reveal
+    assert res["candidate"] == "session_knn"
+    m = res["models"]
+    # sessions holding: a 4, b 3, c 2, d 2, e 1. Co-occurrence: every target is the best
+    # scored item. Popularity: b first after a; d third after a, b (c revealed); a first
+    assert m["cooccurrence"]["hr@20"] == 1.0 and m["cooccurrence"]["mrr@20"] == 1.0
+    assert m["popularity"]["hr@20"] == 1.0
+    assert m["popularity"]["mrr@20"] == pytest.approx((1 + 1 / 3 + 1) / 3, abs=1e-5)
+    assert m["session_knn"]["mrr@20"] == 1.0
+
+
+def test_cli_rejects_a_file_without_order(tmp_path, capsys):
+    f = tmp_path / "bad.csv"
+    write_csv(f, ["s,a", "s,b"], header="session_id,item_id")
+    rc = recsys_main(["evaluate", str(f), "--protocol", "session-last-item"])
+    assert rc == 2
+    assert "pos" in capsys.readouterr().err
+
+
+def test_cli_rejects_bad_split_values(tmp_path, capsys):
+    f = tmp_path / "bad.csv"
+    write_csv(f, ["s,a,0,valid", "s,b,1,train"])
+    assert recsys_main(["evaluate", str(f), "--protocol", "session-last-item"]) == 2
+    assert "valid" in capsys.readouterr().err
+
+
+# --- training DAG entry, published files ------------------------------------------------------
+def events_frame(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "event_type", "event_at"]).assign(
+        event_at=lambda f: pd.to_datetime(f["event_at"])
+    )
+
+
+def test_sessionize_splits_after_30_minutes_and_keeps_product_events():
+    from recsys.session.training import sessionize
+
+    ev = events_frame(
+        [
+            ("u1", "a", "product_view", "2026-01-01 10:00:00"),
+            ("u1", "b", "add_to_cart", "2026-01-01 10:30:00"),  # exactly 30 min: same session
+            ("u1", "c", "product_view", "2026-01-01 11:00:01"),  # 30 min 1 s: a new one
+            ("u1", "d", "remove_from_cart", "2026-01-01 11:01:00"),  # not a session event
+            ("u2", "a", "purchase", "2026-01-01 10:05:00"),
+        ]
+    )
+    s = sessionize(ev)
+    groups = s.groupby("session_id")["item_id"].apply(list).tolist()
+    assert sorted(groups) == [["a"], ["a", "b"], ["c"]]
+
+
+def test_session_split_tests_only_visitors_unknown_at_t():
+    from recsys.session.training import session_split, sessionize
+
+    ev = events_frame(
+        [
+            ("old", "a", "product_view", "2026-01-01 09:00:00"),
+            ("old", "b", "product_view", "2026-01-02 09:00:00"),  # known visitor after T
+            ("new", "c", "product_view", "2026-01-02 09:00:00"),
+            ("new", "d", "product_view", "2026-01-02 09:01:00"),
+        ]
+    )
+    s = sessionize(ev)
+    t = pd.Timestamp("2026-01-02", tz="UTC").timestamp()
+    split = session_split(s, t)
+    by_item = dict(zip(s["item_id"], split, strict=True))
+    assert by_item == {"a": "train", "b": "unused", "c": "test", "d": "test"}
+
+
+def test_session_clause_pass_fail_and_too_few_sessions():
+    from recsys.session.evaluation import SessionEvaluation
+    from recsys.session.protocol import ModelResult
+    from recsys.session.training import DEFAULT_CLAUSE, check_session_clause
+
+    def ev(n: int, ours: float, base: float) -> SessionEvaluation:
+        res = {
+            "cooccurrence": ModelResult("cooccurrence", base, 0.1, 0.0, np.zeros(0)),
+            "session_knn": ModelResult("session_knn", ours, 0.1, 0.0, np.zeros(0)),
+        }
+        return SessionEvaluation(n, res, None, None, pd.Index([]))  # type: ignore[arg-type]
+
+    ok = check_session_clause(ev(200, 0.33, 0.30), DEFAULT_CLAUSE)
+    assert ok["status"] == "pass" and ok["required"] == pytest.approx(0.33)
+    assert check_session_clause(ev(200, 0.32, 0.30), DEFAULT_CLAUSE)["status"] == "fail"
+    assert check_session_clause(ev(99, 0.9, 0.30), DEFAULT_CLAUSE)["status"] == "fail"
+
+
+def test_served_scores_equal_the_library_scores(tmp_path):
+    from include.serving.session import load_session_index
+    from recsys.session.publish import write_session_model
+
+    cfg = M.SessionKNNConfig(rules_weight=0.5, window=2, decay=1.0, recency=1.0)
+    model = M.SessionKNN(cfg).fit(TRAIN, 4)
+    items = pd.Index(["A", "B", "C", "D"])
+    write_session_model(tmp_path, model.table, items, cfg, {"hr@20": 0.5}, {"A": "shoes"})
+    index = load_session_index(tmp_path)
+    rows, scores = index.score(["A", "B", "A"])
+    served = dict(zip(index.ids[rows].tolist(), scores.tolist(), strict=True))
+    lib = dense(model.score(sessions([A, B, A])))[0]
+    assert served == pytest.approx({items[j]: lib[j] for j in np.flatnonzero(lib)}, rel=1e-6)
+    assert index.category_of_session(["B", "A", "X"]) == "shoes"
+
+
+def test_publish_session_files_only_when_the_clause_passed(tmp_path):
+    from recsys.session.publish import SESSION_MODEL_FILE
+    from recsys.session.training import (
+        publish_session_files,
+        save_session_model,
+        train_session_model,
+    )
+
+    rows = []
+    for v in range(300):  # visitors browse a -> b -> c; the last 100 arrive after T
+        day = "2026-01-01" if v < 200 else "2026-01-20"
+        for j, item in enumerate(("a", "b", "c")):
+            rows.append((f"v{v}", item, "product_view", f"{day} 10:{v % 50:02d}:{j:02d}"))
+    events = events_frame(rows)
+    equal_is_enough = {"session_clauses": [{"factor": 1.0}]}
+    result = train_session_model(events, split_at="2026-01-10", contract=equal_is_enough)
+    # every test session reveals a, b: c is the target; both models rank it first
+    assert result.evaluation.n_test_sessions == 100
+    assert result.evaluation.results["cooccurrence"].hr == 1.0
+    assert result.evaluation.results["session_knn"].hr == 1.0
+    assert result.passed
+    save_session_model(result, tmp_path / "model")
+    assert publish_session_files(tmp_path / "model", tmp_path / "pub")
+    assert (tmp_path / "pub" / SESSION_MODEL_FILE).exists()
+    # the default clause wants 1.1x: 1.0 vs 1.0 fails, and nothing is published
+    result = train_session_model(events, split_at="2026-01-10")
+    assert result.clause["status"] == "fail" and result.clause["required"] == pytest.approx(1.1)
+    save_session_model(result, tmp_path / "model2")
+    assert not publish_session_files(tmp_path / "model2", tmp_path / "pub2")
+    assert not (tmp_path / "pub2").exists()
+
+
+def test_also_bought_backfills_co_viewed_before_embeddings(tmp_path):
+    from pathlib import Path
+
+    from recsys.data import IdMap
+    from recsys.registry import SavedModel
+    from recsys.scoring import also_bought
+    from recsys.session.publish import read_neighbour_matrix, write_session_model
+
+    ids = ["w", "x", "y", "z"]
+    # co-bought: only w-x; embeddings: z is w's nearest, then y
+    sim = sp.csr_matrix(np.array([[0, 0.9, 0, 0], [0.9, 0, 0, 0], [0] * 4, [0] * 4], np.float32))
+    emb = np.array([[1, 0], [0, 1], [0.6, 0.8], [0.99, 0.1]], np.float32)
+    n = len(ids)
+    model = SavedModel(
+        "v", Path(tmp_path), {}, "test", IdMap.from_values(["u"]), IdMap.from_values(ids),
+        pd.DataFrame({"item_id": ids}), np.zeros((1, 2)), np.zeros(1), emb, np.zeros(n),
+        sp.csr_matrix((1, n)), sim, None, 0.0, 0.0,
+    )  # fmt: skip
+    # the session table over its own vocabulary (y, w, v unknown to the model): w -> y 0.5,
+    # w -> v 0.7 (dropped: v unknown), w -> x 0.2 (already co-bought)
+    table = sp.csr_matrix(np.array([[0, 0.5, 0.7, 0.2], [0] * 4, [0] * 4, [0] * 4], np.float32))
+    cfg = M.SessionKNNConfig()
+    write_session_model(tmp_path, table, pd.Index(["w", "y", "v", "x"]), cfg)
+    co_viewed = read_neighbour_matrix(tmp_path, model.items.ids)
+    assert dense(co_viewed)[0].tolist() == pytest.approx([0, 0.2, 0.5, 0])
+    lists = also_bought(model, k=3, co_viewed=co_viewed)
+    w = lists[lists["key_id"] == "w"].sort_values("rank")
+    # co-bought x first, then co-viewed y (capped by x's 0.9: 0.5), then the embedding's z
+    assert w["item_id"].tolist() == ["x", "y", "z"]
+    assert w["score"].tolist()[:2] == pytest.approx([0.9, 0.5])
+    without = also_bought(model, k=3)
+    assert without[without["key_id"] == "w"].sort_values("rank")["item_id"].tolist() == [
+        "x",
+        "z",
+        "y",
+    ]
+
+
+def test_pos_orders_events_and_timestamp_times_sessions():
+    frame = SD.check_session_frame(
+        pd.DataFrame(
+            {
+                "session_id": ["late", "late", "early", "early", None],
+                "item_id": ["b", "a", "c", "d", "x"],
+                "pos": [1, 0, 0, 1, 0],
+                "timestamp": ["2026-01-02T10:00:00Z"] * 2 + ["2026-01-01T10:00:00Z"] * 2 + [None],
+            }
+        )
+    )
+    assert len(frame) == 4  # the row without a session is dropped
+    items = pd.Index(["a", "b", "c", "d"])
+    s = SD.to_sessions(frame, items)
+    # sessions in time order (early first), events in pos order
+    assert items[s.items].tolist() == ["c", "d", "a", "b"]
+    assert SD.time_split(frame, 0.5).tolist() == ["test", "test", "train", "train"]
+
+
+def test_cli_without_test_sessions_says_so(tmp_path, capsys):
+    f = tmp_path / "s.csv"
+    write_csv(f, ["a,x,0,train", "a,y,1,train", "b,x,0,test"])  # the test session has 1 event
+    assert recsys_main(["evaluate", str(f), "--protocol", "session-last-item"]) == 2
+    assert "no test session of 2 or more events" in capsys.readouterr().err
