@@ -142,8 +142,10 @@ def test_personal_recommendations(client: TestClient) -> None:
 
     default = client.get("/v1/users/U0000003/recommendations", headers=AUTH).json()
     assert [i["rank"] for i in default["items"]] == list(range(1, 11))
-    everything = client.get("/v1/users/U0000003/recommendations?k=100", headers=AUTH).json()
-    assert len(everything["items"]) == 20  # fewer published than asked: all of them
+    everything = client.get("/v1/users/U0000003/recommendations?k=20", headers=AUTH).json()
+    assert len(everything["items"]) == 20  # the published list length is the largest k
+    too_many = client.get("/v1/users/U0000003/recommendations?k=21", headers=AUTH)
+    assert too_many.status_code == 422  # not silently fewer than asked
 
 
 def test_unknown_user_gets_the_cold_start_list(client: TestClient) -> None:
@@ -208,7 +210,7 @@ def test_sample_with_nothing_published_prints_the_503(
     [
         "/v1/users/U0000003/recommendations",
         "/v1/users/U0000003/recommendations?k=1",
-        "/v1/users/U0000003/recommendations?k=100",
+        "/v1/users/U0000003/recommendations?k=20",
         "/v1/users/a.b:c-d_e/recommendations?k=3",  # unknown user: cold start
         "/v1/users/U0000003/recommendations?k=010",  # not canonical: FastAPI answers
         "/v1/users/U0000003/recommendations?k=5&k=6",
@@ -289,7 +291,7 @@ def test_api_keys_file_generated_once(
     ("url", "location", "words"),
     [
         ("/v1/users/U1/recommendations?k=0", "query.k", "greater than or equal to 1"),
-        ("/v1/users/U1/recommendations?k=101", "query.k", "less than or equal to 100"),
+        ("/v1/users/U1/recommendations?k=21", "query.k", "less than or equal to 20"),
         ("/v1/users/U1/recommendations?k=ten", "query.k", "valid integer"),
         ("/v1/users/bad%20id!/recommendations", "path.user_id", "must be 1 to 64 characters"),
         (f"/v1/users/{'u' * 65}/recommendations", "path.user_id", "must be 1 to 64 characters"),
@@ -592,7 +594,7 @@ def test_cli_serve_process(published: Path, tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 90  # start-up on a loaded 2-core machine
         while True:
             assert proc.poll() is None, proc.stdout.read()
             try:
@@ -699,7 +701,7 @@ def test_session_auth(client: TestClient) -> None:
     [
         ({"events": ev("I 1")}, "body.events.0.item_id", "must be 1 to 64 characters"),
         ({"events": ev("I000001"), "k": 0}, "body.k", "greater than or equal to 1"),
-        ({"events": ev("I000001"), "k": 101}, "body.k", "less than or equal to 100"),
+        ({"events": ev("I000001"), "k": 21}, "body.k", "less than or equal to 20"),
         ({"events": ev("I000001"), "k": "5"}, "body.k", "valid integer"),
         (
             {"events": [{"item_id": "I000001", "event_type": "scroll"}]},

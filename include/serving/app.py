@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from common.contracts import PRODUCT_EVENT_TYPES
+from common.contracts import PRODUCT_EVENT_TYPES, PUBLISHED_LIST_LENGTH
 from include.serving.auth import API_KEY_HEADER, KeyRing, load_api_keys
 from include.serving.loader import ID_PATTERN, ModelStore, Snapshot
 from include.serving.session import (
@@ -36,7 +36,9 @@ from include.settings import get_settings
 
 API_TITLE = "Trasos recommendations API"
 API_VERSION = "1.0.0"
-MAX_K = 100
+#: The largest k the API answers: the length of every published list (batch scoring writes
+#: exactly this many; asking for more would silently get fewer).
+MAX_K = PUBLISHED_LIST_LENGTH
 DEFAULT_K = 10
 MODEL_VERSION_HEADER = "X-Model-Version"
 POLL_ENV = "TRASOS_SERVING_POLL_S"
