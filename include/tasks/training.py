@@ -187,15 +187,15 @@ def check_dod(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def score(summary: dict[str, Any]) -> dict[str, Any]:
-    """Batch-score the version into ``published/<version>/recommendations.parquet``."""
+    """Batch-score the version into ``published/<version>/recommendations.parquet``, with the
+    session model's files beside it when its clause passed."""
     from recsys.scoring import score_version
+    from recsys.session.training import publish_session_files
 
     settings = get_settings()
     version = summary["version"]
     out = settings.published_dir / version / "recommendations.parquet"
     scored = score_version(settings.models_dir, out, version=version)
-    from recsys.session.training import publish_session_files  # issue 19
-
     scored["session_published"] = publish_session_files(settings.models_dir / version, out.parent)
     return {**scored, "version": version, "report_path": summary["report_path"]}
 
