@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from include import evaluation
+from include.tasks import evaluation
 from include.loaders.common import real_data_dir
 
 REAL = real_data_dir()

@@ -63,7 +63,7 @@ def test_bad_batch_fails_the_raw_gate_and_emits_no_asset(airflow_home: Path, dat
     db.close()
     assert after == before  # neither raw_events nor catalog was emitted
     assert tries == [("failed", 1, 1)] and earlier_tries == 0, (tries, earlier_tries)
-    assert "AirflowFailException" in output
+    assert "FailedWithoutRetry" in output  # include.tasks.fail_fast: no retry
 
     notes = [
         json.loads(line)

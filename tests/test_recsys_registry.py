@@ -120,7 +120,7 @@ def promoted_and_published(data_dir, seeds=(1, 2)) -> tuple[str, ...]:
 
 
 def test_the_rollback_command_moves_what_the_api_serves(data_dir, capsys):
-    from include import training
+    from include.tasks import training
     from include.serving.loader import load_version, read_current
 
     models, published = data_dir / "models", data_dir / "published"
@@ -140,7 +140,7 @@ def test_the_rollback_command_moves_what_the_api_serves(data_dir, capsys):
 def test_a_rollback_without_the_old_lists_moves_nothing(data_dir):
     import shutil
 
-    from include import training
+    from include.tasks import training
     from include.serving.loader import read_current
 
     v1, v2 = promoted_and_published(data_dir)
