@@ -169,6 +169,41 @@ def novelty(reco: np.ndarray, item_user_counts: np.ndarray, n_users: int) -> flo
     return float(np.mean(-np.log2(p)))
 
 
+def per_user_ranking_metrics(
+    reco: np.ndarray, truth: sp.spmatrix, ks: tuple[int, ...]
+) -> dict[str, np.ndarray]:
+    """Each user's precision, recall, nDCG, AP and hit at each ``k``: ``(n_users,)`` float64.
+
+    NaN for users without a relevant item (they do not count in a mean). The means of these
+    arrays over the other users are :func:`ranking_metrics`; the arrays themselves feed the
+    paired bootstrap of the definition of done (:mod:`recsys.bootstrap`).
+    """
+    n_rel = _n_relevant(truth)
+    h_all = hit_matrix(reco, truth)
+    undefined = n_rel == 0
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        h = h_all[:, :k]
+        hk = h.sum(axis=1).astype(np.float64)
+        disc = _discounts(k)
+        dcg = h @ disc[: h.shape[1]]
+        ideal = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(n_rel, k)]
+        prec_run = np.cumsum(h, axis=1) / np.arange(1, h.shape[1] + 1)
+        ap = (prec_run * h).sum(axis=1) / np.maximum(np.minimum(n_rel, k), 1)
+        values = {
+            f"precision@{k}": hk / k,
+            f"recall@{k}": hk / np.maximum(n_rel, 1),
+            f"ndcg@{k}": np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0),
+            f"map@{k}": ap,
+            f"hit_rate@{k}": (hk > 0).astype(np.float64),
+        }
+        for name, v in values.items():
+            v = np.asarray(v, dtype=np.float64)
+            v[undefined] = np.nan
+            out[name] = v
+    return out
+
+
 def ranking_metrics(reco: np.ndarray, truth: sp.spmatrix, ks: tuple[int, ...]) -> dict:
     """precision, recall, nDCG, MAP and hit rate at each ``k`` in one pass over the hits.
 
@@ -176,21 +211,7 @@ def ranking_metrics(reco: np.ndarray, truth: sp.spmatrix, ks: tuple[int, ...]) -
     least one relevant item).
     """
     n_rel = _n_relevant(truth)
-    h_all = hit_matrix(reco, truth)
     out: dict = {"n_users": int((n_rel > 0).sum())}
-    for k in ks:
-        h = h_all[:, :k]
-        hk = h.sum(axis=1)
-        disc = _discounts(k)
-        dcg = h @ disc[: h.shape[1]]
-        ideal = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(n_rel, k)]
-        prec_run = np.cumsum(h, axis=1) / np.arange(1, h.shape[1] + 1)
-        ap = (prec_run * h).sum(axis=1) / np.maximum(np.minimum(n_rel, k), 1)
-        out[f"precision@{k}"] = _users_mean(hk / k, n_rel)
-        out[f"recall@{k}"] = _users_mean(hk / np.maximum(n_rel, 1), n_rel)
-        out[f"ndcg@{k}"] = _users_mean(
-            np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0), n_rel
-        )
-        out[f"map@{k}"] = _users_mean(ap, n_rel)
-        out[f"hit_rate@{k}"] = _users_mean((hk > 0).astype(float), n_rel)
+    for name, v in per_user_ranking_metrics(reco, truth, ks).items():
+        out[name] = _users_mean(np.nan_to_num(v), n_rel)
     return out

@@ -36,7 +36,7 @@ from recsys.data import (
     prepare_split,
 )
 from recsys.dod import DEFAULT_CONTRACT, DoDReport, candidates_of, choose_candidate, load_contract
-from recsys.evaluate import evaluate_models
+from recsys.evaluate import evaluate
 from recsys.models import LightFMBlend, LightFMRecommender, Recommender, make_model
 
 log = logging.getLogger("recsys")
@@ -249,11 +249,15 @@ def train_evaluate(
     timings.update({f"fit_{k}_s": v for k, v in fit_s.items()})
 
     t0 = time.perf_counter()
-    metrics = evaluate_models(models, split.test, config.evaluation, fit_s)
+    evaluation = evaluate(models, split.test, config.evaluation, fit_s)
+    metrics = evaluation.table
     timings["evaluate_s"] = time.perf_counter() - t0
     say(f"evaluated {len(models)} models in {timings['evaluate_s']:.1f}s")
-    # every candidate is gated the same way; the best that passes is the one refit and saved
-    dod = choose_candidate(metrics, contract)
+    # every candidate is gated the same way (paired bootstrap intervals over the test users);
+    # the best that passes is the one refit and saved
+    t0 = time.perf_counter()
+    dod = choose_candidate(metrics, contract, evaluation.per_user)
+    timings["dod_s"] = time.perf_counter() - t0
     say(dod.summary())
     candidate_name = dod.candidate
     cand = models[candidate_name]

@@ -179,7 +179,8 @@ def render_report(
         )
     clauses = pd.DataFrame(dod.get("clauses", []))
     if not clauses.empty:
-        cols = ["id", "status", "observed", "required", "margin", "margin_pct", "owner", "detail"]
+        cols = ["id", "status", "observed", "required", "ratio", "ci_low", "ci_high", "rule"]
+        cols = [c for c in cols if c in clauses.columns] + ["margin_pct", "owner", "detail"]
         parts.append(
             _table(
                 clauses[cols],
@@ -188,8 +189,11 @@ def render_report(
             )
         )
         parts.append(
-            "<p class='muted'>margin = observed − required for ≥ clauses, required − observed "
-            "for ≤ clauses: positive passes by that much.</p>"
+            "<p class='muted'>ratio = candidate / reference with its 95 % paired bootstrap "
+            "interval [ci_low, ci_high] over test users. <b>better</b>: passes when the ratio "
+            "reaches the factor and ci_low &gt; 1; <b>no_worse</b>: fails only when ci_high is "
+            "below the factor; <b>threshold</b>/<b>point</b>: the point value decides. "
+            "margin_pct = (observed − required) / required for ≥ clauses.</p>"
         )
     parts.append("<h2>Metrics against every baseline (time split)</h2>")
     parts.append(

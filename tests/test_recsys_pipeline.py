@@ -248,3 +248,17 @@ def test_score_and_publish(result, data, tmp_path):
     assert (published / "CURRENT").read_text().strip() == version
     meta = (published / version / "model.json").read_text()
     assert '"trained_at"' in meta
+
+
+def test_comparative_clauses_carry_a_paired_bootstrap_interval(result):
+    c = next(c for c in result.dod.clauses if c.id == "vs_popularity")
+    m = result.metrics.set_index([C.MODEL, C.SEGMENT])["ndcg@10"]
+    assert c.reference == "popularity" and c.factor == 1.5 and c.rule == "better"
+    assert c.ratio == pytest.approx(
+        m[(result.dod.candidate, "all")] / m[("popularity", "all")], rel=1e-5
+    )
+    assert c.ci_low <= c.ratio <= c.ci_high
+    assert c.n_users == result.split.test.stats["eval_users"]
+    assert c.status == ("pass" if c.ratio >= 1.5 and c.ci_low > 1.0 else "fail")
+    d = result.dod.to_dict()["clauses"][0]
+    assert {"ratio", "ci_low", "ci_high", "rule", "reference", "factor"} <= set(d)
