@@ -108,7 +108,10 @@ class LightFMConfig:
     item_alpha: float = 1e-6
     user_alpha: float = 1e-6
     max_sampled: int = 10
-    num_threads: int = 2
+    # 1 thread: LightFM's Hogwild updates race with 2+ threads, so two fits of the same data
+    # differ and a verdict at the noise edge flips. One thread makes the same snapshot, config
+    # and seed give the same model; its cost is stated in bench/RESULTS.md.
+    num_threads: int = 1
     sample_weight: Literal["none", "log1p", "raw"] = "log1p"
     early_stopping: bool = True
     patience: int = 2
