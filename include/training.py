@@ -195,7 +195,17 @@ def clause_text(c: dict[str, Any]) -> str:
         f"required {fmt_number(c['required'])}"
     )
     if c.get("margin") is not None and c.get("margin_pct") is not None:
-        text += f" (short by {-c['margin']:.4g}, {c['margin_pct']:+.1f}%)"
+        if c["margin"] < 0:
+            text += f" (short by {-c['margin']:.4g}, {c['margin_pct']:+.1f}%)"
+        else:
+            text += f" (margin {c['margin_pct']:+.1f}%)"
+    if c.get("ratio") is not None:
+        ci = (
+            f" [{c['ci_low']:.3g}, {c['ci_high']:.3g}]"
+            if c.get("ci_low") is not None and c.get("ci_high") is not None
+            else ""
+        )
+        text += f"; ratio {c['ratio']:.3g}{ci} vs {c['factor']:g}x {c['reference']} ({c['rule']})"
     return text
 
 
