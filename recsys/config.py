@@ -284,3 +284,13 @@ DEFAULT_COOCCURRENCE = CooccurrenceConfig()
 DEFAULT_BLEND = BlendConfig()
 DEFAULT_EVAL = EvalConfig()
 DEFAULT_PIPELINE = PipelineConfig()
+
+
+def with_seed(config: PipelineConfig, seed: int) -> PipelineConfig:
+    """``config`` with ``random_state = seed`` in every section (one seed for a whole run)."""
+    sections = {
+        f.name: dataclasses.replace(getattr(config, f.name), random_state=seed)
+        for f in dataclasses.fields(config)
+        if dataclasses.is_dataclass(getattr(config, f.name))
+    }
+    return dataclasses.replace(config, random_state=seed, **sections)

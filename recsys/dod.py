@@ -261,7 +261,6 @@ def check_definition_of_done(
                     status = PASS if ok else FAIL
                     n = int((~(np.isnan(a) | np.isnan(b))).sum())
                     extra.update(rule=rule, ratio=ratio, ci_low=lo, ci_high=hi, n_users=n)
-                    detail += f"; ratio {ratio:.3g} [{lo:.3g}, {hi:.3g}] ({rule})"
                 else:
                     ratio = observed / base if base else (1.0 if observed == 0 else math.inf)
                     extra.update(rule=RULE_POINT, ratio=ratio)
@@ -322,3 +321,21 @@ def choose_candidate(
         chosen = names[0]
     r = reports[chosen]
     return DoDReport(passed=r.passed, candidate=chosen, clauses=r.clauses, considered=considered)
+
+
+#: baselines that can be saved and served as they are (factor models; popularity is one with
+#: zero dimensions): what :func:`fallback_baseline` may choose
+PUBLISHABLE_BASELINES: tuple[str, ...] = ("als", "popularity")
+
+
+def fallback_baseline(
+    table: pd.DataFrame, publishable: tuple[str, ...] = PUBLISHABLE_BASELINES
+) -> str | None:
+    """The best publishable baseline (highest nDCG@10 over all items), or None.
+
+    Used when no candidate passes and nothing was ever published: the shop then gets this
+    baseline's lists, labelled ``kind: baseline`` (:func:`recsys.registry.publish_decision`).
+    """
+    values = {b: _value(table, b, C.SEGMENT_ALL, "ndcg@10") for b in publishable}
+    values = {b: v for b, v in values.items() if not math.isnan(v)}
+    return max(values, key=values.__getitem__) if values else None

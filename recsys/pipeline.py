@@ -36,7 +36,7 @@ from recsys.data import (
     prepare_split,
 )
 from recsys.dod import DEFAULT_CONTRACT, DoDReport, candidates_of, choose_candidate, load_contract
-from recsys.evaluate import evaluate
+from recsys.evaluate import Evaluation, evaluate
 from recsys.models import LightFMBlend, LightFMRecommender, Recommender, make_model
 
 log = logging.getLogger("recsys")
@@ -170,6 +170,78 @@ def _fixed_config(config: PipelineConfig, fitted: Recommender) -> PipelineConfig
     return cfg
 
 
+@dataclass(eq=False)
+class Fitted:
+    """Candidates and baselines fitted on a split's training data, evaluated and gated."""
+
+    models: dict[str, Recommender]
+    evaluation: Evaluation
+    dod: DoDReport
+    timings: dict[str, float]
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        return self.evaluation.table
+
+
+def fit_and_evaluate(
+    split: SplitData,
+    config: PipelineConfig = DEFAULT_PIPELINE,
+    contract: dict | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Fitted:
+    """Fit every baseline and candidate on ``split.test.dataset`` (tuning on
+    ``split.validation``), evaluate them on ``split.test`` and check the definition of done.
+
+    The core shared by :func:`train_evaluate` (time split of events) and the command line
+    (``python -m recsys evaluate``, any split that yields a :class:`recsys.data.SplitData`).
+    ``timings`` holds ``fit_<model>_s``, ``fit_<model>_cpu_s``, ``fit_s`` (all models),
+    ``evaluate_s`` and ``dod_s``.
+    """
+    say = progress or log.info
+    contract = contract if contract is not None else load_contract(None)
+    timings: dict[str, float] = {}
+    ds = split.test.dataset
+    candidate_name = config.candidate
+    models: dict[str, Recommender] = {}
+    fit_s: dict[str, float] = {}
+    names = list(dict.fromkeys([*config.baselines, candidate_name]))
+    for name in names:
+        t0, c0 = time.perf_counter(), time.process_time()
+        model = make_model(name, config)
+        model.fit(ds, split.validation)
+        fit_s[name] = time.perf_counter() - t0
+        timings[f"fit_{name}_cpu_s"] = time.process_time() - c0  # all threads of this process
+        models[name] = model
+        say(f"fitted {name} in {fit_s[name]:.1f}s (CPU {timings[f'fit_{name}_cpu_s']:.1f}s)")
+    cand = models[candidate_name]
+    shared = set()
+    if isinstance(cand, LightFMBlend) and LightFMRecommender.name not in models:
+        models[LightFMRecommender.name] = cand.lightfm  # evaluated on its own too
+        fit_s[LightFMRecommender.name] = float(cand.lightfm.fit_s_ or float("nan"))
+        shared.add(LightFMRecommender.name)  # fitted inside the blend: not fitted twice
+    for name in candidates_of(contract):  # other candidates the contract names
+        if name not in models:
+            t0 = time.perf_counter()
+            models[name] = make_model(name, config).fit(ds, split.validation)
+            fit_s[name] = time.perf_counter() - t0
+            say(f"fitted candidate {name} in {fit_s[name]:.1f}s")
+    timings.update({f"fit_{k}_s": v for k, v in fit_s.items()})
+    timings["fit_s"] = float(sum(v for k, v in fit_s.items() if k not in shared))
+
+    t0 = time.perf_counter()
+    evaluation = evaluate(models, split.test, config.evaluation, fit_s)
+    timings["evaluate_s"] = time.perf_counter() - t0
+    say(f"evaluated {len(models)} models in {timings['evaluate_s']:.1f}s")
+    # every candidate is gated the same way (paired bootstrap intervals over the test users);
+    # the best that passes is the one refit and saved
+    t0 = time.perf_counter()
+    dod = choose_candidate(evaluation.table, contract, evaluation.per_user)
+    timings["dod_s"] = time.perf_counter() - t0
+    say(dod.summary())
+    return Fitted(models=models, evaluation=evaluation, dod=dod, timings=timings)
+
+
 def train_evaluate(
     events: pd.DataFrame,
     item_features: pd.DataFrame,
@@ -225,40 +297,9 @@ def train_evaluate(
         f"{int(split.test.cold_items.sum())} cold items ({timings['prepare_split_s']:.1f}s)"
     )
 
-    models: dict[str, Recommender] = {}
-    fit_s: dict[str, float] = {}
-    names = list(dict.fromkeys([*config.baselines, candidate_name]))
-    for name in names:
-        t0, c0 = time.perf_counter(), time.process_time()
-        model = make_model(name, config)
-        model.fit(ds, split.validation)
-        fit_s[name] = time.perf_counter() - t0
-        timings[f"fit_{name}_cpu_s"] = time.process_time() - c0  # all threads of this process
-        models[name] = model
-        say(f"fitted {name} in {fit_s[name]:.1f}s (CPU {timings[f'fit_{name}_cpu_s']:.1f}s)")
-    cand = models[candidate_name]
-    if isinstance(cand, LightFMBlend) and LightFMRecommender.name not in models:
-        models[LightFMRecommender.name] = cand.lightfm  # evaluated on its own too
-        fit_s[LightFMRecommender.name] = float(cand.lightfm.fit_s_ or float("nan"))
-    for name in candidates_of(contract):  # other candidates the contract names
-        if name not in models:
-            t0 = time.perf_counter()
-            models[name] = make_model(name, config).fit(ds, split.validation)
-            fit_s[name] = time.perf_counter() - t0
-            say(f"fitted candidate {name} in {fit_s[name]:.1f}s")
-    timings.update({f"fit_{k}_s": v for k, v in fit_s.items()})
-
-    t0 = time.perf_counter()
-    evaluation = evaluate(models, split.test, config.evaluation, fit_s)
-    metrics = evaluation.table
-    timings["evaluate_s"] = time.perf_counter() - t0
-    say(f"evaluated {len(models)} models in {timings['evaluate_s']:.1f}s")
-    # every candidate is gated the same way (paired bootstrap intervals over the test users);
-    # the best that passes is the one refit and saved
-    t0 = time.perf_counter()
-    dod = choose_candidate(metrics, contract, evaluation.per_user)
-    timings["dod_s"] = time.perf_counter() - t0
-    say(dod.summary())
+    fitted = fit_and_evaluate(split, config, contract, say)
+    models, metrics, dod = fitted.models, fitted.metrics, fitted.dod
+    timings.update(fitted.timings)
     candidate_name = dod.candidate
     cand = models[candidate_name]
 
