@@ -110,7 +110,9 @@ def evaluate_model(
                 scores[:, cold] = -np.inf
             idx, _ = top_k(scores, kmax)
             reco[seg][rows] = idx
-            if in_auc.any():
+            if in_auc.all():  # no copy of the block
+                aucs[seg][rows] = per_user_auc(scores, t_block)
+            elif in_auc.any():
                 # positives in masked (-inf) columns are not counted by per_user_auc
                 aucs[seg][rows][in_auc] = per_user_auc(scores[in_auc], t_block[in_auc])
     out = []
