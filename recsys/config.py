@@ -55,6 +55,12 @@ class FeatureConfig:
         benchmark data equal weights let the shared features (country, platform, preferred
         categories) swamp the identity and cost ~25% nDCG@10; 0.9 keeps the features for
         users with little history.
+    user_history_share
+        When set, each user row also holds their training items (``history=<item>``, equal
+        weights) with this share of the row; the other features keep the rest (users without
+        history keep all of it). 1.0 represents a user by their items alone: on
+        collaborative-only files (``python -m recsys evaluate``) LightFM alone went from
+        0.53x to 0.72x ALS's nDCG@10 (Amazon Beauty, 6k users, leave-last-out).
     """
 
     event_weights: tuple[tuple[str, float], ...] = DEFAULT_EVENT_WEIGHTS
@@ -67,6 +73,7 @@ class FeatureConfig:
     user_identity: bool = True
     item_identity_share: float | None = None
     user_identity_share: float | None = 0.9
+    user_history_share: float | None = None
     random_state: int = 42
 
 
@@ -103,8 +110,10 @@ class LightFMConfig:
 
     no_components: int = 32
     loss: Literal["warp", "bpr", "warp-kos", "logistic"] = "warp"
-    learning_rate: float = 0.1
-    epochs: int = 30  # maximum with early stopping, exact count without
+    # 0.05 (was 0.1): at 0.1 the validation curve peaked after 1-2 epochs and fell away on
+    # collaborative-only data; 0.05 climbs for 5-10 epochs to a higher peak
+    learning_rate: float = 0.05
+    epochs: int = 50  # maximum with early stopping, exact count without
     item_alpha: float = 1e-6
     user_alpha: float = 1e-6
     max_sampled: int = 10
@@ -114,7 +123,10 @@ class LightFMConfig:
     num_threads: int = 1
     sample_weight: Literal["none", "log1p", "raw"] = "log1p"
     early_stopping: bool = True
-    patience: int = 2
+    # stop after `patience` epochs without a better validation nDCG, never before
+    # `min_epochs` (a noisy validation slice must not stop training after the first epoch)
+    patience: int = 4
+    min_epochs: int = 5
     min_delta: float = 1e-4
     validation_k: int = 10  # the curve is nDCG@validation_k on the validation slice
     validation_max_users: int = 2000
