@@ -217,6 +217,9 @@ def check_dod(summary: dict[str, Any]) -> dict[str, Any]:
 
     if summary["dod_passed"]:
         return summary
+    if summary.get("kind") == "baseline":  # nothing was ever published: serve the baseline
+        log.warning("publishing a baseline: %s", summary.get("kind_reason"))
+        return summary
     dod = read_json(get_settings().models_dir, summary["version"], "dod.json")
     failed = [c for c in dod["clauses"] if c["status"] == "fail"]
     lines = [clause_text(c) for c in failed]

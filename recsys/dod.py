@@ -339,3 +339,50 @@ def fallback_baseline(
     values = {b: _value(table, b, C.SEGMENT_ALL, "ndcg@10") for b in publishable}
     values = {b: v for b, v in values.items() if not math.isnan(v)}
     return max(values, key=values.__getitem__) if values else None
+
+
+CANDIDATE, BASELINE, NONE = "candidate", "baseline", "none"
+
+
+def publish_decision(dod: DoDReport, table: pd.DataFrame, ever_published: bool) -> dict[str, Any]:
+    """What a training run publishes: ``{"kind", "model", "reason"}``.
+
+    ``kind`` is ``candidate`` (the chosen candidate passed), ``baseline`` (no candidate
+    passed and nothing was ever published: the best publishable baseline, so the shop is
+    never without recommendations; the recommendations gate still checks its lists; a later
+    passing candidate replaces it) or ``none`` (no candidate passed; the served version stays).
+    """
+    if dod.passed:
+        return {
+            "kind": CANDIDATE,
+            "model": dod.candidate,
+            "reason": "passed its definition of done",
+        }
+    failed = (
+        "; ".join(
+            f"{c.candidate} failed {', '.join(c.failed)}" for c in dod.considered if not c.passed
+        )
+        or f"{dod.candidate} failed {', '.join(c.id for c in dod.failed)}"
+    )
+    if ever_published:
+        return {
+            "kind": NONE,
+            "model": None,
+            "reason": f"no candidate passed its definition of done ({failed}); "
+            "the served version stays",
+        }
+    baseline = fallback_baseline(table)
+    if baseline is None:
+        return {
+            "kind": NONE,
+            "model": None,
+            "reason": f"no candidate passed ({failed}) and no publishable baseline was evaluated",
+        }
+    ndcg = _value(table, baseline, C.SEGMENT_ALL, "ndcg@10")
+    return {
+        "kind": BASELINE,
+        "model": baseline,
+        "reason": f"no candidate passed its definition of done ({failed}) and no model was "
+        f"ever published: serving the best baseline, {baseline} (nDCG@10 {ndcg:.4g}), until "
+        "a candidate passes",
+    }

@@ -59,6 +59,8 @@ class TrainResult:
     learning_curve: list[dict] = field(default_factory=list)
     best_epoch: int | None = None
     blend_search: list[dict] = field(default_factory=list)
+    #: what is published (:func:`recsys.dod.publish_decision`): set by :func:`run_training`
+    publication: dict | None = None
 
 
 def _hash_frame(frame: pd.DataFrame | None) -> str:
@@ -375,9 +377,12 @@ def save_result(
         (result.snapshot["content_hash"] + repr(sorted(cfg.items()))).encode()
     ).hexdigest()
     version = make_version(h, now)
+    dod_dict = result.dod.to_dict()
+    if result.publication is not None:
+        dod_dict["publication"] = result.publication
     html_text = render_report(
         result.metrics,
-        result.dod.to_dict(),
+        dod_dict,
         learning_curve=result.learning_curve,
         best_epoch=result.best_epoch,
         blend_search=result.blend_search,
@@ -405,7 +410,7 @@ def save_result(
                 "blend_search": result.blend_search,
                 "timings": result.timings,
             },
-            dod=result.dod.to_dict(),
+            dod=dod_dict,
             snapshot=result.snapshot,
             version=version,
             extra_files={"report.html": tmp_report},
@@ -432,9 +437,19 @@ def run_training(
     Does not promote: call :func:`recsys.registry.promote` with ``summary["version"]`` (it
     raises :class:`recsys.registry.DefinitionOfDoneError` when ``dod_passed`` is false).
     """
-    from recsys.registry import json_safe
+    from recsys.dod import BASELINE, publish_decision
+    from recsys.registry import current_version, json_safe
 
     result = train_evaluate(events, item_features, user_features, config, split_at, contract)
+    served = current_version(models_dir)
+    decision = publish_decision(result.dod, result.metrics, ever_published=served is not None)
+    decision["served_version"] = served
+    result.publication = decision
+    if decision["kind"] == BASELINE:  # the baseline's lists, refit like a candidate would be
+        t0 = time.perf_counter()
+        result.final_model = make_model(decision["model"], config).fit(result.final_dataset)
+        result.timings["refit_baseline_s"] = time.perf_counter() - t0
+        log.warning("publishing baseline %s: %s", decision["model"], decision["reason"])
     version, path = save_result(result, models_dir, report_path, now)
     cand = result.metrics[
         (result.metrics[C.MODEL] == result.dod.candidate)
@@ -447,6 +462,11 @@ def run_training(
         "report_path": str(report_path) if report_path else str(path / "report.html"),
         "dod_passed": result.dod.passed,
         "candidate": result.dod.candidate,
+        # candidate | baseline | none, the model published, why, and the version served before
+        "kind": decision["kind"],
+        "published_model": decision["model"],
+        "kind_reason": decision["reason"],
+        "served_version": served,
         "contract": None if isinstance(contract, dict) else str(contract or DEFAULT_CONTRACT),
         "failed_clauses": [c.id for c in result.dod.failed],
         "failed_owners": sorted({c.owner for c in result.dod.failed}),

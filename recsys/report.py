@@ -157,6 +157,17 @@ def render_report(
         + f" &nbsp; <span class='badge {'pass' if passed else 'fail'}'>definition of done "
         f"{'PASSED' if passed else 'FAILED'}</span></p>",
     ]
+    pub = dod.get("publication")
+    if pub:  # what this run publishes, and the reports of the served and the latest version
+        served = pub.get("served_version")
+        links = [f"<a href='{html.escape(v)}.html'>{html.escape(label)}</a>"
+                 for label, v in (("served version's report", served),
+                                  ("this attempt's report", version)) if v]  # fmt: skip
+        parts.append(
+            f"<p>Publication: <b>kind: {html.escape(str(pub.get('kind')))}</b>"
+            f" ({html.escape(str(pub.get('model') or 'nothing'))}): "
+            f"{html.escape(str(pub.get('reason', '')))}. {' · '.join(links)}</p>"
+        )
     if snapshot:
         parts.append("<h2>Data</h2>")
         snap = pd.DataFrame({"fact": list(snapshot), "value": [str(v) for v in snapshot.values()]})

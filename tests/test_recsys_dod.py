@@ -243,3 +243,23 @@ def test_shipped_contract_cold_clause_is_one_and_a_half_times():
     cold = c["cold_recall_vs_category_popularity"]
     assert cold["factor"] == 1.5 and cold["model"] == "lightfm" and cold["segment"] == "cold"
     assert load_contract(DEFAULT_CONTRACT)["bootstrap"]["confidence"] == 0.95
+
+
+def test_publish_decision_by_case():
+    from recsys.dod import Considered, DoDReport, publish_decision
+
+    t = table()
+    t.loc[t[C.MODEL] == "popularity", "ndcg@10"] = 0.05  # als (0.10) is the better baseline
+    passed = DoDReport(passed=True, candidate="cand")
+    assert publish_decision(passed, t, ever_published=True)["kind"] == "candidate"
+    failed = DoDReport(
+        passed=False,
+        candidate="cand",
+        considered=(Considered("cand", False, 0.12, ("ndcg_vs_best_baseline",)),),
+    )
+    keep = publish_decision(failed, t, ever_published=True)
+    assert keep["kind"] == "none" and keep["model"] is None
+    assert "cand failed ndcg_vs_best_baseline" in keep["reason"]
+    first = publish_decision(failed, t, ever_published=False)
+    assert first["kind"] == "baseline" and first["model"] == "als"
+    assert "no model was ever published" in first["reason"]

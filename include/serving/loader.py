@@ -99,6 +99,8 @@ class Snapshot:
     index: dict[str, dict[str, int]]
     load_seconds: float = 0.0
     cold_start_key: str = COLD_START_DEFAULT  # the list unknown users get
+    kind: str = "candidate"  # or "baseline": no candidate ever passed (kind_reason says why)
+    kind_reason: str = ""
     # b',"model_version":"...","generated_at":"..."', spliced into every list response.
     version_fields: bytes = field(default=b"")
 
@@ -335,6 +337,8 @@ def load_version(published_dir: Path, version: str) -> Snapshot:
         load_seconds=time.perf_counter() - started,
         version_fields=version_fields,
         cold_start_key=cold_start_key,
+        kind="baseline" if info.get("kind") == "baseline" else "candidate",
+        kind_reason=str(info.get("kind_reason") or ""),
     )
 
 
