@@ -32,7 +32,13 @@ import numpy as np
 import pandas as pd
 
 from recsys import columns as C
-from recsys.bootstrap import BootstrapConfig, paired_ratio
+from recsys.bootstrap import (
+    BootstrapConfig,
+    paired_ratio,
+    point_ratio,
+    ratio_interval,
+    resample_series,
+)
 
 DEFAULT_CONTRACT = Path(__file__).with_name("definition_of_done.yaml")
 PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
@@ -183,6 +189,7 @@ def check_definition_of_done(
     contract: dict[str, Any] | str | Path | None = None,
     candidate: str | None = None,
     per_user: PerUser | None = None,
+    resampled: dict[tuple, np.ndarray] | None = None,
 ) -> DoDReport:
     """Check every clause of the contract against an evaluation table.
 
@@ -200,6 +207,9 @@ def check_definition_of_done(
         (:attr:`recsys.evaluate.Evaluation.per_user`): comparative clauses then get a paired
         bootstrap interval and the ``better`` / ``no_worse`` rules; without it (or without
         the values of a clause's models) the point estimate decides (rule ``point``).
+    resampled
+        Optional cache of resampled means by ``(model, segment, metric)``
+        (:func:`recsys.bootstrap.resample_series`): the same intervals, drawn once.
     """
     if not isinstance(contract, dict):
         contract = load_contract(contract)
@@ -255,7 +265,15 @@ def check_definition_of_done(
             if comparative:
                 a = _per_user(per_user, model, segment, metric)
                 b = _per_user(per_user, extra["reference"], segment, metric)
-                if a is not None and b is not None and len(a) == len(b):
+                ka, kb = (model, segment, metric), (extra["reference"], segment, metric)
+                if resampled is not None and ka in resampled and kb in resampled:
+                    ratio = point_ratio(a, b)
+                    lo, hi = ratio_interval(resampled[ka], resampled[kb], boot.confidence)
+                    rule, ok = judge(op, factor, ratio, lo, hi)
+                    status = PASS if ok else FAIL
+                    n = int((~(np.isnan(a) | np.isnan(b))).sum())
+                    extra.update(rule=rule, ratio=ratio, ci_low=lo, ci_high=hi, n_users=n)
+                elif a is not None and b is not None and len(a) == len(b):
                     ratio, lo, hi = paired_ratio(a, b, boot)
                     rule, ok = judge(op, factor, ratio, lo, hi)
                     status = PASS if ok else FAIL
@@ -303,7 +321,23 @@ def choose_candidate(
     if not isinstance(contract, dict):
         contract = load_contract(contract)
     names = candidates_of(contract)
-    reports = {name: check_definition_of_done(table, contract, name, per_user) for name in names}
+    resampled = None
+    if per_user:  # every series a comparative clause may use, resampled once per segment
+        wanted = {
+            (c.get("segment", C.SEGMENT_ALL), c["metric"])
+            for c in contract["clauses"]
+            if "threshold" not in c
+        }
+        series = {
+            (model, seg, metric): np.asarray(per_user[model][seg][metric])
+            for model in per_user
+            for seg, metric in wanted
+            if metric in per_user[model].get(seg, {})
+        }
+        resampled = resample_series(series, bootstrap_config(contract))
+    reports = {
+        name: check_definition_of_done(table, contract, name, per_user, resampled) for name in names
+    }
     considered = tuple(
         Considered(
             candidate=name,

@@ -263,3 +263,21 @@ def test_publish_decision_by_case():
     first = publish_decision(failed, t, ever_published=False)
     assert first["kind"] == "baseline" and first["model"] == "als"
     assert "no model was ever published" in first["reason"]
+
+
+def test_cached_resamples_give_the_same_intervals_as_pairwise_draws():
+    from recsys.bootstrap import BootstrapConfig, paired_ratio, ratio_interval, resample_series
+
+    rng = np.random.default_rng(3)
+    mask = rng.random(300) < 0.2  # users without a relevant item: NaN for every model
+    series = {}
+    for name, p in (("a", 0.3), ("b", 0.25), ("c", 0.1)):
+        v = (rng.random(300) < p).astype(float)
+        v[mask] = np.nan
+        series[(name, "all", "ndcg@10")] = v
+    cfg = BootstrapConfig(n_resamples=400, seed=5)
+    cached = resample_series(series, cfg)
+    for x, y in (("a", "b"), ("a", "c"), ("c", "b")):
+        kx, ky = (x, "all", "ndcg@10"), (y, "all", "ndcg@10")
+        _, lo, hi = paired_ratio(series[kx], series[ky], cfg)
+        assert ratio_interval(cached[kx], cached[ky], cfg.confidence) == (lo, hi)
