@@ -101,3 +101,15 @@ def test_a_file_without_an_order_column_is_refused(tmp_path):
     path = write_csv(tmp_path / "i.csv", [("u", "i")], ["user_id", "item_id"])
     with pytest.raises(ValueError, match="timestamp"):
         read_interactions(path)
+
+
+def test_the_contract_leaves_out_clauses_about_baselines_a_bare_file_cannot_support():
+    from recsys.cli.interactions import cli_contract
+
+    contract = cli_contract(cli_config(3), seed=3)
+    ids = {c["id"] for c in contract["clauses"]}
+    assert "not_worse_than_recently_viewed" not in ids
+    assert "cold_recall_vs_category_popularity" not in ids
+    assert {"ndcg_vs_best_baseline", "ndcg_vs_popularity", "coverage_floor"} <= ids
+    assert contract["baselines"] == ["popularity", "cooccurrence", "als"]
+    assert contract["bootstrap"]["seed"] == 3
