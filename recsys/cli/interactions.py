@@ -338,7 +338,7 @@ def summary_json(protocol: str, fitted, n_test_users: int, elapsed: dict) -> dic
         }
         for name, row in allseg.iterrows()
     }
-    return {
+    out = {
         "protocol": protocol,
         "n_test_users": int(n_test_users),
         "candidate": published,
@@ -347,6 +347,16 @@ def summary_json(protocol: str, fitted, n_test_users: int, elapsed: dict) -> dic
         "fit_s": round(elapsed["fit_s"], 2),
         "evaluate_s": round(elapsed["evaluate_s"], 2),
     }
+    blend = fitted.models.get("lightfm_blend")
+    if blend is not None and hasattr(blend, "weight_"):
+        # each part's weight in the blended score: (1-w)(1-a) LightFM, (1-w) a ALS, w co-occ.
+        w, a = blend.weight_, blend.als_weight_
+        out["blend_shares"] = {
+            "lightfm": round((1 - w) * (1 - a), 3),
+            "als": round((1 - w) * a, 3),
+            "cooccurrence": round(w, 3),
+        }
+    return out
 
 
 def main(args: argparse.Namespace) -> int:
