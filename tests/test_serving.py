@@ -610,3 +610,35 @@ def test_cli_serve_process(published: Path, tmp_path: Path) -> None:
         output = proc.communicate(timeout=10)[0]
     assert f"http://127.0.0.1:{port}" in output and "env TRASOS_API_KEYS" in output
     assert "serving model v1" in output
+
+
+def test_model_endpoint_says_when_a_baseline_is_served(data_dir: Path) -> None:
+    """What recsys.scoring.publish writes for the fallback: kind baseline and the reason."""
+    published_dir = get_settings().published_dir
+    folder = publish_fixture(published_dir, "20260301T0200-als", frame=fixture_frame(**FIXTURE))
+    reason = "no candidate passed its definition of done (lightfm_blend failed x)"
+    (folder / "model.json").write_text(
+        json.dumps(
+            {
+                "version": "20260301T0200-als",
+                "candidate": "als",
+                "trained_at": "2026-03-01T02:00:00+00:00",
+                "kind": "baseline",
+                "kind_reason": reason,
+                "format": "factors",
+            }
+        )
+    )
+    store = ModelStore(published_dir)
+    assert store.check(), store.last_error
+    client = TestClient(create_app(store=store, api_keys=[KEY], start_watcher=False))
+    info = client.get("/v1/model", headers=AUTH).json()
+    assert (info["candidate"], info["kind"], info["kind_reason"]) == ("als", "baseline", reason)
+    # a candidate's model.json (or one written before the field existed) reads as candidate
+    (folder / "model.json").write_text(
+        json.dumps({"version": "20260301T0200-als", "trained_at": "2026-03-01T02:00:00Z"})
+    )
+    store = ModelStore(published_dir)
+    assert store.check(), store.last_error
+    client = TestClient(create_app(store=store, api_keys=[KEY], start_watcher=False))
+    assert client.get("/v1/model", headers=AUTH).json()["kind"] == "candidate"
