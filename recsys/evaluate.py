@@ -84,8 +84,9 @@ def evaluate_model(
     truth_users = holdout.truth[users]
     reco = {s: np.full((len(users), kmax), -1, dtype=np.int64) for s in segments}
     aucs = {s: np.full(len(users), np.nan) for s in segments}
-    for start in range(0, len(users), config.block_size):
-        ub = users[start : start + config.block_size]
+    block = max(64, min(config.block_size, config.block_elements // max(ds.n_items, 1)))
+    for start in range(0, len(users), block):
+        ub = users[start : start + block]
         rows = slice(start, start + len(ub))
         scores = model.score_block(ub)
         mask_known(scores, ds.known_positives, ub)
