@@ -346,9 +346,11 @@ def print_summary() -> None:
                     fmt_number(row.get(k), ".4f") for k in ("ndcg@10", "recall@20", "coverage@20")
                 )
                 print(f"  {row['model']:<22} {ndcg:>8} {recall:>10} {coverage:>12}")
-        for clause in dod.get("clauses", []):
-            if clause.get("status") == "fail":
-                print(f"  failed clause {clause_text(clause)}")
+        for clause in dod.get("clauses", []):  # every clause, with its 95 % interval
+            print(f"  [{clause.get('status', '?'):>7}] {clause_text(clause)}")
+        pub = dod.get("publication") or {}
+        if pub:  # candidate | baseline (nothing ever passed) | none (the served version stays)
+            print(f"  publishes: kind {pub.get('kind')} ({pub.get('model')}): {pub.get('reason')}")
         others = [c for c in dod.get("considered", []) if c["candidate"] != dod.get("candidate")]
         for c in others:  # the other candidates the definition of done gated
             verdict = "passed" if c["passed"] else "failed " + ", ".join(c["failed"])

@@ -14,6 +14,7 @@ Conventions (shared by every function):
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 
@@ -115,25 +116,38 @@ def per_user_auc(scores: np.ndarray, truth: sp.spmatrix, chunk: int = 256) -> np
     out = np.full(n_users, np.nan)
     if n_users == 0 or t.nnz == 0:
         return out
-    neg = np.array(scores, dtype=np.float64, copy=True)
-    neg[~np.isfinite(neg)] = np.nan
+    scores = np.asarray(scores)  # read only: no float64 copy of the block
     rows = np.repeat(np.arange(n_users), np.diff(t.indptr))
     cols = t.indices
-    pos_scores = neg[rows, cols]
-    valid = ~np.isnan(pos_scores)
-    neg[rows, cols] = np.nan
-    n_neg = np.count_nonzero(~np.isnan(neg), axis=1)
-    pair_auc = np.full(len(rows), np.nan)
-    for start in range(0, len(rows), chunk):
-        r = rows[start : start + chunk]
-        s = pos_scores[start : start + chunk, None]
-        block = neg[r]
-        gt = np.count_nonzero(block > s, axis=1)
-        eq = np.count_nonzero(block == s, axis=1)
-        nn = n_neg[r]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            pair_auc[start : start + chunk] = 1.0 - (gt + 0.5 * eq) / nn
-    ok = valid & (n_neg[rows] > 0)
+    pos_scores = scores[rows, cols].astype(np.float64)
+    valid = np.isfinite(pos_scores)
+    # the user's other (finite) positives are not negatives: count them per pair, by rank
+    # within the user (vectorised groupby ranks, no loop over users)
+    ps = pd.Series(np.where(valid, pos_scores, np.nan))
+    by_row = ps.groupby(rows)
+    above_min = by_row.rank(method="min", ascending=False).to_numpy() - 1.0  # strictly greater
+    above_max = by_row.rank(method="max", ascending=False).to_numpy() - 1.0
+    pos_gt = np.nan_to_num(above_min)
+    pos_eq = np.nan_to_num(above_max - above_min)  # ties, itself excluded
+    n_pos_finite = np.bincount(rows[valid], minlength=n_users)
+    n_neg = np.empty(n_users, dtype=np.int64)
+    pair_gt = np.zeros(len(rows))
+    pair_eq = np.zeros(len(rows))
+    for start in range(0, n_users, chunk):  # blocks of users: bounded temporaries
+        block = scores[start : start + chunk]
+        n_neg[start : start + chunk] = np.count_nonzero(np.isfinite(block), axis=1)
+        sel = slice(t.indptr[start], t.indptr[min(start + chunk, n_users)])
+        r = rows[sel] - start
+        if len(r) == 0:
+            continue
+        s_p = pos_scores[sel, None].astype(block.dtype)
+        pair_gt[sel] = np.count_nonzero(block[r] > s_p, axis=1)
+        pair_eq[sel] = np.count_nonzero(block[r] == s_p, axis=1) - 1  # itself
+    n_neg -= n_pos_finite
+    nn = n_neg[rows]
+    ok = valid & (nn > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pair_auc = 1.0 - ((pair_gt - pos_gt) + 0.5 * (pair_eq - pos_eq)) / nn
     sums = np.bincount(rows[ok], weights=pair_auc[ok], minlength=n_users)
     counts = np.bincount(rows[ok], minlength=n_users)
     np.divide(sums, counts, out=out, where=counts > 0)
@@ -169,6 +183,41 @@ def novelty(reco: np.ndarray, item_user_counts: np.ndarray, n_users: int) -> flo
     return float(np.mean(-np.log2(p)))
 
 
+def per_user_ranking_metrics(
+    reco: np.ndarray, truth: sp.spmatrix, ks: tuple[int, ...]
+) -> dict[str, np.ndarray]:
+    """Each user's precision, recall, nDCG, AP and hit at each ``k``: ``(n_users,)`` float64.
+
+    NaN for users without a relevant item (they do not count in a mean). The means of these
+    arrays over the other users are :func:`ranking_metrics`; the arrays themselves feed the
+    paired bootstrap of the definition of done (:mod:`recsys.bootstrap`).
+    """
+    n_rel = _n_relevant(truth)
+    h_all = hit_matrix(reco, truth)
+    undefined = n_rel == 0
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        h = h_all[:, :k]
+        hk = h.sum(axis=1).astype(np.float64)
+        disc = _discounts(k)
+        dcg = h @ disc[: h.shape[1]]
+        ideal = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(n_rel, k)]
+        prec_run = np.cumsum(h, axis=1) / np.arange(1, h.shape[1] + 1)
+        ap = (prec_run * h).sum(axis=1) / np.maximum(np.minimum(n_rel, k), 1)
+        values = {
+            f"precision@{k}": hk / k,
+            f"recall@{k}": hk / np.maximum(n_rel, 1),
+            f"ndcg@{k}": np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0),
+            f"map@{k}": ap,
+            f"hit_rate@{k}": (hk > 0).astype(np.float64),
+        }
+        for name, v in values.items():
+            v = np.asarray(v, dtype=np.float64)
+            v[undefined] = np.nan
+            out[name] = v
+    return out
+
+
 def ranking_metrics(reco: np.ndarray, truth: sp.spmatrix, ks: tuple[int, ...]) -> dict:
     """precision, recall, nDCG, MAP and hit rate at each ``k`` in one pass over the hits.
 
@@ -176,21 +225,7 @@ def ranking_metrics(reco: np.ndarray, truth: sp.spmatrix, ks: tuple[int, ...]) -
     least one relevant item).
     """
     n_rel = _n_relevant(truth)
-    h_all = hit_matrix(reco, truth)
     out: dict = {"n_users": int((n_rel > 0).sum())}
-    for k in ks:
-        h = h_all[:, :k]
-        hk = h.sum(axis=1)
-        disc = _discounts(k)
-        dcg = h @ disc[: h.shape[1]]
-        ideal = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(n_rel, k)]
-        prec_run = np.cumsum(h, axis=1) / np.arange(1, h.shape[1] + 1)
-        ap = (prec_run * h).sum(axis=1) / np.maximum(np.minimum(n_rel, k), 1)
-        out[f"precision@{k}"] = _users_mean(hk / k, n_rel)
-        out[f"recall@{k}"] = _users_mean(hk / np.maximum(n_rel, 1), n_rel)
-        out[f"ndcg@{k}"] = _users_mean(
-            np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0), n_rel
-        )
-        out[f"map@{k}"] = _users_mean(ap, n_rel)
-        out[f"hit_rate@{k}"] = _users_mean((hk > 0).astype(float), n_rel)
+    for name, v in per_user_ranking_metrics(reco, truth, ks).items():
+        out[name] = _users_mean(np.nan_to_num(v), n_rel)
     return out

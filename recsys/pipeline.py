@@ -36,7 +36,7 @@ from recsys.data import (
     prepare_split,
 )
 from recsys.dod import DEFAULT_CONTRACT, DoDReport, candidates_of, choose_candidate, load_contract
-from recsys.evaluate import evaluate_models
+from recsys.evaluate import Evaluation, evaluate
 from recsys.models import LightFMBlend, LightFMRecommender, Recommender, make_model
 
 log = logging.getLogger("recsys")
@@ -59,6 +59,8 @@ class TrainResult:
     learning_curve: list[dict] = field(default_factory=list)
     best_epoch: int | None = None
     blend_search: list[dict] = field(default_factory=list)
+    #: what is published (:func:`recsys.dod.publish_decision`): set by :func:`run_training`
+    publication: dict | None = None
 
 
 def _hash_frame(frame: pd.DataFrame | None) -> str:
@@ -170,6 +172,78 @@ def _fixed_config(config: PipelineConfig, fitted: Recommender) -> PipelineConfig
     return cfg
 
 
+@dataclass(eq=False)
+class Fitted:
+    """Candidates and baselines fitted on a split's training data, evaluated and gated."""
+
+    models: dict[str, Recommender]
+    evaluation: Evaluation
+    dod: DoDReport
+    timings: dict[str, float]
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        return self.evaluation.table
+
+
+def fit_and_evaluate(
+    split: SplitData,
+    config: PipelineConfig = DEFAULT_PIPELINE,
+    contract: dict | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Fitted:
+    """Fit every baseline and candidate on ``split.test.dataset`` (tuning on
+    ``split.validation``), evaluate them on ``split.test`` and check the definition of done.
+
+    The core shared by :func:`train_evaluate` (time split of events) and the command line
+    (``python -m recsys evaluate``, any split that yields a :class:`recsys.data.SplitData`).
+    ``timings`` holds ``fit_<model>_s``, ``fit_<model>_cpu_s``, ``fit_s`` (all models),
+    ``evaluate_s`` and ``dod_s``.
+    """
+    say = progress or log.info
+    contract = contract if contract is not None else load_contract(None)
+    timings: dict[str, float] = {}
+    ds = split.test.dataset
+    candidate_name = config.candidate
+    models: dict[str, Recommender] = {}
+    fit_s: dict[str, float] = {}
+    names = list(dict.fromkeys([*config.baselines, candidate_name]))
+    for name in names:
+        t0, c0 = time.perf_counter(), time.process_time()
+        model = make_model(name, config)
+        model.fit(ds, split.validation)
+        fit_s[name] = time.perf_counter() - t0
+        timings[f"fit_{name}_cpu_s"] = time.process_time() - c0  # all threads of this process
+        models[name] = model
+        say(f"fitted {name} in {fit_s[name]:.1f}s (CPU {timings[f'fit_{name}_cpu_s']:.1f}s)")
+    cand = models[candidate_name]
+    shared = set()
+    if isinstance(cand, LightFMBlend) and LightFMRecommender.name not in models:
+        models[LightFMRecommender.name] = cand.lightfm  # evaluated on its own too
+        fit_s[LightFMRecommender.name] = float(cand.lightfm.fit_s_ or float("nan"))
+        shared.add(LightFMRecommender.name)  # fitted inside the blend: not fitted twice
+    for name in candidates_of(contract):  # other candidates the contract names
+        if name not in models:
+            t0 = time.perf_counter()
+            models[name] = make_model(name, config).fit(ds, split.validation)
+            fit_s[name] = time.perf_counter() - t0
+            say(f"fitted candidate {name} in {fit_s[name]:.1f}s")
+    timings.update({f"fit_{k}_s": v for k, v in fit_s.items()})
+    timings["fit_s"] = float(sum(v for k, v in fit_s.items() if k not in shared))
+
+    t0 = time.perf_counter()
+    evaluation = evaluate(models, split.test, config.evaluation, fit_s)
+    timings["evaluate_s"] = time.perf_counter() - t0
+    say(f"evaluated {len(models)} models in {timings['evaluate_s']:.1f}s")
+    # every candidate is gated the same way (paired bootstrap intervals over the test users);
+    # the best that passes is the one refit and saved
+    t0 = time.perf_counter()
+    dod = choose_candidate(evaluation.table, contract, evaluation.per_user)
+    timings["dod_s"] = time.perf_counter() - t0
+    say(dod.summary())
+    return Fitted(models=models, evaluation=evaluation, dod=dod, timings=timings)
+
+
 def train_evaluate(
     events: pd.DataFrame,
     item_features: pd.DataFrame,
@@ -225,36 +299,9 @@ def train_evaluate(
         f"{int(split.test.cold_items.sum())} cold items ({timings['prepare_split_s']:.1f}s)"
     )
 
-    models: dict[str, Recommender] = {}
-    fit_s: dict[str, float] = {}
-    names = list(dict.fromkeys([*config.baselines, candidate_name]))
-    for name in names:
-        t0, c0 = time.perf_counter(), time.process_time()
-        model = make_model(name, config)
-        model.fit(ds, split.validation)
-        fit_s[name] = time.perf_counter() - t0
-        timings[f"fit_{name}_cpu_s"] = time.process_time() - c0  # all threads of this process
-        models[name] = model
-        say(f"fitted {name} in {fit_s[name]:.1f}s (CPU {timings[f'fit_{name}_cpu_s']:.1f}s)")
-    cand = models[candidate_name]
-    if isinstance(cand, LightFMBlend) and LightFMRecommender.name not in models:
-        models[LightFMRecommender.name] = cand.lightfm  # evaluated on its own too
-        fit_s[LightFMRecommender.name] = float(cand.lightfm.fit_s_ or float("nan"))
-    for name in candidates_of(contract):  # other candidates the contract names
-        if name not in models:
-            t0 = time.perf_counter()
-            models[name] = make_model(name, config).fit(ds, split.validation)
-            fit_s[name] = time.perf_counter() - t0
-            say(f"fitted candidate {name} in {fit_s[name]:.1f}s")
-    timings.update({f"fit_{k}_s": v for k, v in fit_s.items()})
-
-    t0 = time.perf_counter()
-    metrics = evaluate_models(models, split.test, config.evaluation, fit_s)
-    timings["evaluate_s"] = time.perf_counter() - t0
-    say(f"evaluated {len(models)} models in {timings['evaluate_s']:.1f}s")
-    # every candidate is gated the same way; the best that passes is the one refit and saved
-    dod = choose_candidate(metrics, contract)
-    say(dod.summary())
+    fitted = fit_and_evaluate(split, config, contract, say)
+    models, metrics, dod = fitted.models, fitted.metrics, fitted.dod
+    timings.update(fitted.timings)
     candidate_name = dod.candidate
     cand = models[candidate_name]
 
@@ -331,9 +378,12 @@ def save_result(
         (result.snapshot["content_hash"] + repr(sorted(cfg.items()))).encode()
     ).hexdigest()
     version = make_version(h, now)
+    dod_dict = result.dod.to_dict()
+    if result.publication is not None:
+        dod_dict["publication"] = result.publication
     report = report_data(
         result.metrics,
-        result.dod.to_dict(),
+        dod_dict,
         learning_curve=result.learning_curve,
         best_epoch=result.best_epoch,
         blend_search=result.blend_search,
@@ -362,7 +412,7 @@ def save_result(
                 "blend_search": result.blend_search,
                 "timings": result.timings,
             },
-            dod=result.dod.to_dict(),
+            dod=dod_dict,
             snapshot=result.snapshot,
             version=version,
             extra_files={REPORT_DATA: tmp_report},
@@ -389,9 +439,19 @@ def run_training(
     Does not promote: call :func:`recsys.registry.promote` with ``summary["version"]`` (it
     raises :class:`recsys.registry.DefinitionOfDoneError` when ``dod_passed`` is false).
     """
-    from recsys.registry import json_safe
+    from recsys.dod import BASELINE, publish_decision
+    from recsys.registry import current_version, json_safe
 
     result = train_evaluate(events, item_features, user_features, config, split_at, contract)
+    served = current_version(models_dir)
+    decision = publish_decision(result.dod, result.metrics, ever_published=served is not None)
+    decision["served_version"] = served
+    result.publication = decision
+    if decision["kind"] == BASELINE:  # the baseline's lists, refit like a candidate would be
+        t0 = time.perf_counter()
+        result.final_model = make_model(decision["model"], config).fit(result.final_dataset)
+        result.timings["refit_baseline_s"] = time.perf_counter() - t0
+        log.warning("publishing baseline %s: %s", decision["model"], decision["reason"])
     version, path = save_result(result, models_dir, report_path, now)
     cand = result.metrics[
         (result.metrics[C.MODEL] == result.dod.candidate)
@@ -404,6 +464,11 @@ def run_training(
         "report_data": str(report_path) if report_path else str(path / "report.json"),
         "dod_passed": result.dod.passed,
         "candidate": result.dod.candidate,
+        # candidate | baseline | none, the model published, why, and the version served before
+        "kind": decision["kind"],
+        "published_model": decision["model"],
+        "kind_reason": decision["reason"],
+        "served_version": served,
         "contract": None if isinstance(contract, dict) else str(contract or DEFAULT_CONTRACT),
         "failed_clauses": [c.id for c in result.dod.failed],
         "failed_owners": sorted({c.owner for c in result.dod.failed}),

@@ -112,6 +112,9 @@ def report_data(
         "version": version,
         "candidate": candidate,
         "passed": bool(dod.get("passed", False)),
+        # what this run publishes (kind candidate|baseline|none, the model, why) and which
+        # version the API serves afterwards
+        "publication": {k: _plain(v) for k, v in (dod.get("publication") or {}).items()},
         "snapshot": [{"fact": k, "value": str(v)} for k, v in (snapshot or {}).items()],
         "considered": [{k: _plain(v) for k, v in c.items()} for c in considered],
         "clauses": [{k: _plain(v) for k, v in c.items()} for c in dod.get("clauses", [])],

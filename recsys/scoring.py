@@ -307,7 +307,9 @@ def publish(
     manifest = read_json(models_dir, version, "manifest.json")
     dod = read_json(models_dir, version, "dod.json")
     table = read_json(models_dir, version, "metrics.json").get("table", [])
-    candidate = dod.get("candidate", manifest["kind"])
+    publication = dod.get("publication") or {}
+    kind = publication.get("kind") or ("candidate" if dod.get("passed") else "none")
+    candidate = publication.get("model") or dod.get("candidate", manifest["kind"])
     headline = next(
         (r for r in table if r.get("model") == candidate and r.get("segment") == "all"), {}
     )
@@ -333,7 +335,11 @@ def publish(
         },
         "trained_at": manifest["created_at"],
         "published_at": datetime.now(UTC).isoformat(),
-        "kind": manifest["kind"],
+        # candidate: passed its definition of done; baseline: published because no candidate
+        # passed and nothing was ever published (kind_reason says which clauses failed)
+        "kind": kind,
+        "kind_reason": publication.get("reason", ""),
+        "format": manifest["kind"],
         "n_users": manifest["n_users"],
         "n_items": manifest["n_items"],
         "dod_passed": dod.get("passed", False),

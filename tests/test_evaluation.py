@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from include.tasks import evaluation
 from include.loaders.common import real_data_dir
+from include.tasks import evaluation
 
 REAL = real_data_dir()
 pytestmark = [

@@ -118,10 +118,15 @@ def test_early_stopping_records_a_learning_curve(split):
     assert 1 <= m.best_epoch_ <= len(curve) <= FAST_LFM.epochs
     best = max(r["validation_ndcg@10"] for r in curve)
     assert curve[m.best_epoch_ - 1]["validation_ndcg@10"] == best
-    # a model that cannot learn stops after `patience` epochs without improvement
-    frozen = LightFMRecommender(dataclasses.replace(FAST_LFM, learning_rate=0.0, epochs=20))
-    frozen.fit(ds, split.validation)
-    assert len(frozen.learning_curve_) == 1 + FAST_LFM.patience
+    # a model that cannot learn stops after `patience` epochs without improvement, but never
+    # before `min_epochs`
+    for patience, min_epochs, epochs in ((2, 1, 3), (1, 6, 6), (4, 5, 5)):
+        cfg = dataclasses.replace(
+            FAST_LFM, learning_rate=0.0, epochs=20, patience=patience, min_epochs=min_epochs
+        )
+        frozen = LightFMRecommender(cfg).fit(ds, split.validation)
+        assert len(frozen.learning_curve_) == epochs
+        assert frozen.best_epoch_ == 1
 
 
 def test_cooccurrence_by_hand():

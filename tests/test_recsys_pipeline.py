@@ -188,6 +188,9 @@ def test_gate_blocks_a_bad_model_and_current_stays(data, tmp_path):
         now=datetime(2025, 5, 2, tzinfo=UTC),
     )
     assert not bad["dod_passed"] and "vs_popularity" in bad["failed_clauses"]
+    # a model was published before: a failed retrain publishes nothing, the served one stays
+    assert bad["kind"] == "none" and bad["served_version"] == good["version"]
+    assert good["kind"] == "candidate" and good["served_version"] is None
     with pytest.raises(registry.DefinitionOfDoneError):
         registry.promote(models, bad["version"])
     assert registry.current_version(models) == good["version"]
@@ -265,3 +268,63 @@ def test_score_and_publish(result, data, tmp_path):
     assert (published / "CURRENT").read_text().strip() == version
     meta = (published / version / "model.json").read_text()
     assert '"trained_at"' in meta
+
+
+def test_comparative_clauses_carry_a_paired_bootstrap_interval(result):
+    c = next(c for c in result.dod.clauses if c.id == "vs_popularity")
+    m = result.metrics.set_index([C.MODEL, C.SEGMENT])["ndcg@10"]
+    assert c.reference == "popularity" and c.factor == 1.5 and c.rule == "better"
+    assert c.ratio == pytest.approx(
+        m[(result.dod.candidate, "all")] / m[("popularity", "all")], rel=1e-5
+    )
+    assert c.ci_low <= c.ratio <= c.ci_high
+    assert c.n_users == result.split.test.stats["eval_users"]
+    assert c.status == ("pass" if c.ratio >= 1.5 and c.ci_low > 1.0 else "fail")
+    d = result.dod.to_dict()["clauses"][0]
+    assert {"ratio", "ci_low", "ci_high", "rule", "reference", "factor"} <= set(d)
+
+
+BAD = dataclasses.replace(
+    CFG,
+    lightfm=dataclasses.replace(CFG.lightfm, learning_rate=0.0, early_stopping=False, epochs=1),
+    blend=dataclasses.replace(CFG.blend, weight=0.0, self_weight=0.0, als_weight=0.0),
+)
+
+
+def test_the_best_baseline_is_published_when_no_candidate_ever_passed(data, tmp_path):
+    models, published = tmp_path / "models", tmp_path / "published"
+    first = run_training(
+        data.events, data.item_features, data.user_features, models_dir=models,
+        config=BAD, contract=LENIENT, now=datetime(2025, 5, 1, tzinfo=UTC),
+    )  # fmt: skip
+    assert not first["dod_passed"] and first["kind"] == "baseline"
+    dod = registry.read_json(models, first["version"], "dod.json")
+    table = pd.DataFrame(registry.read_json(models, first["version"], "metrics.json")["table"])
+    ndcg = table[table[C.SEGMENT] == "all"].set_index(C.MODEL)["ndcg@10"]
+    best = max(("als", "popularity"), key=ndcg.__getitem__)
+    assert first["published_model"] == best == dod["publication"]["model"]
+    assert "no model was ever published" in first["kind_reason"]
+    assert "lightfm_blend failed vs_popularity" in first["kind_reason"]
+    registry.promote(models, first["version"])  # allowed: labelled baseline
+    out = published / first["version"] / "recommendations.parquet"
+    assert scoring.score_version(models, out, version=first["version"], k=5)["rows"] > 0
+    scoring.publish(models, published, first["version"])
+    meta = json.loads((published / first["version"] / "model.json").read_text())
+    assert meta["kind"] == "baseline" and meta["candidate"] == best
+    assert meta["kind_reason"] == first["kind_reason"]
+    report = json.loads((models / first["version"] / "report.json").read_text())
+    assert report["publication"]["kind"] == "baseline"
+    from include.reporting.evaluation import render_report
+
+    assert "kind: baseline" in render_report(report)
+    # a later passing candidate replaces it
+    good = run_training(
+        data.events, data.item_features, data.user_features, models_dir=models,
+        config=CFG, contract=LENIENT, now=datetime(2025, 5, 2, tzinfo=UTC),
+    )  # fmt: skip
+    assert good["kind"] == "candidate" and good["served_version"] == first["version"]
+    assert registry.promote(models, good["version"]) == good["version"]
+    report = json.loads((models / good["version"] / "report.json").read_text())
+    assert report["publication"]["served_version"] == first["version"]
+    page = render_report(report)  # links the served version's report and this attempt's
+    assert f'href="{first["version"]}.html"' in page and f'href="{good["version"]}.html"' in page

@@ -120,8 +120,8 @@ def promoted_and_published(data_dir, seeds=(1, 2)) -> tuple[str, ...]:
 
 
 def test_the_rollback_command_moves_what_the_api_serves(data_dir, capsys):
-    from include.tasks import training
     from include.serving.loader import load_version, read_current
+    from include.tasks import training
 
     models, published = data_dir / "models", data_dir / "published"
     v1, v2 = promoted_and_published(data_dir)
@@ -140,8 +140,8 @@ def test_the_rollback_command_moves_what_the_api_serves(data_dir, capsys):
 def test_a_rollback_without_the_old_lists_moves_nothing(data_dir):
     import shutil
 
-    from include.tasks import training
     from include.serving.loader import read_current
+    from include.tasks import training
 
     v1, v2 = promoted_and_published(data_dir)
     shutil.rmtree(data_dir / "published" / v1)

@@ -728,3 +728,35 @@ def test_session_file_names_agree_with_recsys() -> None:
 
     assert served.SESSION_NEIGHBOURS_FILE == written.SESSION_NEIGHBOURS_FILE
     assert served.SESSION_MODEL_FILE == written.SESSION_MODEL_FILE
+
+
+def test_model_endpoint_says_when_a_baseline_is_served(data_dir: Path) -> None:
+    """What recsys.scoring.publish writes for the fallback: kind baseline and the reason."""
+    published_dir = get_settings().published_dir
+    folder = publish_fixture(published_dir, "20260301T0200-als", frame=fixture_frame(**FIXTURE))
+    reason = "no candidate passed its definition of done (lightfm_blend failed x)"
+    (folder / "model.json").write_text(
+        json.dumps(
+            {
+                "version": "20260301T0200-als",
+                "candidate": "als",
+                "trained_at": "2026-03-01T02:00:00+00:00",
+                "kind": "baseline",
+                "kind_reason": reason,
+                "format": "factors",
+            }
+        )
+    )
+    store = ModelStore(published_dir)
+    assert store.check(), store.last_error
+    client = TestClient(create_app(store=store, api_keys=[KEY], start_watcher=False))
+    info = client.get("/v1/model", headers=AUTH).json()
+    assert (info["candidate"], info["kind"], info["kind_reason"]) == ("als", "baseline", reason)
+    # a candidate's model.json (or one written before the field existed) reads as candidate
+    (folder / "model.json").write_text(
+        json.dumps({"version": "20260301T0200-als", "trained_at": "2026-03-01T02:00:00Z"})
+    )
+    store = ModelStore(published_dir)
+    assert store.check(), store.last_error
+    client = TestClient(create_app(store=store, api_keys=[KEY], start_watcher=False))
+    assert client.get("/v1/model", headers=AUTH).json()["kind"] == "candidate"

@@ -101,3 +101,13 @@ def test_a_gate_failure_fails_the_task_without_retry_and_keeps_its_routing(data_
     with pytest.raises(OSError):  # not deterministic: Airflow retries it
         transient()
     assert not issubclass(DefinitionOfDoneFailed, AirflowFailException)  # fail_fast converts it
+
+
+def test_a_comparative_clause_reads_with_its_interval():
+    c = {"id": "ndcg_vs_best_baseline", "owner": "DS", "observed": 0.0264, "required": 0.02416,
+         "margin": 0.00224, "margin_pct": 9.27, "ratio": 1.2019, "ci_low": 1.046,
+         "ci_high": 1.371, "factor": 1.1, "reference": "als", "rule": "better"}  # fmt: skip
+    assert clause_text(c) == (
+        "ndcg_vs_best_baseline (DS): observed 0.0264, required 0.02416 (margin +9.3%); "
+        "ratio 1.2 [1.05, 1.37] vs 1.1x als (better)"
+    )

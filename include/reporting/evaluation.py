@@ -31,6 +31,7 @@ OPTIONAL_CLAUSE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("ratio", "ratio", "metric"),
     ("ci_low", "95% CI low", "metric"),
     ("ci_high", "95% CI high", "metric"),
+    ("rule", "rule", "text"),
 )
 CLAUSE_TAIL: tuple[tuple[str, str, str], ...] = (
     ("owner", "owner", "text"),

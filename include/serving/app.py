@@ -233,6 +233,8 @@ class ModelInfo(BaseModel):
                     "generated_at": "2026-03-01T02:14:07Z",
                     "loaded_at": "2026-03-01T02:15:01Z",
                     "candidate": "lightfm",
+                    "kind": "candidate",
+                    "kind_reason": "passed its definition of done",
                     "metrics": {"ndcg@10": 0.142, "recall@20": 0.231},
                     "cold_start_fallback": "all",
                     "counts": {
@@ -251,6 +253,13 @@ class ModelInfo(BaseModel):
     generated_at: datetime
     loaded_at: datetime = Field(description="When this server process loaded the version.")
     candidate: str = Field(description="Name of the model that won the evaluation.")
+    kind: Literal["candidate", "baseline"] = Field(
+        default="candidate",
+        description="candidate: passed its definition of done; baseline: no candidate has "
+        "passed yet and nothing was published before, so the best baseline is served until "
+        "one does (kind_reason says why).",
+    )
+    kind_reason: str = Field(default="", description="Why this kind was published.")
     metrics: dict[str, float] = Field(description="Offline metrics of the published model.")
     cold_start_fallback: str = Field(
         description="The cold-start segment unknown users get ('all', else 'popular')."
@@ -785,6 +794,8 @@ def create_app(
             generated_at=snap.generated_at,
             loaded_at=snap.loaded_at,
             candidate=snap.candidate,
+            kind=snap.kind,
+            kind_reason=snap.kind_reason,
             metrics=snap.metrics,
             cold_start_fallback=snap.cold_start_key,
             counts=ModelCounts(

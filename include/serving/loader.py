@@ -100,6 +100,8 @@ class Snapshot:
     index: dict[str, dict[str, int]]
     load_seconds: float = 0.0
     cold_start_key: str = COLD_START_DEFAULT  # the list unknown users get
+    kind: str = "candidate"  # or "baseline": no candidate ever passed (kind_reason says why)
+    kind_reason: str = ""
     # b',"model_version":"...","generated_at":"..."', spliced into every list response.
     version_fields: bytes = field(default=b"")
     session: SessionIndex | None = None  # the session model, when the version has one
@@ -342,6 +344,8 @@ def load_version(published_dir: Path, version: str) -> Snapshot:
         version_fields=version_fields,
         cold_start_key=cold_start_key,
         session=session,
+        kind="baseline" if info.get("kind") == "baseline" else "candidate",
+        kind_reason=str(info.get("kind_reason") or ""),
     )
 
 

@@ -62,7 +62,7 @@ class LightFMRecommender(Recommender):
 
     With a validation holdout and ``config.early_stopping``, trains on the validation slice's
     dataset one epoch at a time, records nDCG@k per epoch (``learning_curve_``), stops after
-    ``patience`` epochs without improvement, then brings in the last days
+    ``patience`` epochs without improvement (never before ``min_epochs``), then brings in the last days
     (``config.refit``): ``"continue"`` trains the stopped model ``continue_epochs`` more on
     the whole training window, ``"full"`` refits from scratch for the best epoch count.
     ``validation_state_`` keeps the best validation-slice representations (the blend tunes
@@ -178,7 +178,7 @@ class LightFMRecommender(Recommender):
                 best, best_epoch, since, best_state = value, epoch, 0, state
             else:
                 since += 1
-                if since >= c.patience:
+                if since >= c.patience and epoch >= c.min_epochs:
                     break
         self.best_epoch_ = max(best_epoch, 1)
         self.validation_state_ = best_state if best_state is not None else state

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from recsys.data import Dataset, Holdout, category_affinity
-from recsys.models.base import Recommender
+from recsys.models.base import ExportedModel, Recommender
 
 
 class PopularityRecommender(Recommender):
@@ -18,6 +18,18 @@ class PopularityRecommender(Recommender):
 
     def score_block(self, users: np.ndarray) -> np.ndarray:
         return np.repeat(self.item_scores_[None, :], len(users), axis=0)
+
+    def export(self) -> ExportedModel:
+        """A factor model with no dimensions: the score is the item bias (its user count)."""
+        n_users = self._check_fitted().n_users
+        return ExportedModel(
+            kind="factors",
+            user_embeddings=np.zeros((n_users, 0), np.float32),
+            user_biases=np.zeros(n_users, np.float32),
+            item_embeddings=np.zeros((len(self.item_scores_), 0), np.float32),
+            item_biases=self.item_scores_.astype(np.float32),
+            params={"name": self.name},
+        )
 
 
 class CategoryPopularityRecommender(Recommender):
