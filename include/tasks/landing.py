@@ -144,7 +144,12 @@ def _trigger_in_airflow(days: int) -> str | None:
         return None
     password = ensure_passwords(get_settings().airflow_home)["de"]
     token = httpx.post(f"{base}/auth/token", json={"username": "de", "password": password})
-    token.raise_for_status()
+    if token.status_code not in (200, 201):
+        raise SystemExit(
+            f"the Airflow at {base} refuses this installation's `de` password "
+            f"({token.status_code}): is it another installation on that port? Stop it, or "
+            "land the files without Airflow: python -m include.tasks.landing --here"
+        )
     api = httpx.Client(
         base_url=f"{base}/api/v2",
         headers={"Authorization": f"Bearer {token.json()['access_token']}"},
