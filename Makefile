@@ -53,7 +53,7 @@ up: setup  ## start Airflow (UI + scheduler) on 127.0.0.1:8080; Ctrl-C stops it
 
 DAYS ?= 1
 land: setup  ## land the next DAYS simulated day(s) (default 1); with `make up` running, the chain follows
-	eval "$$($(CTL) env)" && $(PY) -m include.tasks.landing --days $(DAYS)
+	$(CTL) land --days $(DAYS)
 
 browser:  ## Chromium from Debian for the browser tests (needs root)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)

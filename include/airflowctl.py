@@ -12,6 +12,7 @@ Usage::
     python -m include.airflowctl run      # every DAG in data order, then where results are
     python -m include.airflowctl env      # the environment as `export` lines
     python -m include.airflowctl users    # the UI credentials
+    python -m include.airflowctl land --days 1  # the next simulated day (make land)
     python -m include.airflowctl sync-access  # Airflow roles and users (init runs it)
 """
 
@@ -350,6 +351,71 @@ def unpause_when_parsed(
     return done
 
 
+#: The DE DAG that lands the next simulated day(s) (include.tasks.landing).
+LAND_DAG = "simulator_land_day"
+
+
+def land(days: int = 1, here: bool = False) -> int:
+    """``make land``: the next ``days`` simulated days into the landing zone.
+
+    When Airflow answers (``make up``), trigger :data:`LAND_DAG` as ``de`` (the landing and the
+    chain it starts are runs in the UI); otherwise, or with ``here``, land the files in this
+    process and ``events_ingest`` loads them on its next run.
+    """
+    from include.tasks.landing import land_next_days
+
+    if not here:
+        run_id = _trigger_landing(days)
+        if run_id:
+            print(f"Airflow is up: triggered {LAND_DAG} ({run_id}) as de; it lands {days} "
+                  "day(s) and events_ingest -> events_transform -> ... follow by themselves "
+                  "(watch them in the UI)")  # fmt: skip
+            return 0
+    try:
+        result = land_next_days(days)
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"landed {', '.join(result['dates'])}: {result['files']} files in "
+          f"{get_settings().landing_dir}")  # fmt: skip
+    print("events_ingest loads them on its next run (hourly once `make up` runs, or trigger "
+          "it in the UI); the DAGs downstream follow by themselves")  # fmt: skip
+    return 0
+
+
+def _trigger_landing(days: int) -> str | None:
+    """Trigger :data:`LAND_DAG` as ``de`` when Airflow answers; its run id, else None."""
+    import httpx
+
+    base = airflow_env()["AIRFLOW__API__BASE_URL"]
+    try:
+        if httpx.get(f"{base}/api/v2/monitor/health", timeout=3).status_code != 200:
+            return None
+    except httpx.HTTPError:
+        return None
+    password = ensure_passwords(get_settings().airflow_home)["de"]
+    token = httpx.post(f"{base}/auth/token", json={"username": "de", "password": password})
+    if token.status_code not in (200, 201):
+        raise SystemExit(
+            f"the Airflow at {base} refuses this installation's `de` password "
+            f"({token.status_code}): is it another installation on that port? Stop it, or "
+            "land the files without Airflow: python -m include.airflowctl land --here"
+        )
+    api = httpx.Client(
+        base_url=f"{base}/api/v2",
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        timeout=30,
+    )
+    r = api.post(f"/dags/{LAND_DAG}/dagRuns", json={"logical_date": None, "conf": {"days": days}})
+    if r.status_code == 404:
+        raise SystemExit(
+            f"Airflow at {base} does not know {LAND_DAG} yet (the DAG processor parses new "
+            "files within 30 s): try again in a minute"
+        )
+    r.raise_for_status()
+    return r.json()["dag_run_id"]
+
+
 def existing_dags() -> list[str]:
     dags_dir = REPO_ROOT / "dags"
     return [d for d in DAG_ORDER if (dags_dir / f"{d}.py").exists()]
@@ -568,7 +634,11 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "command", choices=["init", "up", "run", "env", "users", "clean", "sync-access"]
+        "command", choices=["init", "up", "run", "land", "env", "users", "clean", "sync-access"]
+    )
+    parser.add_argument("--days", type=int, default=1, help="land: how many days (default 1)")
+    parser.add_argument(
+        "--here", action="store_true", help="land: write the files here even if Airflow is up"
     )
     parser.add_argument(
         "--dataset", default="simulator", help="run: simulator (default) or a real dataset loader"
@@ -584,6 +654,8 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in sorted(airflow_env().items()):
             if key.startswith(("AIRFLOW", "DBT_", "TRASOS_", "GX_")):
                 print(f"export {key}={json.dumps(value)}")
+    elif args.command == "land":
+        return land(args.days, args.here)
     elif args.command == "sync-access":
         sync_access()
     elif args.command == "users":

@@ -137,10 +137,10 @@ def test_each_role_acts_only_on_its_own_dags(api_server: str, airflow_home: Path
 def test_make_land_with_airflow_up_triggers_the_landing_dag_as_de(
     api_server: str, airflow_home: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    from include.tasks.landing import LAND_DAG, main
+    from include.airflowctl import LAND_DAG, land
 
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", api_server)
-    assert main(["--days", "2"]) == 0
+    assert land(2) == 0
     out = capsys.readouterr().out
     assert f"triggered {LAND_DAG}" in out and "as de" in out
     admin = client(api_server, airflow_home, "admin")

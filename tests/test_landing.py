@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from include.airflowctl import land
 from include.simulator import SimulatorConfig, simulate
-from include.tasks.landing import land_next_days, last_landed_date, main
+from include.tasks.landing import land_next_days, last_landed_date
 
 SMALL = SimulatorConfig(seed=11, days=3, visitors=400, n_items=600, fault_rate=0.01)
 
@@ -69,5 +70,5 @@ def test_landing_is_deterministic(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_no_world_to_continue_says_what_to_do(data_dir: Path, capsys) -> None:
     with pytest.raises(FileNotFoundError, match="make run"):
         land_next_days(1)
-    assert main(["--days", "1", "--here"]) == 2
+    assert land(1, here=True) == 2
     assert "make simulate" in capsys.readouterr().err

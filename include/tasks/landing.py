@@ -12,23 +12,16 @@ one line of ``landing/_simulator/landed.jsonl`` (ingestion ignores ``_`` paths).
 The registered customers and the catalog come from the same seed; a longer world differs only
 in what depends on its length (new visitors' arrival days, collection drop days).
 
-Usage::
-
-    python -m include.tasks.landing --days 1   # `make land DAYS=1`
-
-When Airflow answers (``make up``), the command triggers the DE DAG ``simulator_land_day``
-as the ``de`` user instead, so the landing and the chain it starts (``events_ingest`` ->
-``events_transform`` -> ...) are runs in the UI; otherwise it lands the files itself and
-``events_ingest`` loads them on its next run.
+Called by the DE DAG ``simulator_land_day`` and by ``make land DAYS=n``
+(``python -m include.airflowctl land``), which triggers that DAG when Airflow answers and
+lands the files itself otherwise.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
@@ -39,7 +32,6 @@ from include.settings import get_settings
 
 TRUTH = Path("_simulator") / "ground_truth" / "truth.json"
 LANDED_LOG = Path("_simulator") / "landed.jsonl"
-LAND_DAG = "simulator_land_day"
 
 
 def last_landed_date(landing: Path) -> date | None:
@@ -128,68 +120,3 @@ def land_next_days(days: int = 1) -> dict[str, Any]:
     with (landing / LANDED_LOG).open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(result) + "\n")
     return result
-
-
-def _trigger_in_airflow(days: int) -> str | None:
-    """Trigger ``simulator_land_day`` as ``de`` when Airflow answers; its run id, else None."""
-    import httpx
-
-    from include.airflowctl import airflow_env, ensure_passwords
-
-    base = airflow_env()["AIRFLOW__API__BASE_URL"]
-    try:
-        if httpx.get(f"{base}/api/v2/monitor/health", timeout=3).status_code != 200:
-            return None
-    except httpx.HTTPError:
-        return None
-    password = ensure_passwords(get_settings().airflow_home)["de"]
-    token = httpx.post(f"{base}/auth/token", json={"username": "de", "password": password})
-    if token.status_code not in (200, 201):
-        raise SystemExit(
-            f"the Airflow at {base} refuses this installation's `de` password "
-            f"({token.status_code}): is it another installation on that port? Stop it, or "
-            "land the files without Airflow: python -m include.tasks.landing --here"
-        )
-    api = httpx.Client(
-        base_url=f"{base}/api/v2",
-        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
-        timeout=30,
-    )
-    r = api.post(f"/dags/{LAND_DAG}/dagRuns", json={"logical_date": None, "conf": {"days": days}})
-    if r.status_code == 404:
-        raise SystemExit(
-            f"Airflow at {base} does not know {LAND_DAG} yet (the DAG processor parses new "
-            "files within 30 s): try again in a minute"
-        )
-    r.raise_for_status()
-    return r.json()["dag_run_id"]
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m include.tasks.landing", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--days", type=int, default=1, help="how many days to land (default 1)")
-    p.add_argument("--here", action="store_true",
-                   help="land the files in this process even when Airflow is up")  # fmt: skip
-    args = p.parse_args(argv)
-    if not args.here:
-        run_id = _trigger_in_airflow(args.days)
-        if run_id:
-            print(f"Airflow is up: triggered {LAND_DAG} ({run_id}) as de; it lands "
-                  f"{args.days} day(s) and events_ingest -> events_transform -> ... follow "
-                  "by themselves (watch them in the UI)")  # fmt: skip
-            return 0
-    try:
-        result = land_next_days(args.days)
-    except (FileNotFoundError, FileExistsError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"landed {', '.join(result['dates'])}: {result['files']} files in "
-          f"{get_settings().landing_dir}")  # fmt: skip
-    print("events_ingest loads them on its next run (hourly once `make up` runs it, or "
-          "trigger it in the UI); the DAGs downstream follow by themselves")  # fmt: skip
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
