@@ -14,7 +14,7 @@ DATASET    ?= simulator
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
-.PHONY: help setup run up test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate rollback
+.PHONY: help setup run up land test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate rollback
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ rollback: setup  ## serve the previously promoted model again (published/CURRENT
 
 up: setup  ## start Airflow (UI + scheduler) on 127.0.0.1:8080; Ctrl-C stops it
 	$(CTL) up
+
+DAYS ?= 1
+land: setup  ## land the next DAYS simulated day(s) (default 1); with `make up` running, the chain follows
+	$(CTL) land --days $(DAYS)
 
 browser:  ## Chromium from Debian for the browser tests (needs root)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)

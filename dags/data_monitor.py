@@ -1,7 +1,8 @@
 """
 ### data_monitor (DE)
 
-Daily health of the data platform, as a time series in `monitoring.checks`:
+Health of the data platform, daily and after every transform (the `sessions` Asset), as a
+time series in `monitoring.checks`:
 
 - **freshness** of every Asset against its expected cadence (from Airflow's Asset events);
 - **volume** of events per type against the trailing 14 days (z-score, alert above 3);
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from airflow.sdk import dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from include import assets
 from include.assets import WRITER_POOL
@@ -24,7 +25,9 @@ from include.roles import Role, dag_kwargs
 
 
 @dag(
-    schedule="@daily",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("@daily", timezone="UTC"), assets=[assets.SESSIONS]
+    ),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     **dag_kwargs(Role.DE, doc_md=__doc__, domain="monitoring"),
 )

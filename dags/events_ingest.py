@@ -1,7 +1,8 @@
 """Ingest new landing files into the raw Parquet lake (DE).
 
-Every hour, and on demand, `load_new_files` takes the files under `landing/` that the
-manifest (`raw.ingest_manifest`) has not seen: event batches
+Every hour, whenever new files are announced (the `landing` Asset, e.g. by
+`simulator_land_day`), and on demand, `load_new_files` takes the files under `landing/` that
+the manifest (`raw.ingest_manifest`) has not seen: event batches
 (`events/date=YYYY-MM-DD/hour=HH/*.jsonl.gz`) and catalog / customer snapshots. DuckDB
 validates every line; good events go to `lake/events/event_date=YYYY-MM-DD/`, deduplicated
 on `event_id` across all history and flagged `is_bot`; every other line goes to
@@ -25,15 +26,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow.sdk import dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from include.assets import CATALOG, RAW_EVENTS, WRITER_POOL
+from include.assets import CATALOG, LANDING, RAW_EVENTS, WRITER_POOL
 from include.roles import Role, dag_kwargs
 
 
 @dag(
     dag_id="events_ingest",
-    schedule="@hourly",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("@hourly", timezone="UTC"), assets=[LANDING]
+    ),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     max_active_runs=1,
     **dag_kwargs(Role.DE, doc_md=__doc__, domain="ingestion"),

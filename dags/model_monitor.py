@@ -1,7 +1,8 @@
 """
 ### model_monitor (DS)
 
-Daily health of the published recommender, as a time series in `monitoring.checks`:
+Health of the published recommender, daily and after every publish (the `recommendations`
+Asset), as a time series in `monitoring.checks`:
 
 - **click-through**: share of product views that came from a recommendation
   (events carrying `recommendation_id`);
@@ -18,14 +19,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from airflow.sdk import dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
+from include import assets
 from include.assets import WRITER_POOL
 from include.roles import Role, dag_kwargs
 
 
 @dag(
-    schedule="@daily",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("@daily", timezone="UTC"), assets=[assets.RECOMMENDATIONS]
+    ),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     **dag_kwargs(Role.DS, doc_md=__doc__, domain="monitoring"),
 )

@@ -8,10 +8,12 @@ edited by hand.
 Usage::
 
     python -m include.airflowctl init     # idempotent: secrets, users, metadata DB, pool
-    python -m include.airflowctl up       # Airflow standalone on 127.0.0.1:8080
+    python -m include.airflowctl up       # Airflow (scheduler, DAG processor, UI) on 127.0.0.1:8080
     python -m include.airflowctl run      # every DAG in data order, then where results are
     python -m include.airflowctl env      # the environment as `export` lines
     python -m include.airflowctl users    # the UI credentials
+    python -m include.airflowctl land --days 1  # the next simulated day (make land)
+    python -m include.airflowctl sync-access  # Airflow roles and users (init runs it)
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import argparse
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -32,8 +36,19 @@ from common.fs import atomic_write_with
 from expectations.gate import failed_headline
 from include.settings import REPO_ROOT, get_settings
 
-#: Users of the simple auth manager: username -> Airflow role. One per team role.
-USERS: dict[str, str] = {"admin": "admin", "de": "op", "ds": "op", "da": "op"}
+#: The FAB auth manager: users and roles in the metadata DB, DAG-level permissions.
+AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+#: Users: username -> Airflow role. One per team role; a team's Airflow role has the name of
+#: its tag (include.roles.Role) and may act only on its own DAGs (include.roles.access_control).
+USERS: dict[str, str] = {"admin": "Admin", "de": "DE", "ds": "DS", "da": "DA"}
+#: What the team roles may NOT do although Airflow's "User" role may: edit or delete every DAG
+#: (they edit their own, DAG by DAG) and create Asset events by hand (that would start other
+#: roles' DAGs). Connections, variables, pools and config are in neither role.
+TEAM_EXCLUDED_PERMISSIONS: frozenset[tuple[str, str]] = frozenset(
+    {("can_edit", "DAGs"), ("can_delete", "DAGs"), ("can_create", "Assets")}
+)
+#: Bumped when the roles or users change shape: `init` then syncs them again.
+ACCESS_VERSION = "fab-1"
 #: DAGs in the order data flows through them; `run` triggers those that exist.
 DAG_ORDER: tuple[str, ...] = (
     "events_ingest",
@@ -43,7 +58,7 @@ DAG_ORDER: tuple[str, ...] = (
     "data_monitor",
     "model_monitor",
 )
-PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+PASSWORDS_FILE = "passwords.json.generated"
 SECRETS_FILE = "secrets.json"
 
 
@@ -85,7 +100,6 @@ def ensure_passwords(home: Path) -> dict[str, str]:
 HOME_KEYS = (
     "AIRFLOW_HOME",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
     "AIRFLOW__API__SECRET_KEY",
     "AIRFLOW__API_AUTH__JWT_SECRET",
 )
@@ -111,10 +125,10 @@ def airflow_env(port: int | None = None, home: Path | None = None) -> dict[str, 
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / PASSWORDS_FILE),
+        "AIRFLOW__CORE__AUTH_MANAGER": AUTH_MANAGER,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__API__HOST": "127.0.0.1",
@@ -160,7 +174,8 @@ def init(home: Path | None = None) -> None:
     stamp = home / ".initialised"
     airflow_version = metadata.version("apache-airflow")
 
-    if stamp.exists() and stamp.read_text() == airflow_version:
+    wanted = f"{airflow_version} {ACCESS_VERSION}"
+    if stamp.exists() and stamp.read_text() == wanted:
         return
     print(f"initialising Airflow {airflow_version} in {home} ...", flush=True)
     from include.assets import (  # imports Airflow: not at the top
@@ -170,7 +185,60 @@ def init(home: Path | None = None) -> None:
 
     _airflow(env, "db", "migrate")
     _airflow(env, "pools", "set", WRITER_POOL, "1", WRITER_POOL_DESCRIPTION)
-    stamp.write_text(airflow_version)
+    # Roles and users before any DAG is parsed: a DAG's access_control names its team's role.
+    quiet = {**env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}  # one line per permission else
+    subprocess.run(
+        [sys.executable, "-m", "include.airflowctl", "sync-access"], env=quiet, check=True
+    )
+    stamp.write_text(wanted)
+
+
+def sync_access() -> None:
+    """Create or update the Airflow roles and users (FAB auth manager); idempotent.
+
+    Runs in a process configured by :func:`airflow_env` (``init`` starts it). Each team role
+    (DE, DS, DA) gets Airflow's "Viewer" and "User" permissions minus
+    :data:`TEAM_EXCLUDED_PERMISSIONS`: it sees every DAG, run, task and log, may trigger and
+    clear where the DAG's ``access_control`` lets it (its own DAGs), and never sees
+    connections, variables, pools or config (those are Admin's). Passwords come from the
+    generated passwords file; a user whose password or role drifted is reset to it.
+    """
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+    from include.roles import Role
+
+    passwords = ensure_passwords(get_settings().airflow_home)
+    with get_application_builder() as appbuilder:
+        sm = appbuilder.sm
+        sm.sync_roles()  # Airflow's own roles (Admin, Viewer, ...) and their permissions
+        team = [
+            p
+            for p in dict.fromkeys(sm.VIEWER_PERMISSIONS + sm.USER_PERMISSIONS)
+            if p not in TEAM_EXCLUDED_PERMISSIONS
+        ]
+        sm.bulk_sync_roles([{"role": r.value, "perms": team} for r in Role])
+        for r in Role:  # drop what an earlier version granted (DAG-level ones are the DAGs')
+            role = sm.find_role(r.value)
+            for perm in list(role.permissions):
+                key = (perm.action.name, perm.resource.name)
+                if ":" not in key[1] and key not in team:
+                    sm.remove_permission_from_role(role, perm)
+        for username, role_name in USERS.items():
+            role = sm.find_role(role_name)
+            user = sm.find_user(username=username)
+            if user is None:
+                created = sm.add_user(
+                    username, username, role_name, f"{username}@trasos.invalid", role,
+                    passwords[username],
+                )  # fmt: skip
+                if not created:
+                    raise SystemExit(f"could not create the Airflow user {username!r}")
+                continue
+            if [r.name for r in user.roles] != [role_name]:
+                user.roles = [role]
+                sm.update_user(user)
+            if not sm.check_password(username, passwords[username]):
+                sm.reset_password(user.id, passwords[username])
 
 
 def print_credentials(url: str) -> None:
@@ -181,13 +249,29 @@ def print_credentials(url: str) -> None:
     print(f"  (passwords: {get_settings().airflow_home / PASSWORDS_FILE})")
 
 
+#: What `airflow standalone` runs, minus what it forces: standalone switches every install to
+#: the simple auth manager (global roles, no DAG-level access), so `up` runs the components.
+SERVICES: tuple[str, ...] = ("scheduler", "dag-processor", "triggerer", "api-server")
+
+
+def services_command() -> list[str]:
+    """One shell that runs Airflow's components and stops them all when one ends or on TERM.
+
+    Start it with ``start_new_session=True`` and stop it by signalling its process group.
+    """
+    airflow = shlex.quote(str(venv_bin() / "airflow"))
+    starts = " ".join(f"{airflow} {name} &" for name in SERVICES)
+    stop_all = "trap - TERM INT; kill 0"
+    return ["bash", "-c", f"trap '{stop_all}' TERM INT; {starts} wait -n; {stop_all}"]
+
+
 def up() -> int:
-    """Run Airflow standalone in its own process group; Ctrl-C stops the whole group."""
+    """Run Airflow (:data:`SERVICES`) in its own process group; Ctrl-C stops the whole group."""
     init()
     env = airflow_env()
     url = env["AIRFLOW__API__BASE_URL"]
     proc = subprocess.Popen(
-        [str(venv_bin() / "airflow"), "standalone"],
+        services_command(),
         env=env,
         start_new_session=True,
         stdout=subprocess.DEVNULL if os.environ.get("TRASOS_QUIET") else None,
@@ -195,6 +279,7 @@ def up() -> int:
     print_credentials(url)
     print_report_locations()
     print("\nCtrl-C stops Airflow.", flush=True)
+    threading.Thread(target=unpause_when_parsed, args=(url,), daemon=True).start()
 
     def stop(*_: object) -> None:
         try:
@@ -210,6 +295,127 @@ def up() -> int:
         print("\nstopping Airflow ...", flush=True)
         stop()
         return 0
+
+
+def dag_files() -> list[str]:
+    """The DAG ids of ``dags/`` (file name = dag_id, a house rule)."""
+    return sorted(p.stem for p in (REPO_ROOT / "dags").glob("*.py") if not p.stem.startswith("_"))
+
+
+def unpause_when_parsed(
+    base_url: str, timeout: float = 600.0, user: str = "admin", home: Path | None = None
+) -> list[str]:
+    """Unpause every DAG of ``dags/`` once Airflow has parsed it (as ``user``, through the API).
+
+    DAGs start paused in Airflow, and ``make run`` leaves them so (its Asset events must not
+    start a second chain when the scheduler comes up). ``make up`` is where the platform
+    runs by itself: ingestion hourly and on new landing files, the Asset-scheduled DAGs on
+    their Assets, the monitors daily and after each chain. Manual DAGs (``schedule=None``)
+    only run when triggered, unpaused or not. Returns the DAG ids unpaused by this call.
+    """
+    import httpx
+
+    wanted = set(dag_files())
+    password = ensure_passwords(home or get_settings().airflow_home)[user]
+    deadline = time.monotonic() + timeout
+    done: list[str] = []
+    api = None
+    while time.monotonic() < deadline and wanted:
+        try:
+            if api is None:
+                r = httpx.post(
+                    f"{base_url}/auth/token", json={"username": user, "password": password}
+                )
+                r.raise_for_status()
+                api = httpx.Client(
+                    base_url=f"{base_url}/api/v2",
+                    headers={"Authorization": f"Bearer {r.json()['access_token']}"},
+                    timeout=30,
+                )
+            dags = api.get("/dags", params={"limit": 100}).json().get("dags", [])
+            for d in dags:
+                if d["dag_id"] in wanted:
+                    if d["is_paused"]:
+                        api.patch(
+                            f"/dags/{d['dag_id']}", json={"is_paused": False}
+                        ).raise_for_status()
+                        done.append(d["dag_id"])
+                    wanted.discard(d["dag_id"])
+        except httpx.HTTPError:
+            pass  # not up yet
+        if wanted:
+            time.sleep(5)
+    if done:
+        print(f"\nunpaused {', '.join(sorted(done))}", flush=True)
+    if wanted:
+        print(f"\nnot parsed in {timeout:.0f} s, still paused: {', '.join(sorted(wanted))} "
+              "(see the DAG import errors in the UI)", flush=True)  # fmt: skip
+    return done
+
+
+#: The DE DAG that lands the next simulated day(s) (include.tasks.landing).
+LAND_DAG = "simulator_land_day"
+
+
+def land(days: int = 1, here: bool = False) -> int:
+    """``make land``: the next ``days`` simulated days into the landing zone.
+
+    When Airflow answers (``make up``), trigger :data:`LAND_DAG` as ``de`` (the landing and the
+    chain it starts are runs in the UI); otherwise, or with ``here``, land the files in this
+    process and ``events_ingest`` loads them on its next run.
+    """
+    from include.tasks.landing import land_next_days
+
+    if not here:
+        run_id = _trigger_landing(days)
+        if run_id:
+            print(f"Airflow is up: triggered {LAND_DAG} ({run_id}) as de; it lands {days} "
+                  "day(s) and events_ingest -> events_transform -> ... follow by themselves "
+                  "(watch them in the UI)")  # fmt: skip
+            return 0
+    try:
+        result = land_next_days(days)
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"landed {', '.join(result['dates'])}: {result['files']} files in "
+          f"{get_settings().landing_dir}")  # fmt: skip
+    print("events_ingest loads them on its next run (hourly once `make up` runs, or trigger "
+          "it in the UI); the DAGs downstream follow by themselves")  # fmt: skip
+    return 0
+
+
+def _trigger_landing(days: int) -> str | None:
+    """Trigger :data:`LAND_DAG` as ``de`` when Airflow answers; its run id, else None."""
+    import httpx
+
+    base = airflow_env()["AIRFLOW__API__BASE_URL"]
+    try:
+        if httpx.get(f"{base}/api/v2/monitor/health", timeout=3).status_code != 200:
+            return None
+    except httpx.HTTPError:
+        return None
+    password = ensure_passwords(get_settings().airflow_home)["de"]
+    token = httpx.post(f"{base}/auth/token", json={"username": "de", "password": password})
+    if token.status_code not in (200, 201):
+        raise SystemExit(
+            f"the Airflow at {base} refuses this installation's `de` password "
+            f"({token.status_code}): is it another installation on that port? Stop it, or "
+            "land the files without Airflow: python -m include.airflowctl land --here"
+        )
+    api = httpx.Client(
+        base_url=f"{base}/api/v2",
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        timeout=30,
+    )
+    r = api.post(f"/dags/{LAND_DAG}/dagRuns", json={"logical_date": None, "conf": {"days": days}})
+    if r.status_code == 404:
+        raise SystemExit(
+            f"Airflow at {base} does not know {LAND_DAG} yet (the DAG processor parses new "
+            "files within 30 s): try again in a minute"
+        )
+    r.raise_for_status()
+    return r.json()["dag_run_id"]
 
 
 def existing_dags() -> list[str]:
@@ -250,6 +456,8 @@ def run_pipeline(dataset: str = "simulator") -> int:
     init()
     env = airflow_env()
     fill_landing_zone(dataset, env)
+    notifications = get_settings().notifications_file
+    alerts_from = notifications.stat().st_size if notifications.exists() else 0
     dags = existing_dags()
     if not dags:
         print("no DAGs yet: nothing to run")
@@ -302,8 +510,50 @@ def run_pipeline(dataset: str = "simulator") -> int:
         return proc.returncode or 1
     print(f"\nall DAGs ran in {time.monotonic() - started_all:.0f} s")
     print_summary()
+    print_alerts_and_owners(alerts_from, env)
     print_report_locations()
     return 0
+
+
+def alerts_since(offset: int) -> list[dict]:
+    """The notifications appended to ``notifications.jsonl`` after byte ``offset`` (this run)."""
+    path = get_settings().notifications_file
+    if not path.exists():
+        return []
+    with path.open("rb") as fh:
+        fh.seek(offset if offset <= path.stat().st_size else 0)  # truncated meanwhile: all
+        lines = fh.read().decode("utf-8", errors="replace").splitlines()
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash is not an alert
+    return records
+
+
+def print_alerts_and_owners(offset: int, env: dict[str, str]) -> None:
+    """What the monitors and gates raised in this run, and the ownership map (written now)."""
+    s = get_settings()
+    alerts = alerts_since(offset)
+    print(f"\nAlerts raised by this run: {len(alerts) or 'none'} (in {s.notifications_file})")
+    for a in alerts:
+        where = ".".join(x for x in (a.get("dag_id"), a.get("task_id")) if x)
+        print(f"  [{a.get('role')}] {a.get('subject')}" + (f" ({where})" if where else ""))
+        error = str(a.get("error") or "").splitlines()
+        if error:
+            print(f"      {error[0][:160]}")
+    done = subprocess.run(
+        [sys.executable, "-m", "include.owners"], env=env, capture_output=True, text=True
+    )
+    owners = s.reports_dir / "owners.html"
+    print(f"\nOwnership map (who owns each DAG, dbt model, GX suite, model): {owners}")
+    if done.returncode != 0:
+        for line in (done.stderr or "").splitlines():
+            if line.startswith("PROBLEM"):
+                print(f"  {line}")
+        if not owners.exists():
+            print(f"  not written: `make owners` shows why ({done.stderr.strip()[-300:]})")
 
 
 def print_summary() -> None:
@@ -387,7 +637,13 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["init", "up", "run", "env", "users", "clean"])
+    parser.add_argument(
+        "command", choices=["init", "up", "run", "land", "env", "users", "clean", "sync-access"]
+    )
+    parser.add_argument("--days", type=int, default=1, help="land: how many days (default 1)")
+    parser.add_argument(
+        "--here", action="store_true", help="land: write the files here even if Airflow is up"
+    )
     parser.add_argument(
         "--dataset", default="simulator", help="run: simulator (default) or a real dataset loader"
     )
@@ -402,6 +658,10 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in sorted(airflow_env().items()):
             if key.startswith(("AIRFLOW", "DBT_", "TRASOS_", "GX_")):
                 print(f"export {key}={json.dumps(value)}")
+    elif args.command == "land":
+        return land(args.days, args.here)
+    elif args.command == "sync-access":
+        sync_access()
     elif args.command == "users":
         print_credentials(airflow_env()["AIRFLOW__API__BASE_URL"])
     elif args.command == "clean":

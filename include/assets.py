@@ -9,6 +9,8 @@ from airflow.sdk import Asset
 WRITER_POOL = "duckdb_writer"
 WRITER_POOL_DESCRIPTION = "DuckDB has one writer at a time"
 
+#: New files in the landing zone (announced by simulator_land_day; ingestion also polls hourly).
+LANDING = Asset(name="landing", uri="trasos://landing/events")
 RAW_EVENTS = Asset(name="raw_events", uri="trasos://lake/events")
 CATALOG = Asset(name="catalog", uri="trasos://lake/catalog")
 SESSIONS = Asset(name="sessions", uri="trasos://warehouse/fct_sessions")

@@ -68,6 +68,23 @@ ROLES: dict[Role, RoleInfo] = {
 ROLE_TAGS: frozenset[str] = frozenset(r.value for r in Role)
 OWNER_TO_ROLE: dict[str, Role] = {info.owner: role for role, info in ROLES.items()}
 
+#: What a role may do on its OWN DAGs, as Airflow DAG-level permissions (FAB auth manager:
+#: ``DAG:<dag_id>`` and ``DAG Run:<dag_id>``). Every role reads every DAG through its
+#: Airflow role (``include.airflowctl.TEAM_PERMISSIONS``); editing a DAG (pause, clear) and
+#: creating or deleting its runs (trigger) is granted here, DAG by DAG, to the owning role only.
+#: The Airflow role of a team has the same name as its tag (``DE``, ``DS``, ``DA``).
+OWN_DAG_PERMISSIONS: dict[str, frozenset[str]] = {
+    "DAGs": frozenset({"can_read", "can_edit", "can_delete"}),
+    "DAG Runs": frozenset({"can_read", "can_create", "can_delete"}),
+}
+
+
+def access_control(role: Role) -> dict[str, dict[str, set[str]]]:
+    """The ``access_control`` of a DAG owned by ``role`` (only that role may act on it)."""
+    return {
+        role.value: {resource: set(actions) for resource, actions in OWN_DAG_PERMISSIONS.items()}
+    }
+
 
 def notify(
     role: Role | str,
@@ -172,7 +189,8 @@ def dag_kwargs(role: Role, *, doc_md: str | None, domain: str, retries: int = 1)
     """Keyword arguments every DAG of ``role`` passes to ``DAG``/``@dag``.
 
     Gives the one role tag plus a domain tag, the owner, retries, the failure callback,
-    ``catchup=False`` and the module docstring as ``doc_md``.
+    ``catchup=False``, the module docstring as ``doc_md``, and ``access_control``: only the
+    role's own Airflow role may trigger, clear or pause the DAG (every role can see it).
     """
     if not doc_md:
         raise ValueError("every DAG needs a module docstring: it becomes the DAG's doc_md")
@@ -181,6 +199,7 @@ def dag_kwargs(role: Role, *, doc_md: str | None, domain: str, retries: int = 1)
         "tags": [role.value, domain],
         "doc_md": doc_md,
         "catchup": False,
+        "access_control": access_control(role),
         "default_args": {
             "owner": info.owner,
             "retries": retries,

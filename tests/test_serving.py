@@ -261,6 +261,17 @@ def test_api_key_missing_is_401_wrong_is_403(client: TestClient) -> None:
     assert client.get("/v1/users/U1/recommendations?k=0").status_code == 401
 
 
+def test_api_docs_are_public_on_purpose_and_hold_no_data(client: TestClient) -> None:
+    """/docs, /redoc and /openapi.json answer without a key (documented in docs/serving.md
+    and in the API description); the data endpoints they describe still need one."""
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert client.get(path).status_code == 200, path
+    document = client.get("/openapi.json").json()
+    assert "public on purpose" in document["info"]["description"]
+    assert "U0000001" not in client.get("/openapi.json").text  # no published data in it
+    assert client.get("/v1/model").status_code == 401
+
+
 def test_keyring_accepts_only_its_keys() -> None:
     ring = KeyRing(["alpha", "beta"])
     assert ring.accepts("beta") and ring.accepts("alpha")

@@ -637,7 +637,9 @@ def create_app(
             "Serves the published, immutable recommendation files of the current model "
             "version (`<published_dir>/CURRENT`); a new version is picked up within about a "
             "second, without restart. Every endpoint except `/v1/health` needs an API key in "
-            f"the `{API_KEY_HEADER}` header: missing -> 401, wrong -> 403. Invalid input -> "
+            f"the `{API_KEY_HEADER}` header: missing -> 401, wrong -> 403. This documentation "
+            "(`/docs`, `/redoc`, `/openapi.json`) is public on purpose: it is the document "
+            "committed as docs/openapi.json and holds no data. Invalid input -> "
             "422 with a message. See docs/serving.md."
         ),
         lifespan=lifespan,

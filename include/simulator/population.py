@@ -104,6 +104,27 @@ def build_people(
         [np.full(n_exist, EXISTING), np.full(n_new, NEW), np.full(n_bots, BOT)]
     ).astype(np.int8)
     is_new = kind == NEW
+    # Who people ARE (customer ids, signup days, devices, anonymous ids) comes from a stream of
+    # its own, drawn before anything that depends on the run's length: a world simulated for
+    # more days (`make land`) has the same customers and devices, not a reshuffle of ids.
+    ident = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+    signup_day = np.full(n_people, NEVER, dtype=np.int32)
+    signup_day[kind == EXISTING] = -ident.integers(1, 1500, size=n_exist)
+    exist_step = ident.integers(1, 4, size=n_exist)
+    n_devices = np.where(
+        (kind == EXISTING) & (ident.random(n_people) < cfg.two_device_share), 2, 1
+    ).astype(np.int8)
+    first_device = (np.cumsum(n_devices) - n_devices).astype(np.int32)
+    device_person = np.repeat(np.arange(n_people), n_devices).astype(np.int32)
+    n_dev = len(device_person)
+    platform = ident.choice(3, size=n_dev, p=np.asarray(PLATFORM_WEIGHTS)).astype(np.int8)
+    ua = _UA_START[platform] + (ident.random(n_dev) * _UA_COUNT[platform]).astype(np.int64)
+    bot_dev = kind[device_person] == BOT
+    platform[bot_dev] = 0
+    ua[bot_dev] = _BOT_UA_START + ident.integers(0, len(BOT_USER_AGENTS), size=int(bot_dev.sum()))
+    anon = _text.hex_ids(ident, n_dev, "", 8)
+    if len(np.unique(anon)) != n_dev:  # 64 random bits: practically never
+        raise RuntimeError("anonymous_id collision; use another seed")
 
     segment1 = rng.integers(0, n_segments, size=n_people).astype(np.int16)
     segment2 = ((segment1 + rng.integers(1, n_segments, size=n_people)) % n_segments).astype(
@@ -175,8 +196,6 @@ def build_people(
     purchase = conversion | (is_customer & (rng.random(len(person)) < propensity[person]))
     login = purchase | (is_customer & (rng.random(len(person)) < 0.55))
 
-    signup_day = np.full(n_people, NEVER, dtype=np.int32)
-    signup_day[kind == EXISTING] = -rng.integers(1, 1500, size=n_exist)
     signup_day[person[conversion]] = day[conversion]
     user_num = np.full(n_people, -1, dtype=np.int64)
     exist_order = np.flatnonzero(kind == EXISTING)
@@ -184,24 +203,11 @@ def build_people(
     conv_people = person[conversion]
     conv_order = conv_people[np.argsort(day[conversion], kind="stable")]
     registered = np.concatenate([exist_order, conv_order])
-    user_num[registered] = 100_000 + np.cumsum(rng.integers(1, 4, size=len(registered)))
+    # Existing customers' ids do not depend on the run's length; converts are numbered after.
+    step = np.concatenate([exist_step, ident.integers(1, 4, size=len(conv_order))])
+    user_num[registered] = 100_000 + np.cumsum(step)
 
-    # Devices: customers may use two; bots one each, with a crawler user agent.
-    n_devices = np.where(
-        (kind == EXISTING) & (rng.random(n_people) < cfg.two_device_share), 2, 1
-    ).astype(np.int8)
-    first_device = (np.cumsum(n_devices) - n_devices).astype(np.int32)
-    device_person = np.repeat(np.arange(n_people), n_devices).astype(np.int32)
-    n_dev = len(device_person)
-    platform = rng.choice(3, size=n_dev, p=np.asarray(PLATFORM_WEIGHTS)).astype(np.int8)
-    ua = _UA_START[platform] + (rng.random(n_dev) * _UA_COUNT[platform]).astype(np.int64)
-    bot_dev = kind[device_person] == BOT
-    platform[bot_dev] = 0
-    ua[bot_dev] = _BOT_UA_START + rng.integers(0, len(BOT_USER_AGENTS), size=int(bot_dev.sum()))
-    anon = _text.hex_ids(rng, n_dev, "", 8)
-    if len(np.unique(anon)) != n_dev:  # 64 random bits: practically never
-        raise RuntimeError("anonymous_id collision; use another seed")
-
+    # Devices (drawn above): customers may use two; bots one each, with a crawler user agent.
     second = (n_devices[person] == 2) & (rng.random(len(person)) < 0.35)
     device = first_device[person] + second
 
