@@ -200,8 +200,14 @@ def run_wrk(url: str, args: argparse.Namespace, rate: float, duration: float, tm
     }
 
 
-def _httpx_loadgen(url: str, users: int, items: int, rate: float, duration: float, conns: int, q):
-    """Runs in its own process: ``conns`` tasks, each paced to rate/conns (0: no pause)."""
+def _httpx_loadgen(
+    url: str, kind: str, users: int, items: int, rate: float, duration: float, conns: int, q
+):
+    """Runs in its own process: ``conns`` tasks, each paced to rate/conns (0: no pause).
+
+    ``kind`` ``lists``: GET user lists and also-bought lists (USER_SHARE users); ``sessions``:
+    POST /v1/sessions/recommendations with 1..10 random items, k=10.
+    """
     import httpx
 
     async def main() -> dict:
@@ -215,9 +221,23 @@ def _httpx_loadgen(url: str, users: int, items: int, rate: float, duration: floa
             base_url=url, headers={"X-API-Key": API_KEY}, limits=limits, timeout=2
         ) as client:
 
+            def request(rng: random.Random):
+                if kind == "sessions":
+                    n = rng.randint(1, 10)
+                    body = {
+                        "events": [{"item_id": f"I{rng.randrange(items):06d}"} for _ in range(n)],
+                        "k": 10,
+                    }
+                    return client.post(SESSION_PATH, json=body)
+                if rng.random() < USER_SHARE:
+                    return client.get(
+                        f"/v1/users/U{rng.randrange(user_span):07d}/recommendations?k=10"
+                    )
+                return client.get(f"/v1/items/I{rng.randrange(items):06d}/also-bought?k=10")
+
             async def worker(i: int) -> None:
                 nonlocal errors
-                rng = random.Random(i)
+                rng = random.Random(i if kind == "lists" else 1000 + i)
                 next_at = time.perf_counter() + rng.random() * interval
                 while True:
                     now = time.perf_counter()
@@ -226,13 +246,9 @@ def _httpx_loadgen(url: str, users: int, items: int, rate: float, duration: floa
                     if interval and next_at > now:
                         await asyncio.sleep(next_at - now)
                     next_at += interval
-                    if rng.random() < USER_SHARE:
-                        path = f"/v1/users/U{rng.randrange(user_span):07d}/recommendations?k=10"
-                    else:
-                        path = f"/v1/items/I{rng.randrange(items):06d}/also-bought?k=10"
                     t0 = time.perf_counter()
                     try:
-                        response = await client.get(path)
+                        response = await request(rng)
                         ok = response.status_code == 200
                     except httpx.HTTPError:
                         ok = False
@@ -260,89 +276,25 @@ def _httpx_loadgen(url: str, users: int, items: int, rate: float, duration: floa
     q.put(asyncio.run(main()))
 
 
-def _httpx_session_loadgen(url: str, items: int, rate: float, duration: float, conns: int, q):
-    """Session requests: POST /v1/sessions/recommendations with 1..10 random items, k=10."""
-    import httpx
-
-    async def main() -> dict:
-        latencies: list[float] = []
-        errors = 0
-        interval = conns / rate if rate > 0 else 0.0
-        end = time.perf_counter() + duration
-        limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
-        async with httpx.AsyncClient(
-            base_url=url, headers={"X-API-Key": API_KEY}, limits=limits, timeout=2
-        ) as client:
-
-            async def worker(i: int) -> None:
-                nonlocal errors
-                rng = random.Random(1000 + i)
-                next_at = time.perf_counter() + rng.random() * interval
-                while True:
-                    now = time.perf_counter()
-                    if now >= end:
-                        return
-                    if interval and next_at > now:
-                        await asyncio.sleep(next_at - now)
-                    next_at += interval
-                    n = rng.randint(1, 10)
-                    body = {
-                        "events": [{"item_id": f"I{rng.randrange(items):06d}"} for _ in range(n)],
-                        "k": 10,
-                    }
-                    t0 = time.perf_counter()
-                    try:
-                        response = await client.post(SESSION_PATH, json=body)
-                        ok = response.status_code == 200
-                    except httpx.HTTPError:
-                        ok = False
-                    latencies.append(time.perf_counter() - t0)
-                    errors += not ok
-
-            started = time.perf_counter()
-            await asyncio.gather(*(worker(i) for i in range(conns)))
-            took = time.perf_counter() - started
-        latencies.sort()
-
-        def pct(p: float) -> float:
-            return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
-
-        return {
-            "rps": round(len(latencies) / took, 1),
-            "p50_ms": pct(0.50),
-            "p99_ms": pct(0.99),
-            "max_ms": round(latencies[-1] * 1000, 2),
-            "requests": len(latencies),
-            "errors": errors,
-        }
-
-    q.put(asyncio.run(main()))
-
-
-def run_sessions(url: str, args: argparse.Namespace, rate: float, duration: float) -> dict:
-    ctx = multiprocessing.get_context("spawn")
-    q = ctx.Queue()
-    proc = ctx.Process(
-        target=_httpx_session_loadgen,
-        args=(url, args.items, rate, duration, args.connections, q),
-    )
-    proc.start()
-    result = q.get(timeout=duration + 120)
-    proc.join(timeout=30)
-    return result
-
-
-def run_httpx(url: str, args: argparse.Namespace, rate: float, duration: float, _: Path) -> dict:
+def _run_loadgen(url: str, kind: str, args: argparse.Namespace, rate: float, duration: float):
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
     proc = ctx.Process(
         target=_httpx_loadgen,
-        args=(url, args.users, args.items, rate, duration, args.connections, q),
+        args=(url, kind, args.users, args.items, rate, duration, args.connections, q),
     )
     proc.start()
     result = q.get(timeout=duration + 120)
     proc.join(timeout=30)
     return result
+
+
+def run_sessions(url: str, args: argparse.Namespace, rate: float, duration: float) -> dict:
+    return _run_loadgen(url, "sessions", args, rate, duration)
+
+
+def run_httpx(url: str, args: argparse.Namespace, rate: float, duration: float, _: Path) -> dict:
+    return _run_loadgen(url, "lists", args, rate, duration)
 
 
 def load_average() -> list[float]:
