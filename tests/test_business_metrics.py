@@ -749,6 +749,9 @@ def test_dag_shape() -> None:
         "export_lapsed_customers",
     }
     assert tasks["build_metrics_marts"].pool == tasks["export_metrics_marts"].pool == WRITER_POOL
+    # the analyst copy is refreshed once the metrics marts exist, reading in the writers' pool
+    assert tasks["publish_analyst_copy"].upstream_task_ids == {"build_metrics_marts"}
+    assert tasks["publish_analyst_copy"].pool == WRITER_POOL
     assert [o.name for o in tasks["render_report"].outlets] == ["business_metrics"]
     assert dag.params["lapsed_days"] == 14
     assert scheduled_assets(dag) == {"sessions"}

@@ -472,6 +472,9 @@ def test_dag_renders_every_de_model_with_its_tests() -> None:
     publish = dag.get_task("publish_marts")
     assert {a.name for a in publish.outlets} == {"sessions", "interactions"}
     assert "validate_marts" in publish.upstream_task_ids
+    analyst = dag.get_task("publish_analyst_copy")  # reads the warehouse: with the writers
+    assert analyst.upstream_task_ids == {"validate_marts"}
+    assert analyst.pool == "duckdb_writer"
 
 
 @pytest.mark.integration
