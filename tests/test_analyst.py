@@ -179,7 +179,7 @@ def _copy_landing(scratch: Path, data_dir: Path, day: str) -> None:
             shutil.copyfile(src, dst)
 
 
-def _ingest(data_dir: Path) -> dict:
+def _ingest(data_dir: Path, *, ok: bool = True) -> subprocess.CompletedProcess:
     # fail within seconds (not the default 120 s) if anything held the warehouse
     env = {**os.environ, "TRASOS_INGEST_WAREHOUSE_WAIT_S": "3"}
     proc = subprocess.run(
@@ -189,8 +189,9 @@ def _ingest(data_dir: Path) -> dict:
         text=True,
         timeout=300,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.splitlines()[-1])
+    if ok:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
 
 
 def _build(data_dir: Path) -> None:
@@ -228,7 +229,7 @@ def test_analysts_holding_the_copy_never_block_ingestion_or_dbt(
     scratch = tmp_path / "sim"
     simulate(SimulatorConfig(days=2, visitors=200, seed=1), scratch)
     _copy_landing(scratch, data_dir, "2026-10-01")
-    assert _ingest(data_dir)
+    _ingest(data_dir)
     _build(data_dir)
     first = analyst.publish()
     first_counts = _assert_copy_matches_warehouse(data_dir, first)
@@ -274,3 +275,20 @@ def test_analysts_holding_the_copy_never_block_ingestion_or_dbt(
         fresh.close()
     for version in (first, second):
         assert not list(version.glob("warehouse*")) and not list(version.glob("*.wal"))
+
+    # the control: an analyst on the warehouse itself does block ingestion (so the run above
+    # could have failed)
+    on_warehouse = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(data_dir / "warehouse.duckdb")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert int(on_warehouse.stdout.readline()) == second_counts["fct_events"]
+        blocked = _ingest(data_dir, ok=False)
+        assert blocked.returncode != 0
+        assert "held open" in blocked.stderr, blocked.stderr[-2000:]
+    finally:
+        on_warehouse.kill()
+        on_warehouse.wait(timeout=30)
