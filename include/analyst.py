@@ -53,7 +53,7 @@ MANIFEST = "manifest.json"
 
 def analyst_dir() -> Path:
     """``<data>/analyst``: the versions and the ``current`` symlink."""
-    return get_settings().data_dir / "analyst"
+    return get_settings().analyst_dir
 
 
 def current_database() -> Path:
