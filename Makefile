@@ -14,7 +14,7 @@ DATASET    ?= simulator
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
-.PHONY: help setup run up land test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate rollback
+.PHONY: help setup run up land test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate rollback sql
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ report: setup  ## rebuild the business report by hand (DA marts, export, HTML, l
 EVAL_DATASETS ?= amazon_grocery rees46 yoochoose retailrocket hm
 evaluate: setup  ## evaluate model and baselines on real datasets through the loaders -> docs/evaluation.md
 	$(PY) -m include.tasks.evaluation $(EVAL_DATASETS)
+
+sql: setup  ## SQL prompt on the read-only analyst copy of the marts (never locks the warehouse)
+	eval "$$($(CTL) env)" && $(PY) -m include.analyst sql
 
 owners: setup  ## print the ownership map (DAGs, dbt models, GX suites, models) and write it as a page
 	eval "$$($(CTL) env)" && $(PY) -m include.tasks.owners

@@ -8,12 +8,14 @@ customers come back sooner. Runs whenever `events_transform` has rebuilt the ses
 1. **build_metrics_marts**: `dbt build --select path:models/marts/metrics` (models and their
    tests) in the one-slot `duckdb_writer` pool: conversion, time to return, return by cohort,
    retention cohorts, funnel, recommendation impact, customer recency.
-2. **export_metrics_marts**: copies every `metrics_` mart to Parquet and CSV in a new, never
+2. **publish_analyst_copy**: refreshes the analyst copy (`<data>/analyst/current`, `make sql`)
+   so it holds the metrics marts just built; in the writer pool (it reads the warehouse).
+3. **export_metrics_marts**: copies every `metrics_` mart to Parquet and CSV in a new, never
    rewritten folder `<reports>/business/exports/<export_id>/` with the metric definitions;
    readers use these files, never the live warehouse.
-3. **export_lapsed_customers**: `<reports>/business/lapsed_customers_<N>d.csv` for marketing,
+4. **export_lapsed_customers**: `<reports>/business/lapsed_customers_<N>d.csv` for marketing,
    customers not seen for N days or more (param `lapsed_days`, default 14).
-4. **render_report**: `<reports>/business/index.html`, one self-contained page with every
+5. **render_report**: `<reports>/business/index.html`, one self-contained page with every
    chart, its definition and its date range. Produces the Asset `business_metrics`.
 
 Logic: `include/tasks/business.py` over `include/reporting/` (by hand: `make report`). Definitions:
@@ -57,6 +59,12 @@ def business_metrics() -> None:
         return business.build_marts()
 
     @task(pool=WRITER_POOL)
+    def publish_analyst_copy() -> str:
+        from include.tasks import business
+
+        return business.publish_analyst_copy()
+
+    @task(pool=WRITER_POOL)
     def export_metrics_marts() -> str:
         # Reads the warehouse (read-only): in the writers' pool so no dbt run holds the file.
         from include.tasks import business
@@ -77,7 +85,9 @@ def business_metrics() -> None:
         return business.render(export_dir, days, lapsed_csv)
 
     export_dir = export_metrics_marts()
-    build_metrics_marts() >> export_dir
+    built = build_metrics_marts()
+    built >> export_dir
+    built >> publish_analyst_copy()
     render_report(export_dir, export_lapsed_customers(export_dir))
 
 

@@ -12,7 +12,11 @@ has written new events (Asset `raw_events`).
    `ml_user_features`. Every dbt task runs in the one-slot `duckdb_writer` pool.
 2. **validate_marts**: row counts of the marts (fails on an empty one), then the Great
    Expectations `sessions` gate on `fct_sessions` (`include.tasks.transform.validate_marts`).
-3. **publish_marts**: emits the Assets `sessions` and `interactions`, which start
+3. **publish_analyst_copy**: every mart to Parquet in a new folder `<data>/analyst/<version>/`
+   with `analyst.duckdb` (one view per mart), then `<data>/analyst/current` is swapped to it
+   (`include.analyst`). Analysts query that copy (`make sql`), so they never hold the
+   warehouse lock. In the `duckdb_writer` pool: it reads the warehouse.
+4. **publish_marts**: emits the Assets `sessions` and `interactions`, which start
    `business_metrics` (DA) and `train_recommender` (DS).
 
 Models, grains and tests: `dbt_project/` (and its README for the incremental measurement);
@@ -56,8 +60,16 @@ def events_transform() -> None:
         """Emit the mart Assets; the XCom carries the row counts only."""
         return {name: info["rows"] for name, info in summary["tables"].items()}
 
+    @task(pool=WRITER_POOL)
+    def publish_analyst_copy() -> str:
+        """The marts as the read-only analyst copy; XCom carries its folder."""
+        from include.tasks.transform import publish_analyst_copy
+
+        return publish_analyst_copy()
+
     summary = validate_marts()
     dbt >> summary
+    summary >> publish_analyst_copy()
     publish_marts(summary)
 
 

@@ -57,6 +57,11 @@ class Settings:
         return self.data_dir / "published"
 
     @property
+    def analyst_dir(self) -> Path:
+        """Read-only copies of the marts for ad-hoc queries (:mod:`include.analyst`)."""
+        return self.data_dir / "analyst"
+
+    @property
     def reports_dir(self) -> Path:
         return self.data_dir / "reports"
 

@@ -588,6 +588,11 @@ def test_dag_builds_exports_and_publishes(dag_run: Path, airflow_home: Path) -> 
         ).fetchall() == [(n,)]
     assert json.loads((latest / "definitions.json").read_text()).keys() == set(MARTS)
     assert (dag_run / "index.html").exists()
+    # the analyst copy was refreshed after the metrics build: it holds every metrics mart
+    analyst = json.loads(
+        (dag_run.parent.parent / "analyst" / "current" / "manifest.json").read_text()
+    )
+    assert {mart: analyst["rows"][mart] for mart in MARTS} == manifest["rows"]
     # default lapsed_days=14: nobody has been away 14 days (u-a: 12), so a header-only file
     with (dag_run / "lapsed_customers_14d.csv").open() as fh:
         assert list(csv.reader(fh)) == [list(LAPSED_COLUMNS)]
@@ -749,6 +754,9 @@ def test_dag_shape() -> None:
         "export_lapsed_customers",
     }
     assert tasks["build_metrics_marts"].pool == tasks["export_metrics_marts"].pool == WRITER_POOL
+    # the analyst copy is refreshed once the metrics marts exist, reading in the writers' pool
+    assert tasks["publish_analyst_copy"].upstream_task_ids == {"build_metrics_marts"}
+    assert tasks["publish_analyst_copy"].pool == WRITER_POOL
     assert [o.name for o in tasks["render_report"].outlets] == ["business_metrics"]
     assert dag.params["lapsed_days"] == 14
     assert scheduled_assets(dag) == {"sessions"}

@@ -472,6 +472,9 @@ def test_dag_renders_every_de_model_with_its_tests() -> None:
     publish = dag.get_task("publish_marts")
     assert {a.name for a in publish.outlets} == {"sessions", "interactions"}
     assert "validate_marts" in publish.upstream_task_ids
+    analyst = dag.get_task("publish_analyst_copy")  # reads the warehouse: with the writers
+    assert analyst.upstream_task_ids == {"validate_marts"}
+    assert analyst.pool == "duckdb_writer"
 
 
 @pytest.mark.integration
@@ -521,6 +524,12 @@ def test_events_transform_dag_runs_and_emits_assets(tmp_path: Path) -> None:
     assert set(states) == {"success"}, states
     assert {"sessions", "interactions"} <= emitted
     assert query(data_dir, "select count(*) from fct_sessions") == [(6,)]
+    # the analyst copy holds the same sessions (include.analyst, task publish_analyst_copy)
+    copy = duckdb.connect(str(data_dir / "analyst" / "current" / "analyst.duckdb"), read_only=True)
+    try:
+        assert copy.execute("select count(*) from fct_sessions").fetchall() == [(6,)]
+    finally:
+        copy.close()
 
 
 @pytest.mark.integration

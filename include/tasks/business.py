@@ -9,7 +9,14 @@ from pathlib import Path
 
 from include.reporting.lapsed import DEFAULT_LAPSED_DAYS
 
-__all__ = ["DEFAULT_LAPSED_DAYS", "build_marts", "export", "lapsed_list", "render"]
+__all__ = [
+    "DEFAULT_LAPSED_DAYS",
+    "build_marts",
+    "export",
+    "lapsed_list",
+    "publish_analyst_copy",
+    "render",
+]
 
 
 def build_marts() -> str:
@@ -17,6 +24,13 @@ def build_marts() -> str:
     from include.reporting.export import build_marts as build
 
     return build()
+
+
+def publish_analyst_copy() -> str:
+    """Refresh the analyst copy so it holds the metrics marts just built; its folder."""
+    from include.tasks.transform import publish_analyst_copy as publish
+
+    return publish()
 
 
 def export() -> str:

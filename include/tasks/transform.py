@@ -116,3 +116,13 @@ def validate_marts(path: Path | None = None, run_name: str | None = None) -> dic
         ).df()
     gate = run_gate("sessions", sessions, run_name=run_name)
     return {**summary, "gate": gate.summary()}
+
+
+def publish_analyst_copy() -> str:
+    """Publish the marts as the read-only analyst copy (:mod:`include.analyst`); its folder.
+
+    Reads the warehouse: schedule it in the writers' pool, so no dbt run holds the file.
+    """
+    from include.analyst import publish
+
+    return str(publish())
