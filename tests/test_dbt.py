@@ -568,3 +568,70 @@ def test_a_lake_without_snapshots_builds_with_empty_dimensions(tmp_path: Path) -
     assert query(data_dir, "select count(*) from staging.stg_lake__customers") == [(0,)]
     assert query(data_dir, "select count(*) from staging.stg_lake__items") == [(0,)]
     assert query(data_dir, "select count(*) from fct_events")[0][0] > 0
+
+
+# --- contracts, exposures, groups ----------------------------------------------------------
+CONTRACTED = ("fct_sessions", "ml_interactions", "ml_item_features", "ml_user_features")
+
+
+@pytest.mark.integration
+def test_contracts_exposures_and_groups_are_in_the_manifest(built: Path) -> None:
+    manifest = json.loads((built.parent / "dbt_target" / "manifest.json").read_text())
+    models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    for name in CONTRACTED:
+        node = models[name]
+        assert node["config"]["contract"]["enforced"] is True, name
+        assert all(c.get("data_type") for c in node["columns"].values()), name
+        # every column of the built table is declared, with the same DuckDB type
+        built_types = {c: t.lower() for c, t, *_ in query(built, f"describe {name}")}
+        declared = {c: v["data_type"] for c, v in node["columns"].items()}
+        assert declared == built_types, name
+    exposures = {e["name"]: e for e in manifest["exposures"].values()}
+    assert set(exposures) == {"business_report", "recommender_training", "recommendations_api"}
+    depends = {
+        name: {d.split(".")[-1] for d in e["depends_on"]["nodes"]} for name, e in exposures.items()
+    }
+    assert "ml_interactions" in depends["recommender_training"]
+    assert "metrics_customer_recency" in depends["business_report"]
+    groups = {g["name"]: g["owner"]["name"] for g in manifest["groups"].values()}
+    assert groups == {
+        "data_engineering": "data-engineering (DE)",
+        "data_science": "data-science (DS)",
+        "data_analytics": "data-analytics (DA)",
+    }
+    assert models["fct_sessions"]["group"] == "data_engineering"
+    assert models["metrics_headline"]["group"] == "data_analytics"
+
+
+@pytest.mark.integration
+def test_a_wrong_type_breaks_the_contract(built: Path, tmp_path: Path) -> None:
+    """A contract that says ml_item_features.is_active is an integer fails the build (the
+    model gives a boolean); the same project with the real contract passes."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", ".user.yml")
+    )
+    data_dir = tmp_path / "data"
+    shutil.copytree(built, data_dir)
+    yml = project / "models" / "marts" / "ml" / "_ml__models.yml"
+    text = yml.read_text()
+    declared = "      - name: is_active\n        data_type: boolean\n"
+    assert declared in text
+    yml.write_text(text.replace(declared, declared.replace("boolean", "integer")))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        target = tmp_path / "target"
+        return subprocess.run(
+            [DBT, *args, "--target-path", str(target), "--log-path", str(target / "logs")],
+            cwd=project,
+            env={**dbt_env(data_dir), "DBT_PROFILES_DIR": str(project)},
+            capture_output=True,
+            text=True,
+        )
+
+    proc = run("run", "--select", "ml_item_features")
+    assert proc.returncode != 0
+    assert "contract" in proc.stdout.lower() and "is_active" in proc.stdout, proc.stdout[-3000:]
+    yml.write_text(text)
+    proc = run("run", "--select", "ml_item_features")
+    assert proc.returncode == 0, proc.stdout[-3000:]
