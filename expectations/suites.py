@@ -19,6 +19,8 @@ recommendations    dq_already_purchased        user list recommends an item the 
 recommendations    dq_user_list_length         rows in the row's user list (null on other lists)
 recommendations    dq_score_increases          score higher than at the previous rank
 recommendations    dq_catalog_coverage         distinct recommended items / catalogue size
+sample             dq_raw_id_leak              an id column holds a raw id of the sampled rows
+sample             dq_unit_fraction            sampled units / population units (primary file)
 =================  ==========================  ==================================================
 
 Each expectation carries a severity (GX's own ``severity`` field, mirrored in
