@@ -64,7 +64,12 @@ SOURCE_NAMES = [
             maximum=1,
             description="Share of units; leave empty when giving size.",
         ),
-        "size": Param(None, type=["null", "integer"], minimum=1, description="Number of units."),
+        "size": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="Number of units; when given, fraction is ignored.",
+        ),
         "stratify_by": Param(
             None, type=["null", "string"], description="Column of the first source, e.g. country."
         ),

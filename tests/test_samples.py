@@ -422,3 +422,27 @@ def test_data_samples_dag_writes_a_gated_sample(warehouse, data_dir, airflow_hom
     assert proc.returncode != 0 or "failed" in (proc.stdout + proc.stderr).lower()
     assert "admins only" in proc.stdout + proc.stderr
     assert not (data_dir / "samples" / "dag-raw").exists()
+
+
+def test_dag_params_become_a_request() -> None:
+    from include.tasks.samples import request_from_params
+
+    request = request_from_params(
+        {
+            "sources": ["fct_sessions"],
+            "fraction": 0.1,
+            "size": 25,
+            "date_from": "2024-03-02",
+            "seed": 3,
+            "stratify_by": "",
+        },
+        "ds",
+    )
+    assert (request.fraction, request.size, request.stratify_by) == (None, 25, None)
+    assert (str(request.date_from), request.date_to, request.requested_by) == (
+        "2024-03-02",
+        None,
+        "ds",
+    )
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        request_from_params({"date_to": "14.03.2024"}, "ds")

@@ -57,6 +57,8 @@ def request_from_params(params: dict[str, Any], user: str | None):
         return None if value in (None, "") else value
 
     fraction, size = optional("fraction"), optional("size")
+    if size is not None:  # the DAG form always carries the default fraction: size wins
+        fraction = None
     return SampleRequest(
         sources=tuple(params.get("sources") or DEFAULT_SOURCES),
         date_from=_date(params.get("date_from")),
