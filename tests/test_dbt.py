@@ -505,6 +505,8 @@ def test_events_transform_dag_runs_and_emits_assets(tmp_path: Path) -> None:
     write_events(data_dir, DAY1 + DAY2, "batch1")
     write_snapshots(data_dir)
     home = tmp_path / "airflow"
+    lineage = tmp_path / "lineage" / "openlineage.jsonl"
+    lineage.parent.mkdir()
     env = dbt_env(data_dir)
     env.update(
         {
@@ -515,6 +517,10 @@ def test_events_transform_dag_runs_and_emits_assets(tmp_path: Path) -> None:
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
             "AIRFLOW__COSMOS__CACHE_DIR": str(tmp_path / "cosmos"),
             "PYTHONPATH": str(REPO_ROOT),
+            # OpenLineage into a file of this test (the default transport, elsewhere)
+            "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+                {"type": "file", "log_file_path": str(lineage), "append": True}
+            ),
         }
     )
     airflow = str(VENV_BIN / "airflow")
@@ -545,6 +551,55 @@ def test_events_transform_dag_runs_and_emits_assets(tmp_path: Path) -> None:
     assert set(states) == {"success"}, states
     assert {"sessions", "interactions"} <= emitted
     assert query(data_dir, "select count(*) from fct_sessions") == [(6,)]
+
+    # OpenLineage: every task of the run starts and completes, each dbt model's task names
+    # the model as its output and its parents as inputs
+    events = [json.loads(line) for line in lineage.read_text().splitlines() if line.strip()]
+    run_events: dict[str, set[str]] = {}
+    datasets: dict[str, tuple[set[str], set[str]]] = {}
+    for event in events:
+        name = event["job"]["name"]
+        run_events.setdefault(name, set()).add(event["eventType"])
+        if event["eventType"] == "COMPLETE":
+            inputs = {d["name"].split(".")[-1] for d in event.get("inputs", [])}
+            outputs = {d["name"].split(".")[-1] for d in event.get("outputs", [])}
+            datasets[name] = (inputs, outputs)
+    con = sqlite3.connect(home / "airflow.db")
+    try:
+        task_ids = [
+            r[0]
+            for r in con.execute(
+                "select task_id from task_instance where dag_id = 'events_transform'"
+            ).fetchall()
+        ]
+    finally:
+        con.close()
+    assert task_ids
+    for task_id in task_ids:
+        assert {"START", "COMPLETE"} <= run_events.get(f"events_transform.{task_id}", set()), (
+            task_id,
+            sorted(run_events)[:20],
+        )
+    assert "events_transform" in run_events  # the DAG run itself
+    seen = {name: io for name, io in datasets.items() if io != (set(), set())}
+
+    def producer(model: str) -> tuple[set[str], set[str]]:
+        jobs = [io for io in datasets.values() if model in io[1]]
+        assert len(jobs) == 1, f"{model}: {len(jobs)} tasks output it; with datasets: {seen}"
+        return jobs[0]
+
+    models = [
+        p.stem
+        for folder in ("staging", "intermediate", "marts/core", "marts/ml")
+        for p in (DBT_PROJECT_DIR / "models" / folder).glob("*.sql")
+    ]
+    assert len(models) == 14
+    for model in models:
+        inputs, _ = producer(model)
+        if not model.startswith("stg_"):  # staging reads the lake's files
+            assert inputs, f"{model} has no inputs: {seen}"
+    assert {"fct_events"} <= producer("fct_sessions")[0]
+    assert {"int_interactions_aggregated", "fct_events"} <= producer("ml_interactions")[0]
 
 
 @pytest.mark.integration
