@@ -14,7 +14,7 @@ DATASET    ?= simulator
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
-.PHONY: help setup run up land test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate rollback sql
+.PHONY: help setup run up land test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate rollback sql sample
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ sql: setup  ## SQL prompt on the read-only analyst copy of the marts (never lock
 
 owners: setup  ## print the ownership map (DAGs, dbt models, GX suites, models) and write it as a page
 	eval "$$($(CTL) env)" && $(PY) -m include.tasks.owners
+
+sample: setup  ## a sample for DS/DA in $$TRASOS_DATA_DIR/samples/<id>/ (ARGS="--sources fct_sessions --fraction 0.1 --seed 7"; --help)
+	eval "$$($(CTL) env)" && $(PY) -m include.tasks.samples $(ARGS)
 
 serve: setup  ## recommendations API on 127.0.0.1:8000 (keys and endpoints: docs/serving.md)
 	$(PY) -m include.serving serve --host 127.0.0.1 --port 8000

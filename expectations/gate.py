@@ -413,7 +413,7 @@ def run_gate(
     Parameters
     ----------
     suite_name
-        ``raw_events``, ``sessions``, ``training_set`` or ``recommendations``
+        ``raw_events``, ``sessions``, ``training_set``, ``recommendations`` or ``sample``
         (see :data:`expectations.suites.SUITES`).
     df
         The batch, one row per record of the asset (e.g. shape (n_events, 23) for raw events).
@@ -431,7 +431,8 @@ def run_gate(
     **inputs
         Batch figures the suite needs besides ``df``:
         raw_events: ``n_quarantined`` (int, default 0), ``n_loaded`` (default ``len(df)``);
-        recommendations: ``purchases`` (DataFrame [user_id, item_id]), ``catalog_size`` (int).
+        recommendations: ``purchases`` (DataFrame [user_id, item_id]), ``catalog_size`` (int);
+        sample: ``raw_ids`` (set of str), ``n_units`` and ``n_population`` (ints).
 
     Returns
     -------

@@ -19,6 +19,8 @@ recommendations    dq_already_purchased        user list recommends an item the 
 recommendations    dq_user_list_length         rows in the row's user list (null on other lists)
 recommendations    dq_score_increases          score higher than at the previous rank
 recommendations    dq_catalog_coverage         distinct recommended items / catalogue size
+sample             dq_raw_id_leak              an id column holds a raw id of the sampled rows
+sample             dq_unit_fraction            sampled units / population units (primary file)
 =================  ==========================  ==================================================
 
 Each expectation carries a severity (GX's own ``severity`` field, mirrored in
@@ -633,6 +635,110 @@ def build_recommendations_suite(params: RecommendationsParams | None = None) -> 
 
 
 # =============================================================================================
+# sample (a DE sample handed to DS or DA)
+# =============================================================================================
+DQ_RAW_ID_LEAK = "dq_raw_id_leak"
+DQ_UNIT_FRACTION = "dq_unit_fraction"
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    """What one file of a sample must look like (the task fills it from the request).
+
+    Attributes
+    ----------
+    expected_columns
+        The file's exact columns (dropped columns such as ``user_agent`` must be absent).
+    id_columns
+        Identifier columns; when ``pseudonymised`` each value must be a key
+        (``include.samples.pseudonym.KEY_PATTERN``) and none a raw id of the sampled rows.
+    pseudonymised
+        False for an admin's raw-id sample: the id rules are left out.
+    expected_fraction, fraction_tolerance
+        Critical: sampled units / population units within ``expected_fraction`` +- the
+        tolerance (the population's file only; None skips it).
+    """
+
+    expected_columns: tuple[str, ...] = ()
+    id_columns: tuple[str, ...] = ()
+    pseudonymised: bool = True
+    expected_fraction: float | None = None
+    fraction_tolerance: float = 0.01
+
+
+def prepare_sample(
+    df: pd.DataFrame,
+    params: SampleParams | None = None,
+    *,
+    raw_ids: Any = (),
+    n_units: int | None = None,
+    n_population: int | None = None,
+) -> pd.DataFrame:
+    """Add ``dq_raw_id_leak`` (a row holds, in any id column, a raw id of the sampled source
+    rows: ``raw_ids``, a set or Series of strings) and ``dq_unit_fraction`` (the constant
+    ``n_units / n_population``, NaN when not given)."""
+    import numpy as np
+    import pandas as pd
+
+    p = params or SampleParams()
+    leak = np.zeros(len(df), dtype=bool)
+    raw = pd.Index(pd.Series(list(raw_ids), dtype="str").unique())
+    for column in p.id_columns:
+        if column in df.columns and len(raw):
+            leak |= df[column].astype("str").isin(raw).to_numpy() & df[column].notna().to_numpy()
+    fraction = n_units / n_population if n_units is not None and n_population else float("nan")
+    return df.assign(**{DQ_RAW_ID_LEAK: leak, DQ_UNIT_FRACTION: fraction})
+
+
+def build_sample_suite(params: SampleParams | None = None) -> ExpectationSuite:
+    """Suite ``sample``: exact columns, no raw id, keys look like keys, fraction in tolerance."""
+    from include.samples.pseudonym import KEY_PATTERN
+
+    p = params or SampleParams()
+    exps = [
+        _expect(
+            "ExpectTableColumnsToMatchSet",
+            CRITICAL,
+            column_set=[*p.expected_columns, DQ_RAW_ID_LEAK, DQ_UNIT_FRACTION],
+            exact_match=True,
+            description="exactly the columns of the data card (free text and user agents gone)",
+        )
+    ]
+    if p.pseudonymised:
+        exps.append(
+            _expect(
+                "ExpectColumnValuesToBeInSet",
+                CRITICAL,
+                column=DQ_RAW_ID_LEAK,
+                value_set=[False],
+                description="no raw id of the sampled rows survives",
+            )
+        )
+        exps += [
+            _expect(
+                "ExpectColumnValuesToMatchRegex",
+                CRITICAL,
+                column=column,
+                regex=KEY_PATTERN,
+                description="pseudonymous key (salted keyed hash)",
+            )
+            for column in p.id_columns
+        ]
+    if p.expected_fraction is not None:
+        exps.append(
+            _expect(
+                "ExpectColumnValuesToBeBetween",
+                CRITICAL,
+                column=DQ_UNIT_FRACTION,
+                min_value=max(0.0, p.expected_fraction - p.fraction_tolerance),
+                max_value=min(1.0, p.expected_fraction + p.fraction_tolerance),
+                description="sampled share of units within tolerance of the request",
+            )
+        )
+    return _suite("sample", exps)
+
+
+# =============================================================================================
 # registry
 # =============================================================================================
 @dataclass(frozen=True)
@@ -684,6 +790,15 @@ SUITES: dict[str, SuiteSpec] = {
         prepare_recommendations,
         None,
         "batch recommendations before publishing",
+    ),
+    "sample": SuiteSpec(
+        "sample",
+        ROLE_DE,
+        SampleParams,
+        build_sample_suite,
+        prepare_sample,
+        None,
+        "one file of a DE sample for DS or DA",
     ),
 }
 

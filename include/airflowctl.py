@@ -110,6 +110,27 @@ PORT_KEYS = (
 )
 
 
+def lineage_file() -> Path:
+    """Where OpenLineage events go by default: one JSON event per line."""
+    return get_settings().state_dir / "lineage" / "openlineage.jsonl"
+
+
+def lineage_transport() -> dict[str, object]:
+    """The OpenLineage transport: HTTP to ``TRASOS_OPENLINEAGE_URL`` (e.g. Marquez,
+    ``http://host:5000``; ``TRASOS_OPENLINEAGE_API_KEY`` for a bearer key), else the file
+    :func:`lineage_file` (its folder is created here: the transport does not)."""
+    url = os.environ.get("TRASOS_OPENLINEAGE_URL")
+    if url:
+        transport: dict[str, object] = {"type": "http", "url": url, "endpoint": "api/v1/lineage"}
+        key = os.environ.get("TRASOS_OPENLINEAGE_API_KEY")
+        if key:
+            transport["auth"] = {"type": "api_key", "apiKey": key}
+        return transport
+    path = lineage_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {"type": "file", "log_file_path": str(path), "append": True}
+
+
 def airflow_env(port: int | None = None, home: Path | None = None) -> dict[str, str]:
     """The environment Airflow, dbt and the tasks run with.
 
@@ -139,6 +160,10 @@ def airflow_env(port: int | None = None, home: Path | None = None) -> dict[str, 
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        # OpenLineage (provider apache-airflow-providers-openlineage): every task run, and
+        # every dbt model through Cosmos, with its input and output datasets
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "trasos",
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(lineage_transport()),
         "AIRFLOW__COSMOS__CACHE_DIR": str(settings.state_dir / "cosmos"),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         "DBT_PROFILES_DIR": str(REPO_ROOT / "dbt_project"),

@@ -620,11 +620,39 @@ def report(dag_run: Path) -> Path:
 
 @pytest.mark.integration
 def test_lapsed_customers_csv(report: Path) -> None:
+    import hashlib
+
+    from include.reporting import business
+    from include.reporting.lapsed import lapsed_salt_name
+    from include.samples.pseudonym import load_salt
+
     with (report.parent / "lapsed_customers_12d.csv").open() as fh:
         rows = list(csv.DictReader(fh))
+    # the report's copy is pseudonymised: u-a's key under the list's own salt, kept by DE
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRASOS_DATA_DIR", str(report.parent.parent.parent))
+        salt = load_salt(lapsed_salt_name(business.latest_export(), 12))
+    key = hashlib.sha256((salt + "u-a").encode()).hexdigest()[:32]
     assert [(r["user_id"], r["days_since_last_session"], r["last_session_date"]) for r in rows] == [
-        ("u-a", "12", "2024-03-06")
+        (key, "12", "2024-03-06")
     ]
+
+
+@pytest.mark.integration
+def test_lapsed_list_with_ids_goes_only_to_marketings_destination(
+    report: Path, tmp_path: Path
+) -> None:
+    from include.reporting import business
+    from include.reporting.lapsed import write_lapsed_customers
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRASOS_DATA_DIR", str(report.parent.parent.parent))
+        mp.setenv("TRASOS_MARKETING_EXPORT_DIR", str(tmp_path / "marketing"))
+        out = write_lapsed_customers(business.latest_export(), 12)
+    with (tmp_path / "marketing" / "lapsed_customers_12d.csv").open() as fh:
+        assert [r["user_id"] for r in csv.DictReader(fh)] == ["u-a"]
+    with out.open() as fh:
+        assert [len(r["user_id"]) for r in csv.DictReader(fh)] == [32]
 
 
 @pytest.mark.integration

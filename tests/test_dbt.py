@@ -484,6 +484,8 @@ def test_events_transform_dag_runs_and_emits_assets(tmp_path: Path) -> None:
     write_events(data_dir, DAY1 + DAY2, "batch1")
     write_snapshots(data_dir)
     home = tmp_path / "airflow"
+    lineage = tmp_path / "lineage" / "openlineage.jsonl"
+    lineage.parent.mkdir()
     env = dbt_runner.dbt_env(data_dir=data_dir)
     env.update(
         {
@@ -494,6 +496,10 @@ def test_events_transform_dag_runs_and_emits_assets(tmp_path: Path) -> None:
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
             "AIRFLOW__COSMOS__CACHE_DIR": str(tmp_path / "cosmos"),
             "PYTHONPATH": str(REPO_ROOT),
+            # OpenLineage into a file of this test (the default transport, elsewhere)
+            "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+                {"type": "file", "log_file_path": str(lineage), "append": True}
+            ),
         }
     )
     airflow = str(VENV_BIN / "airflow")
@@ -531,6 +537,55 @@ def test_events_transform_dag_runs_and_emits_assets(tmp_path: Path) -> None:
     finally:
         copy.close()
 
+    # OpenLineage: every task of the run starts and completes, each dbt model's task names
+    # the model as its output and its parents as inputs
+    events = [json.loads(line) for line in lineage.read_text().splitlines() if line.strip()]
+    run_events: dict[str, set[str]] = {}
+    datasets: dict[str, tuple[set[str], set[str]]] = {}
+    for event in events:
+        name = event["job"]["name"]
+        run_events.setdefault(name, set()).add(event["eventType"])
+        if event["eventType"] == "COMPLETE":
+            inputs = {d["name"].split(".")[-1] for d in event.get("inputs", [])}
+            outputs = {d["name"].split(".")[-1] for d in event.get("outputs", [])}
+            datasets[name] = (inputs, outputs)
+    con = sqlite3.connect(home / "airflow.db")
+    try:
+        task_ids = [
+            r[0]
+            for r in con.execute(
+                "select task_id from task_instance where dag_id = 'events_transform'"
+            ).fetchall()
+        ]
+    finally:
+        con.close()
+    assert task_ids
+    for task_id in task_ids:
+        assert {"START", "COMPLETE"} <= run_events.get(f"events_transform.{task_id}", set()), (
+            task_id,
+            sorted(run_events)[:20],
+        )
+    assert "events_transform" in run_events  # the DAG run itself
+    seen = {name: io for name, io in datasets.items() if io != (set(), set())}
+
+    def producer(model: str) -> tuple[set[str], set[str]]:
+        jobs = [io for io in datasets.values() if model in io[1]]
+        assert len(jobs) == 1, f"{model}: {len(jobs)} tasks output it; with datasets: {seen}"
+        return jobs[0]
+
+    models = [
+        p.stem
+        for folder in ("staging", "intermediate", "marts/core", "marts/ml")
+        for p in (REPO_ROOT / "dbt_project" / "models" / folder).glob("*.sql")
+    ]
+    assert len(models) == 14
+    for model in models:
+        inputs, _ = producer(model)
+        if not model.startswith("stg_"):  # staging reads the lake's files
+            assert inputs, f"{model} has no inputs: {seen}"
+    assert {"fct_events"} <= producer("fct_sessions")[0]
+    assert {"int_interactions_aggregated", "fct_events"} <= producer("ml_interactions")[0]
+
 
 @pytest.mark.integration
 def test_a_lake_without_snapshots_builds_with_empty_dimensions(tmp_path: Path) -> None:
@@ -549,3 +604,67 @@ def test_a_lake_without_snapshots_builds_with_empty_dimensions(tmp_path: Path) -
     assert query(data_dir, "select count(*) from staging.stg_lake__customers") == [(0,)]
     assert query(data_dir, "select count(*) from staging.stg_lake__items") == [(0,)]
     assert query(data_dir, "select count(*) from fct_events")[0][0] > 0
+
+
+# --- contracts, exposures, groups ----------------------------------------------------------
+CONTRACTED = ("fct_sessions", "ml_interactions", "ml_item_features", "ml_user_features")
+
+
+@pytest.mark.integration
+def test_contracts_exposures_and_groups_are_in_the_manifest(built: Path) -> None:
+    manifest = json.loads((built.parent / "dbt_target" / "manifest.json").read_text())
+    models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    for name in CONTRACTED:
+        node = models[name]
+        assert node["config"]["contract"]["enforced"] is True, name
+        assert all(c.get("data_type") for c in node["columns"].values()), name
+        # every column of the built table is declared, with the same DuckDB type
+        built_types = {c: t.lower() for c, t, *_ in query(built, f"describe {name}")}
+        declared = {c: v["data_type"] for c, v in node["columns"].items()}
+        assert declared == built_types, name
+    exposures = {e["name"]: e for e in manifest["exposures"].values()}
+    assert set(exposures) == {"business_report", "recommender_training", "recommendations_api"}
+    depends = {
+        name: {d.split(".")[-1] for d in e["depends_on"]["nodes"]} for name, e in exposures.items()
+    }
+    assert "ml_interactions" in depends["recommender_training"]
+    assert "metrics_customer_recency" in depends["business_report"]
+    groups = {g["name"]: g["owner"]["name"] for g in manifest["groups"].values()}
+    assert groups == {
+        "data_engineering": "data-engineering (DE)",
+        "data_science": "data-science (DS)",
+        "data_analytics": "data-analytics (DA)",
+    }
+    assert models["fct_sessions"]["group"] == "data_engineering"
+    assert models["metrics_headline"]["group"] == "data_analytics"
+
+
+@pytest.mark.integration
+def test_a_wrong_type_breaks_the_contract(built: Path, tmp_path: Path) -> None:
+    """A contract that says ml_item_features.is_active is an integer fails the build (the
+    model gives a boolean); the same project with the real contract passes."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        REPO_ROOT / "dbt_project",
+        project,
+        ignore=shutil.ignore_patterns("target", "logs", ".user.yml"),
+    )
+    data_dir = tmp_path / "data"
+    shutil.copytree(built, data_dir)
+    yml = project / "models" / "marts" / "ml" / "_ml__models.yml"
+    text = yml.read_text()
+    declared = "      - name: is_active\n        data_type: boolean\n"
+    assert declared in text
+    yml.write_text(text.replace(declared, declared.replace("boolean", "integer")))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return dbt_runner.run_dbt(
+            list(args), tmp_path / "target", data_dir=data_dir, project_dir=project, check=False
+        )
+
+    proc = run("run", "--select", "ml_item_features")
+    assert proc.returncode != 0
+    assert "contract" in proc.stdout.lower() and "is_active" in proc.stdout, proc.stdout[-3000:]
+    yml.write_text(text)
+    proc = run("run", "--select", "ml_item_features")
+    assert proc.returncode == 0, proc.stdout[-3000:]

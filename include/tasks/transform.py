@@ -71,8 +71,10 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
             should_detach_multiple_parents_tests=True,
             # Airflow owners stay the DAG's (data-engineering), not dbt's meta.owner ("DE")
             enable_owner_inheritance=False,
-            # the Assets are the contract; no per-model datasets
-            emit_datasets=False,
+            # Cosmos emits each model's datasets (OpenLineage inputs/outputs from dbt's
+            # artifacts, and per-model Asset events through an AssetAlias); the DAGs still
+            # chain on the named Assets of include/assets.py only
+            emit_datasets=True,
         ),
         operator_args={"pool": pool},
     )
