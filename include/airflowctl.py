@@ -569,7 +569,7 @@ def print_alerts_and_owners(offset: int, env: dict[str, str]) -> None:
         if error:
             print(f"      {error[0][:160]}")
     done = subprocess.run(
-        [sys.executable, "-m", "include.owners"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "include.tasks.owners"], env=env, capture_output=True, text=True
     )
     owners = s.reports_dir / "owners.html"
     print(f"\nOwnership map (who owns each DAG, dbt model, GX suite, model): {owners}")
