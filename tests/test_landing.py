@@ -56,14 +56,33 @@ def test_lands_the_next_day_of_the_same_world(data_dir: Path) -> None:
     assert land_next_days(2)["dates"] == ["2026-10-05", "2026-10-06"]  # it continues
 
 
-def test_landing_is_deterministic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_landing_is_deterministic(tmp_path: Path) -> None:
+    """Two fresh processes (as two `make land` calls on two machines would be) simulate the
+    same world and land the same next day: byte-identical landing zones."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from pathlib import Path; "
+        "sys.path.insert(0, sys.argv[2]); "
+        "from test_landing import SMALL; "
+        "from include.simulator import simulate; "
+        "from include.tasks.landing import land_next_days; "
+        "simulate(SMALL, Path(sys.argv[1])); land_next_days(1)"
+    )
     trees = []
     for name in ("a", "b"):
         root = tmp_path / name
-        monkeypatch.setenv("TRASOS_DATA_DIR", str(root))
-        simulate(SMALL, root)
-        land_next_days(1)
+        subprocess.run(
+            [sys.executable, "-c", script, str(root), str(Path(__file__).parent)],
+            env={**os.environ, "TRASOS_DATA_DIR": str(root)},
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
         trees.append(digests(root / "landing"))
+    assert len(trees[0]) > 10 and any("date=2026-10-04" in k for k in trees[0])
     assert trees[0] == trees[1]
 
 
