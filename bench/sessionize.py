@@ -233,13 +233,16 @@ def run_dbt(args: list[str], data_dir: Path, target_path: Path) -> tuple[float, 
     from include.dbt_runner import DbtError
     from include.dbt_runner import run_dbt as project_run_dbt
 
+    results_path = target_path / "run_results.json"
+    results_path.unlink(missing_ok=True)  # never read an earlier command's results
     t0 = time.perf_counter()
     try:
         project_run_dbt(args, target_path, log_output=False, data_dir=data_dir)
     except DbtError as exc:
         raise SystemExit(str(exc)) from None
     wall = time.perf_counter() - t0
-    results = json.loads((target_path / "run_results.json").read_text())
+    # `dbt parse` writes no run results
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
     return wall, results
 
 
