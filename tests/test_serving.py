@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import stat
 import subprocess
@@ -590,39 +589,6 @@ def test_new_version_is_picked_up_under_traffic_without_errors(data_dir: Path) -
     for versions in seen:
         first_v2 = versions.index("v2")
         assert set(versions[:first_v2]) == {"v1"} and set(versions[first_v2:]) == {"v2"}
-
-
-@pytest.mark.integration
-def test_cli_serve_process(published: Path, tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "TRASOS_API_KEYS": KEY, "TRASOS_STATE_DIR": str(tmp_path / "state")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "include.serving", "serve", "--port", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 90  # start-up on a loaded 2-core machine
-        while True:
-            assert proc.poll() is None, proc.stdout.read()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve did not become healthy"
-            time.sleep(0.1)
-        url = f"http://127.0.0.1:{port}/v1/users/U0000001/recommendations"
-        assert httpx.get(url, headers=AUTH).json()["source"] == "personal"
-        assert httpx.get(url).status_code == 401
-    finally:
-        proc.terminate()
-        output = proc.communicate(timeout=10)[0]
-    assert f"http://127.0.0.1:{port}" in output and "env TRASOS_API_KEYS" in output
-    assert "serving model v1" in output
 
 
 # --- session recommendations (issue 19) -------------------------------------------------------

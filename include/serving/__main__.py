@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import secrets
+import shutil
 import sys
 
 from include.settings import get_settings
@@ -22,8 +23,16 @@ def serve(args: argparse.Namespace) -> int:
 
     from include.serving.app import POLL_ENV
     from include.serving.auth import load_api_keys
+    from include.serving.metrics import MULTIPROC_ENV
 
     os.environ[POLL_ENV] = str(args.poll_interval)
+    if args.workers > 1 and not os.environ.get(MULTIPROC_ENV):
+        # /metrics sums the request metrics of every worker from files in this folder
+        # (prometheus_client's multiprocess mode); a fresh one per start and port
+        folder = get_settings().state_dir / "prometheus" / f"port-{args.port}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        os.environ[MULTIPROC_ENV] = str(folder)
     keys, source = load_api_keys()  # before the workers start: the file is created only once
     published = get_settings().published_dir
     print(

@@ -19,13 +19,15 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from common.contracts import PRODUCT_EVENT_TYPES, PUBLISHED_LIST_LENGTH
+from include.serving import metrics, problems
 from include.serving.auth import API_KEY_HEADER, KeyRing, load_api_keys
 from include.serving.loader import ID_PATTERN, ModelStore, Snapshot
+from include.serving.problems import FieldError, Problem
 from include.serving.session import (
     CATEGORY_KEY_PREFIX,
     SOURCE_CATEGORY,
@@ -283,33 +285,6 @@ class Health(BaseModel):
     status: Literal["ok"]
     model_version: str
     loaded_at: datetime
-
-
-class FieldError(BaseModel):
-    location: str = Field(description="Where: 'query.k', 'path.user_id', ...")
-    message: str
-
-
-class Problem(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "detail": "invalid request: query.k: Input should be less than or equal "
-                    "to 100 (got '500')",
-                    "errors": [
-                        {
-                            "location": "query.k",
-                            "message": "Input should be less than or equal to 100 (got '500')",
-                        }
-                    ],
-                }
-            ]
-        }
-    )
-
-    detail: str = Field(description="What went wrong, for humans and logs.")
-    errors: list[FieldError] = Field(default=[], description="Per-field errors (422 only).")
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -656,12 +631,7 @@ def create_app(
             raise HTTPException(503, "no model version is loaded yet (nothing published?)")
         return snap
 
-    @app.exception_handler(RequestValidationError)
-    async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [_validation_message(error) for error in exc.errors()]
-        detail = "invalid request: " + "; ".join(f"{e.location}: {e.message}" for e in errors)
-        body = Problem(detail=detail, errors=errors)
-        return JSONResponse(body.model_dump(), status_code=422)
+    problems.install(app, _validation_message)
 
     authed = [Depends(require_api_key)]
 
@@ -823,14 +793,21 @@ def create_app(
         (for load balancers and probes); it reveals only the version being served."""
         snap = store.current
         if snap is None:
-            body = Problem(detail="no model version is loaded yet")
-            return JSONResponse(body.model_dump(), status_code=503)
+            raise HTTPException(503, "no model version is loaded yet")
         return Response(
             json.dumps(
                 {"status": "ok", "model_version": snap.model_version, "loaded_at": snap.loaded_at}
             ),
             media_type=_JSON,
         )
+
+    # GET /metrics, and its middleware added last: it wraps FastLists, so fast answers are counted too
+    metrics.install(
+        app,
+        store,
+        dependencies=[Depends(require_api_key)],
+        responses={401: _AUTH_ERRORS[401], 403: _AUTH_ERRORS[403], **_INVALID},
+    )
 
     return app
 

@@ -374,6 +374,7 @@ class ModelStore:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.swaps = 0
+        self.load_failures = 0  # failed loads since start (GET /metrics)
 
     @property
     def current(self) -> Snapshot | None:
@@ -391,6 +392,7 @@ class ModelStore:
                 return False
             current = self._current
             if current is not None and current.model_version == version:
+                self._failed = None  # CURRENT points back at the served version
                 return False
             if self._failed is not None and self._failed[0] == version:
                 if time.monotonic() - self._failed[1] < self.retry_after:
@@ -415,8 +417,14 @@ class ModelStore:
             )
             return True
 
+    @property
+    def load_failing(self) -> bool:
+        """True while the version ``CURRENT`` names could not be loaded (last attempt)."""
+        return self._failed is not None
+
     def _record_failure(self, version: str, exc: BaseException) -> None:
         self._failed = (version, time.monotonic())
+        self.load_failures += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
         serving = self._current.model_version if self._current else "nothing"
         log.error(
