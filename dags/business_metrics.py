@@ -52,7 +52,7 @@ from include.tasks.business import DEFAULT_LAPSED_DAYS
     **include.roles.dag_kwargs(Role.DA, doc_md=__doc__, domain="analytics"),
 )
 def business_metrics() -> None:
-    @task(pool=WRITER_POOL)
+    @task(pool=WRITER_POOL, inlets=[include.assets.SESSIONS])
     def build_metrics_marts() -> str:
         from include.tasks import business
 

@@ -42,7 +42,7 @@ from include.roles import Role, dag_kwargs
     **dag_kwargs(Role.DE, doc_md=__doc__, domain="ingestion"),
 )
 def events_ingest() -> None:
-    @task(pool=WRITER_POOL)
+    @task(pool=WRITER_POOL, inlets=[LANDING])
     def load_new_files() -> dict[str, Any]:
         """Load every new landing file; returns the batch summary (counts only)."""
         from include.tasks.ingest import load_new_files as load

@@ -48,19 +48,21 @@ from include.tasks.transform import dbt_task_group
 def events_transform() -> None:
     dbt = dbt_task_group("dbt", WRITER_POOL)
 
-    @task(pool=WRITER_POOL)
+    marts = [include.assets.SESSIONS, include.assets.INTERACTIONS]
+
+    @task(pool=WRITER_POOL, inlets=marts)
     def validate_marts(run_id: str | None = None) -> dict[str, Any]:
         """Gate on the marts: none empty, then the GX sessions suite on fct_sessions."""
         from include.tasks.transform import validate_marts
 
         return validate_marts(run_name=run_id)
 
-    @task(outlets=[include.assets.SESSIONS, include.assets.INTERACTIONS])
+    @task(outlets=marts)
     def publish_marts(summary: dict[str, Any]) -> dict[str, int]:
         """Emit the mart Assets; the XCom carries the row counts only."""
         return {name: info["rows"] for name, info in summary["tables"].items()}
 
-    @task(pool=WRITER_POOL)
+    @task(pool=WRITER_POOL, inlets=marts)
     def publish_analyst_copy() -> str:
         """The marts as the read-only analyst copy; XCom carries its folder."""
         from include.tasks.transform import publish_analyst_copy

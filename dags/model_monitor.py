@@ -34,7 +34,7 @@ from include.roles import Role, dag_kwargs
     **dag_kwargs(Role.DS, doc_md=__doc__, domain="monitoring"),
 )
 def model_monitor():
-    @task(pool=WRITER_POOL)
+    @task(pool=WRITER_POOL, inlets=[assets.RECOMMENDATIONS])
     def check_model() -> dict:
         from include.tasks.monitoring import check_model as run_checks
 

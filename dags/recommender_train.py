@@ -35,7 +35,7 @@ from include.roles import Role, dag_kwargs
     **dag_kwargs(Role.DS, doc_md=__doc__, domain="recommender"),
 )
 def recommender_train():
-    @task(pool=WRITER_POOL)
+    @task(pool=WRITER_POOL, inlets=[assets.INTERACTIONS])
     def extract_training_data(run_id: str | None = None) -> dict:
         from include.tasks.training import extract_training_data as extract
 

@@ -110,6 +110,10 @@ PORT_KEYS = (
 )
 
 
+#: ``[openlineage] extractors``: our @task tasks' ``trasos://`` inlets and outlets as datasets.
+LINEAGE_EXTRACTORS = "include.lineage.AssetTaskExtractor"
+
+
 def lineage_file() -> Path:
     """Where OpenLineage events go by default: one JSON event per line."""
     return get_settings().state_dir / "lineage" / "openlineage.jsonl"
@@ -160,10 +164,12 @@ def airflow_env(port: int | None = None, home: Path | None = None) -> dict[str, 
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
-        # OpenLineage (provider apache-airflow-providers-openlineage): every task run, and
-        # every dbt model through Cosmos, with its input and output datasets
+        # OpenLineage (provider apache-airflow-providers-openlineage): every task run, every
+        # dbt model through Cosmos and every @task's trasos:// Assets (include.lineage), with
+        # their input and output datasets
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "trasos",
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(lineage_transport()),
+        "AIRFLOW__OPENLINEAGE__EXTRACTORS": LINEAGE_EXTRACTORS,
         "AIRFLOW__COSMOS__CACHE_DIR": str(settings.state_dir / "cosmos"),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         "DBT_PROFILES_DIR": str(REPO_ROOT / "dbt_project"),

@@ -42,6 +42,7 @@ import duckdb
 import pytest
 
 from include import dbt_runner
+from include.airflowctl import LINEAGE_EXTRACTORS
 from include.contracts import RAW_EVENT_COLUMNS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -477,6 +478,15 @@ def test_dag_renders_every_de_model_with_its_tests() -> None:
     assert analyst.pool == "duckdb_writer"
 
 
+def _names(datasets: list[dict], *, ours: bool) -> set[str]:
+    """OpenLineage dataset names: of our trasos:// Assets (``ours``), else dbt's (last part)."""
+    return {
+        d["name"] if ours else d["name"].split(".")[-1]
+        for d in datasets
+        if d["namespace"].startswith("trasos://") == ours
+    }
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 def test_events_transform_dag_runs_and_emits_assets(tmp_path: Path) -> None:
@@ -500,6 +510,7 @@ def test_events_transform_dag_runs_and_emits_assets(tmp_path: Path) -> None:
             "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
                 {"type": "file", "log_file_path": str(lineage), "append": True}
             ),
+            "AIRFLOW__OPENLINEAGE__EXTRACTORS": LINEAGE_EXTRACTORS,
         }
     )
     airflow = str(VENV_BIN / "airflow")
@@ -541,14 +552,15 @@ def test_events_transform_dag_runs_and_emits_assets(tmp_path: Path) -> None:
     # the model as its output and its parents as inputs
     events = [json.loads(line) for line in lineage.read_text().splitlines() if line.strip()]
     run_events: dict[str, set[str]] = {}
-    datasets: dict[str, tuple[set[str], set[str]]] = {}
+    datasets: dict[str, tuple[set[str], set[str]]] = {}  # dbt's (Cosmos)
+    assets: dict[str, tuple[set[str], set[str]]] = {}  # our trasos:// Assets (include.lineage)
     for event in events:
         name = event["job"]["name"]
         run_events.setdefault(name, set()).add(event["eventType"])
         if event["eventType"] == "COMPLETE":
-            inputs = {d["name"].split(".")[-1] for d in event.get("inputs", [])}
-            outputs = {d["name"].split(".")[-1] for d in event.get("outputs", [])}
-            datasets[name] = (inputs, outputs)
+            inputs, outputs = event.get("inputs", []), event.get("outputs", [])
+            datasets[name] = (_names(inputs, ours=False), _names(outputs, ours=False))
+            assets[name] = (_names(inputs, ours=True), _names(outputs, ours=True))
     con = sqlite3.connect(home / "airflow.db")
     try:
         task_ids = [
@@ -585,6 +597,27 @@ def test_events_transform_dag_runs_and_emits_assets(tmp_path: Path) -> None:
             assert inputs, f"{model} has no inputs: {seen}"
     assert {"fct_events"} <= producer("fct_sessions")[0]
     assert {"int_interactions_aggregated", "fct_events"} <= producer("ml_interactions")[0]
+
+    # the Python tasks: the Assets they declare (dags/events_transform.py) as datasets of
+    # namespace trasos://warehouse (include.lineage)
+    marts = {"fct_sessions", "ml_interactions"}
+    with_assets = {name: io for name, io in assets.items() if io != (set(), set())}
+    assert with_assets == {
+        "events_transform.validate_marts": (marts, set()),
+        "events_transform.publish_analyst_copy": (marts, set()),
+        "events_transform.publish_marts": (set(), marts),
+    }, with_assets
+    published = [
+        e
+        for e in events
+        if e["job"]["name"] == "events_transform.publish_marts" and e["eventType"] == "COMPLETE"
+    ]
+    assert {(d["namespace"], d["name"]) for d in published[0]["outputs"]} == {
+        ("trasos://warehouse", "fct_sessions"),
+        ("trasos://warehouse", "ml_interactions"),
+    }
+    facet = published[0]["outputs"][0]["facets"]["documentation"]["description"]
+    assert facet.startswith("Airflow Asset '")
 
 
 @pytest.mark.integration
