@@ -519,7 +519,8 @@ class FastLists:
         if len(parts) != 5 or parts[1] != "v1" or not _ID_FULLMATCH(parts[3]):
             return None, b""
         kind = (parts[2], parts[4])
-        if kind != ("users", "recommendations") and kind != ("items", "also-bought"):
+        route = _FAST_ROUTES.get(kind)
+        if route is None:
             return None, b""
         query = scope["query_string"]
         if not query:
@@ -543,9 +544,15 @@ class FastLists:
             body = user_body(snap, parts[3], k)
         else:
             body = also_bought_body(snap, parts[3], k)
+        scope[metrics.ROUTE_KEY] = route  # the metrics' route label: no route matching
         return body, snap.model_version.encode()
 
 
+#: The route templates of the fast path's answers (the endpoints below declare the same)
+_FAST_ROUTES = {
+    ("users", "recommendations"): "/v1/users/{user_id}/recommendations",
+    ("items", "also-bought"): "/v1/items/{item_id}/also-bought",
+}
 _ID_FULLMATCH = re.compile(ID_PATTERN).fullmatch  # fullmatch: no trailing-newline loophole
 _CANONICAL_K = {f"k={k}".encode(): k for k in range(1, MAX_K + 1)}
 
