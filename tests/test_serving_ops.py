@@ -77,6 +77,7 @@ def test_metrics_count_requests_by_route_and_status(store: ModelStore, published
         ("GET", "/v1/items/I000001/also-bought", AUTH, 200),
         ("GET", "/v1/items/I999999/also-bought", AUTH, 404),
         ("POST", "/v1/items/I000001/also-bought", AUTH, 405),
+        ("BREW", "/v1/items/I000001/also-bought", AUTH, 405),  # no series per invented method
         ("GET", "/v1/nothing-here", AUTH, 404),
         ("GET", "/metrics", {}, 401),
         ("GET", "/metrics", {API_KEY_HEADER: "wrong"}, 403),
@@ -94,6 +95,7 @@ def test_metrics_count_requests_by_route_and_status(store: ModelStore, published
         (ALSO, "GET", 200): 1,
         (ALSO, "GET", 404): 1,
         (ALSO, "POST", 405): 1,
+        (ALSO, "other", 405): 1,
         ("unmatched", "GET", 404): 1,
         ("/metrics", "GET", 401): 1,
         ("/metrics", "GET", 403): 1,

@@ -622,7 +622,9 @@ def create_app(
             f"the `{API_KEY_HEADER}` header: missing -> 401, wrong -> 403. This documentation "
             "(`/docs`, `/redoc`, `/openapi.json`) is public on purpose: it is the document "
             "committed as docs/openapi.json and holds no data. Invalid input -> "
-            "422 with a message. See docs/serving.md."
+            "422 with a message. Every error is an RFC 7807 problem document "
+            "(`application/problem+json`). `/metrics`: Prometheus metrics, with the key. "
+            "See docs/serving.md."
         ),
         lifespan=lifespan,
         servers=[{"url": "http://127.0.0.1:8000", "description": "make serve (loopback)"}],

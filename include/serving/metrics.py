@@ -52,6 +52,8 @@ PREFIX = "trasos_api"
 UNMATCHED = "unmatched"
 #: Scope key where a middleware that answers by itself (the fast path) names the route template.
 ROUTE_KEY = "trasos.route"
+#: Methods counted by name; any other (a client may send anything) is ``method="other"``.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: Seconds. The fast path answers in tens of microseconds, FastAPI in about a millisecond; the
 #: goal is p99 < 10 ms, so the buckets are dense below that and sparse above.
 LATENCY_BUCKETS = (
@@ -196,10 +198,13 @@ class RequestMetrics:
 
     def observe(self, scope: dict[str, Any], status: int, seconds: float) -> None:
         route = self.route_of(scope)
-        key = (route, scope["method"], status)
+        method = scope["method"]
+        if method not in METHODS:  # bounded label values, whatever the client sends
+            method = "other"
+        key = (route, method, status)
         counter = self._counters.get(key)
         if counter is None:
-            counter = self._counters[key] = self.requests.labels(route, key[1], str(status))
+            counter = self._counters[key] = self.requests.labels(route, method, str(status))
         counter.inc()
         histogram = self._histograms.get(route)
         if histogram is None:
