@@ -302,3 +302,28 @@ def test_openapi_declares_every_error_as_a_problem_document() -> None:
     metrics = doc["paths"]["/metrics"]["get"]
     assert metrics["security"] == [{"ApiKeyAuth": []}]
     assert {"401", "403"} <= set(metrics["responses"])
+
+
+def test_a_route_that_declares_no_errors_still_documents_problems() -> None:
+    """A new endpoint (FastAPI adds its own 422) is documented with problem documents too."""
+    from fastapi import FastAPI, Query
+
+    from include.serving import problems
+
+    app = FastAPI()
+    problems.install(app, lambda e: problems.FieldError(location="x", message=str(e)))
+
+    @app.get("/x")
+    async def x(k: int = Query(1)) -> dict:
+        return {"k": k}
+
+    doc = app.openapi()
+    responses = doc["paths"]["/x"]["get"]["responses"]
+    ref = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    assert responses["422"]["content"] == {PROBLEM_MEDIA_TYPE: ref}
+    assert responses["500"]["content"] == {PROBLEM_MEDIA_TYPE: ref}
+    assert {"Problem", "FieldError"} <= set(doc["components"]["schemas"])
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    answer = TestClient(app).get("/x?k=notanumber")
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == PROBLEM_MEDIA_TYPE

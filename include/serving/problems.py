@@ -201,10 +201,17 @@ def _declare_problem_responses(app: FastAPI) -> None:
                     },
                 )
                 for code, response in responses.items():
-                    content = response.get("content")
-                    if code[0] in "45" and content and PROBLEM_MEDIA_TYPE not in content:
-                        # FastAPI filed it under the route's media type (JSON, or text)
-                        response["content"] = {PROBLEM_MEDIA_TYPE: next(iter(content.values()))}
+                    if code[0] in "45":
+                        # FastAPI files it under the route's media type (JSON, or text), and
+                        # its own 422 (a route that declares none) as HTTPValidationError
+                        response["content"] = {PROBLEM_MEDIA_TYPE: problem}
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422 bodies
+            schemas.pop(unused, None)
+        if "Problem" not in schemas:  # no route named the model itself
+            own = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(own.pop("$defs", {}))
+            schemas["Problem"] = own
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
