@@ -810,7 +810,7 @@ def create_app(
             media_type=_JSON,
         )
 
-    # GET /metrics, and its middleware added last: it wraps FastLists, so fast answers are counted too
+    # GET /metrics; its middleware is added last, so it wraps FastLists: fast answers count too
     metrics.install(
         app,
         store,
