@@ -72,3 +72,43 @@ def test_dags_folder_parses_fast() -> None:
     _, n, took = next(line for line in out.splitlines() if line.startswith("PARSE")).split()
     print(f"\nparsed {n} DAGs from dags/ in {float(took):.2f} s (cold, Airflow preloaded)")
     assert float(took) < 2.0, f"dags/ took {took} s to parse: move heavy imports into tasks"
+
+
+def test_tasks_on_our_assets_emit_them_as_lineage_datasets(dagbag) -> None:
+    """include.lineage turns each @task's trasos:// inlets and outlets into OpenLineage
+    datasets (namespace trasos://<authority>, name <path>); tests/test_dbt.py reads them from
+    a real run of events_transform."""
+    from include.lineage import AssetTaskExtractor
+
+    found = {}
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            if task.inlets or task.outlets:
+                lineage = AssetTaskExtractor(task).extract()
+                found[f"{dag.dag_id}.{task.task_id}"] = (
+                    {f"{d.namespace} {d.name}" for d in lineage.inputs},
+                    {f"{d.namespace} {d.name}" for d in lineage.outputs},
+                )
+    lake, warehouse = "trasos://lake", "trasos://warehouse"
+    landing, published = "trasos://landing events", "trasos://published recommendations"
+    marts = {f"{warehouse} fct_sessions", f"{warehouse} ml_interactions"}
+    report = "trasos://reports business"
+    assert found == {  # by hand, from dags/*.py
+        "simulator_land_day.land_next_days": (set(), {landing}),
+        "events_ingest.load_new_files": ({landing}, set()),
+        "events_ingest.publish_raw_events": (set(), {f"{lake} events"}),
+        "events_ingest.publish_catalog": (set(), {f"{lake} catalog"}),
+        "events_transform.validate_marts": (marts, set()),
+        "events_transform.publish_analyst_copy": (marts, set()),
+        "events_transform.publish_marts": (set(), marts),
+        "business_metrics.build_metrics_marts": ({f"{warehouse} fct_sessions"}, set()),
+        "business_metrics.render_report": (set(), {report}),
+        "recommender_train.extract_training_data": ({f"{warehouse} ml_interactions"}, set()),
+        "recommender_train.publish_recommendations": (set(), {published}),
+        "recommender_rollback.roll_back": (set(), {published}),
+        "model_monitor.check_model": ({published}, set()),
+        "data_monitor.check_data": (
+            {f"{lake} events", f"{lake} catalog", *marts, published, report},
+            set(),
+        ),
+    }
