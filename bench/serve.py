@@ -7,7 +7,9 @@ process: ``wrk`` (Debian package; a Lua script adds the API key and draws random
 wrk is missing, an asyncio+httpx generator. Traffic: 70 % user lists (about 9 % of them for
 users the model does not know -> cold start), 30 % also-bought, k=10; then a separate paced
 run of session requests (``--session-rate``, default 500/s: POST /v1/sessions/recommendations
-with 1..10 random items, k=10, against a session model of ``--session-width`` neighbours per
+with 1..10 random items, k=10, against the hybrid session model: an item table of
+``--session-width`` neighbours per item and a session neighbourhood over
+``--session-sessions`` synthetic training sessions, posting lists of up to 1,000 sessions per
 item), reported as ``session_rps`` and ``session_p99_ms``.
 
 Per server configuration (``--workers 1,2``) two runs, each bounded by ``--duration``:
@@ -315,6 +317,12 @@ def main() -> int:
     parser.add_argument(
         "--session-width", type=int, default=100, help="neighbours per item, session model"
     )
+    parser.add_argument(
+        "--session-sessions",
+        type=int,
+        default=500_000,
+        help="training sessions of the hybrid session model (0: the item table alone)",
+    )
     parser.add_argument("--workers", default="1,2", help="uvicorn workers to measure, e.g. 1,2")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "httpx"), default="auto")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data directory")
@@ -341,6 +349,7 @@ def main() -> int:
             n_items=args.items,
             k=args.k,
             session_width=args.session_width,
+            session_sessions=args.session_sessions,
         )
         size = (tmp / "data" / "published" / "bench-v1" / "recommendations.parquet").stat().st_size
         rows = (args.users + args.items + 4) * args.k

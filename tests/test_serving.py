@@ -739,6 +739,7 @@ def test_session_file_names_agree_with_recsys() -> None:
 
     assert served.SESSION_NEIGHBOURS_FILE == written.SESSION_NEIGHBOURS_FILE
     assert served.SESSION_MODEL_FILE == written.SESSION_MODEL_FILE
+    assert served.SESSION_INDEX_FILE == written.SESSION_INDEX_FILE
 
 
 def test_model_endpoint_says_when_a_baseline_is_served(data_dir: Path) -> None:

@@ -129,7 +129,9 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
         session, settings.models_dir / summary["version"], items
     )
     reports = settings.reports_dir / "evaluation"
-    page = publish_report(summary["report_data"], reports, summary["version"])
+    page = publish_report(
+        summary["report_data"], reports, summary["version"], session=session.metrics()
+    )
     summary["report_path"] = str(page)
     return summary
 
