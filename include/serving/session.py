@@ -33,6 +33,9 @@ SESSION_INDEX_FILE = "session_index.npz"
 SOURCE_SESSION = "session"
 SOURCE_CATEGORY = "popular-in-category"
 SOURCE_POPULAR = "popular"
+SOURCE_PERSONAL = "personal"
+#: reciprocal-rank fusion constant of :func:`fuse_personal` (small: lists of <= 100 items)
+FUSION_K = 10
 CATEGORY_KEY_PREFIX = "category:"
 
 
@@ -190,6 +193,30 @@ class SessionNeighbourhood:
         out = np.bincount(inv, weights=np.concatenate(parts_vals), minlength=len(uniq))
         order = np.lexsort((uniq, -out))
         return uniq[order], out[order]
+
+
+def fuse_personal(
+    session: list[tuple[str, float]], personal: list[str], k: int
+) -> list[tuple[str, float, str]]:
+    """A known user's live session and personal list in one ranking (reciprocal-rank fusion).
+
+    ``score(i) = 1 / (FUSION_K + r_session(i)) + 1 / (FUSION_K + r_personal(i))`` (1-based
+    ranks; a list without ``i`` adds nothing); ties: the session's order first. ``source`` is
+    the list where the item ranks higher (``session`` on a tie). Returns at most ``k`` items.
+    """
+    best: dict[str, list] = {}
+    for r, (item, _) in enumerate(session, start=1):
+        best[item] = [1.0 / (FUSION_K + r), r, SOURCE_SESSION, r]
+    for r, item in enumerate(personal, start=1):
+        row = best.get(item)
+        if row is None:
+            best[item] = [1.0 / (FUSION_K + r), len(session) + r, SOURCE_PERSONAL, r]
+        else:
+            row[0] += 1.0 / (FUSION_K + r)
+            if r < row[3]:
+                row[2] = SOURCE_PERSONAL
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[1][1]))[:k]
+    return [(item, round(v[0], 6), v[2]) for item, v in ranked]
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
