@@ -405,3 +405,26 @@ def test_cli_without_test_sessions_says_so(tmp_path, capsys):
     write_csv(f, ["a,x,0,train", "a,y,1,train", "b,x,0,test"])  # the test session has 1 event
     assert recsys_main(["evaluate", str(f), "--protocol", "session-last-item"]) == 2
     assert "no test session of 2 or more events" in capsys.readouterr().err
+
+
+def test_items_without_cooccurrence_get_embedding_neighbours(tmp_path):
+    from include.serving.session import load_session_index
+    from recsys.session.publish import with_embedding_neighbours, write_session_model
+
+    table = sp.csr_matrix(np.array([[0, 0.5], [0.25, 0]], dtype=np.float32))
+    items = pd.Index(["A", "B"])
+    # N never was in a session; its embedding: cos(N, A) = 0.8, cos(N, B) = 0.6
+    emb_ids = pd.Index(["A", "B", "N"])
+    emb = np.array([[1, 0], [0, 1], [0.8, 0.6]], dtype=np.float32)
+    m, ids = with_embedding_neighbours(table, items, emb_ids, emb, width=2)
+    assert ids.tolist() == ["A", "B", "N"]
+    # weights cosine * the table's smallest weight (0.25): after any co-occurrence evidence
+    assert dense(m) == pytest.approx(np.array([[0, 0.5, 0], [0.25, 0, 0], [0.2, 0.15, 0]]))
+    assert dense(with_embedding_neighbours(table, items, emb_ids, emb, width=1)[0])[2] == (
+        pytest.approx([0.2, 0, 0])
+    )
+    cfg = M.SessionKNNConfig(decay=1.0)
+    write_session_model(tmp_path, table, items, cfg, {}, embeddings=(emb_ids, emb))
+    rows, scores = load_session_index(tmp_path).score(["N"])
+    index = load_session_index(tmp_path)
+    assert index.ids[rows].tolist() == ["A", "B"] and scores == pytest.approx([0.2, 0.15])

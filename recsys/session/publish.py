@@ -73,14 +73,22 @@ def write_session_model(
     item_categories: Mapping[str, str] | None = None,
     index: SessionIndex | None = None,
     hybrid: StanConfig | None = None,
+    embeddings: tuple[pd.Index, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Write the files into ``folder`` (each atomically, the json last); returns a summary.
 
     With ``index`` and ``hybrid`` the model is the hybrid (``session_index.npz`` is written);
-    without, the item table alone (an older version's layout).
+    without, the item table alone (an older version's layout). ``embeddings`` (item ids and
+    the user model's item embeddings) give items without co-occurrence their embedding
+    neighbours (:func:`with_embedding_neighbours`).
     """
     folder = Path(folder)
-    frame = neighbour_frame(table, items)
+    n_embedding_only = 0
+    table_items = items
+    if embeddings is not None:
+        table, table_items = with_embedding_neighbours(table, items, *embeddings)
+        n_embedding_only = len(table_items) - len(items)
+    frame = neighbour_frame(table, table_items)
     atomic_write_with(
         folder / SESSION_NEIGHBOURS_FILE, lambda tmp: frame.to_parquet(tmp, index=False)
     )
@@ -100,12 +108,66 @@ def write_session_model(
         "max_session_items": MAX_SESSION_ITEMS,
         "config": dataclasses.asdict(config),
         "metrics": dict(metrics or {}),
-        "n_items": int(len(items)),
+        "n_items": int(len(table_items)),
+        "n_items_from_embeddings": int(n_embedding_only),
         "n_rows": int(len(frame)),
         "item_categories": {str(k): str(v) for k, v in (item_categories or {}).items()},
     }
     atomic_write_text(folder / SESSION_MODEL_FILE, json.dumps(meta, indent=1) + "\n")
     return {"path": str(folder / SESSION_NEIGHBOURS_FILE), "rows": int(len(frame))}
+
+
+#: embedding neighbours given to an item without co-occurrence neighbours
+EMBEDDING_NEIGHBOURS = 20
+
+
+def with_embedding_neighbours(
+    table: sp.csr_matrix,
+    items: pd.Index,
+    emb_ids: pd.Index,
+    emb: np.ndarray,
+    width: int = EMBEDDING_NEIGHBOURS,
+    block: int = 2048,
+) -> tuple[sp.csr_matrix, pd.Index]:
+    """The table extended to the items of the user model's (LightFM) embeddings: an item
+    without any co-occurrence neighbour (never in a training session, e.g. launched since, but
+    with an embedding from its features) gets its ``width`` nearest items by embedding cosine,
+    weighted ``cosine * w_min`` (``w_min``: the table's smallest weight), so they only ever
+    rank after co-occurrence evidence. Returns the table over ``items`` + the new ids."""
+    emb_ids = pd.Index(np.asarray(emb_ids, dtype=object).astype(str))
+    items = pd.Index(np.asarray(items, dtype=object).astype(str))
+    all_ids = items.append(emb_ids.difference(items))
+    n = len(all_ids)
+    m = sp.csr_matrix(table)
+    m.eliminate_zeros()
+    base = sp.csr_matrix(
+        (m.data, m.indices, np.concatenate([m.indptr, np.full(n - len(items), m.indptr[-1])])),
+        shape=(n, n),
+    )
+    if len(emb_ids) < 2 or width < 1:
+        return base, all_ids
+    w_min = float(m.data[m.data > 0].min()) if (m.data > 0).any() else 1.0
+    to_all = all_ids.get_indexer(emb_ids)
+    has = np.zeros(n, dtype=bool)
+    has[np.flatnonzero(np.diff(base.indptr) > 0)] = True
+    rows = np.flatnonzero(~has[to_all])  # embedding rows whose item has no neighbour
+    unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-9)
+    width = min(width, len(emb_ids) - 1)
+    r_out, c_out, v_out = [], [], []
+    for start in range(0, len(rows), block):
+        rb = rows[start : start + block]
+        cos = unit[rb] @ unit.T
+        cos[np.arange(len(rb)), rb] = -np.inf
+        top = np.argpartition(-cos, width - 1, axis=1)[:, :width]
+        val = np.take_along_axis(cos, top, axis=1)
+        ok = val > 0
+        r_out.append(np.repeat(to_all[rb], width)[ok.ravel()])
+        c_out.append(to_all[top][ok])
+        v_out.append(val[ok] * w_min)
+    extra = sp.csr_matrix(
+        (np.concatenate(v_out), (np.concatenate(r_out), np.concatenate(c_out))), shape=(n, n)
+    )
+    return sp.csr_matrix(base + extra, dtype=np.float32), all_ids
 
 
 def _savez(tmp: Path, arrays: dict[str, np.ndarray]) -> None:

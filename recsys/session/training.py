@@ -226,12 +226,32 @@ def train_session_model(
     return SessionTraining(model, all_items, evaluation, verdict, split_text)
 
 
+def user_model_item_embeddings(version_dir: str | Path) -> tuple[pd.Index, np.ndarray] | None:
+    """The saved user model's item ids and item embeddings (``items.parquet``,
+    ``item_embeddings.npy`` of :mod:`recsys.registry`), or None when the version has none."""
+    folder = Path(version_dir)
+    if not (folder / "item_embeddings.npy").exists() or not (folder / "items.parquet").exists():
+        return None
+    meta = pd.read_parquet(folder / "items.parquet", columns=[C.ITEM_ID, "item_index"])
+    emb = np.load(folder / "item_embeddings.npy", allow_pickle=False)
+    order = meta.sort_values("item_index")
+    if len(order) != len(emb) or (order["item_index"].to_numpy() != np.arange(len(emb))).any():
+        log.warning("%s: items.parquet and item_embeddings.npy disagree; no embeddings", folder)
+        return None
+    return pd.Index(order[C.ITEM_ID].astype(str).to_numpy()), emb.astype(np.float32)
+
+
 def save_session_model(
-    result: SessionTraining, folder: str | Path, items: pd.DataFrame | None = None
+    result: SessionTraining,
+    folder: str | Path,
+    items: pd.DataFrame | None = None,
+    embeddings: tuple[pd.Index, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Write ``<folder>/session/`` (neighbour table, model json, metrics); returns a summary.
 
-    ``items`` (``item_id``, ``category``) feeds the popular-in-category fallback.
+    ``items`` (``item_id``, ``category``) feeds the popular-in-category fallback;
+    ``embeddings`` (:func:`user_model_item_embeddings`) give items without co-occurrence
+    neighbours their nearest items by the user model's (LightFM) item embeddings.
     """
     out = Path(folder) / SUBDIR
     categories = None
@@ -240,7 +260,7 @@ def save_session_model(
         categories = dict(
             zip(known[C.ITEM_ID].astype(str), known[C.CATEGORY].astype(str), strict=True)
         )
-        wanted = set(result.items)
+        wanted = set(result.items) | (set(embeddings[0]) if embeddings is not None else set())
         categories = {k: v for k, v in categories.items() if k in wanted}
     metrics = result.metrics()
     headline = metrics["models"].get(CANDIDATE, {})
@@ -253,6 +273,7 @@ def save_session_model(
         categories,
         index=result.model.index,
         hybrid=result.model.config,
+        embeddings=embeddings,
     )
     atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=1, default=float) + "\n")
     return {**summary, "passed": result.passed, "metrics": str(out / METRICS_FILE)}
