@@ -428,3 +428,15 @@ def test_items_without_cooccurrence_get_embedding_neighbours(tmp_path):
     rows, scores = load_session_index(tmp_path).score(["N"])
     index = load_session_index(tmp_path)
     assert index.ids[rows].tolist() == ["A", "B"] and scores == pytest.approx([0.2, 0.15])
+
+
+def test_user_model_item_embeddings_reads_a_saved_version(tmp_path):
+    from recsys.session.training import user_model_item_embeddings
+
+    assert user_model_item_embeddings(tmp_path) is None  # no user model saved: no backfill
+    pd.DataFrame({"item_id": ["y", "x"], "item_index": [1, 0]}).to_parquet(
+        tmp_path / "items.parquet"
+    )
+    np.save(tmp_path / "item_embeddings.npy", np.array([[1, 0], [0, 1]], dtype=np.float32))
+    ids, emb = user_model_item_embeddings(tmp_path)
+    assert ids.tolist() == ["x", "y"] and emb.tolist() == [[1, 0], [0, 1]]
