@@ -19,6 +19,10 @@ Per server configuration (``--workers 1,2``) two runs, each bounded by ``--durat
   >= 500 requests/s, no errors).
 * ``saturated``: the same connections without pause: maximum throughput, and its latency.
 
+Before the HTTP runs, the session model is also timed in process (``session_score_p50_ms``,
+``session_score_p99_ms``: ``SessionIndex.score`` alone, no HTTP), which separates the model's
+cost from the server's and the load generator's on a busy machine.
+
 The last line printed is one JSON object: the paced run of the configuration with the lowest
 p99 (``workers``), ``errors`` summed over every run, ``max_rps`` from its saturated run, a
 short line per configuration, and the 1-minute load average (other work on the machine
@@ -48,7 +52,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from include.serving.publish import publish_fixture  # noqa: E402
+from include.serving.publish import item_id, publish_fixture  # noqa: E402
 
 # in the environment: the load generators run in spawned processes, which import this file
 # again and must send the same key
@@ -299,6 +303,29 @@ def run_httpx(url: str, args: argparse.Namespace, rate: float, duration: float, 
     return _run_loadgen(url, "lists", args, rate, duration)
 
 
+def session_scoring(version_dir: Path, n_items: int, n: int = 2000, seed: int = 1) -> dict:
+    """In-process cost of scoring one session (no HTTP, one thread): percentiles over ``n``
+    sessions of 1..10 random items, the same draw as the session load generator's."""
+    from include.serving.session import load_session_index
+
+    index = load_session_index(version_dir)
+    if index is None:
+        return {}
+    rng = random.Random(seed)
+    took = []
+    for _ in range(n):
+        items = [item_id(rng.randrange(n_items)) for _ in range(rng.randint(1, 10))]
+        t0 = time.perf_counter()
+        index.score(items)
+        took.append((time.perf_counter() - t0) * 1000.0)
+    took.sort()
+    return {
+        "session_score_p50_ms": round(took[len(took) // 2], 3),
+        "session_score_p99_ms": round(took[int(len(took) * 0.99)], 3),
+        "hybrid": index.knn is not None,
+    }
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -359,6 +386,8 @@ def main() -> int:
             f"load generator: {loadgen}; {os.cpu_count()} cores",
             flush=True,
         )
+        scoring = session_scoring(tmp / "data" / "published" / "bench-v1", args.items)
+        print(f"session scoring in process: {scoring}", flush=True)
         for workers in [int(w) for w in args.workers.split(",")]:
             server = Server(env, workers, tmp / f"server-{workers}.log")
             try:
@@ -416,6 +445,7 @@ def main() -> int:
             }
             for r in results
         },
+        **scoring,
         "loadgen": loadgen,
         "loadavg_1m": load_average()[0],
     }
