@@ -134,10 +134,6 @@ class SessionIndex:
         return cls(train, post, 1.0 + config.idf * idf, prior)
 
 
-def _positions(s: Sessions) -> np.ndarray:
-    return np.arange(len(s.items), dtype=np.int64) - np.repeat(s.indptr[:-1], s.lengths)
-
-
 def knn_scores(index: SessionIndex, prefix: Sessions, config: StanConfig) -> sp.csr_matrix:
     """CSR ``(n_cases, n_items)`` STAN scores of the revealed prefixes."""
     n_items = index.item_sessions.shape[0]
