@@ -267,6 +267,8 @@ def _httpx_loadgen(
         latencies.sort()
 
         def pct(p: float) -> float:
+            if not latencies:  # nothing completed (a starved machine): no figure, not a crash
+                return float("nan")
             return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
 
         return {
@@ -274,7 +276,7 @@ def _httpx_loadgen(
             "p50_ms": pct(0.50),
             "p90_ms": pct(0.90),
             "p99_ms": pct(0.99),
-            "max_ms": round(latencies[-1] * 1000, 2),
+            "max_ms": round(latencies[-1] * 1000, 2) if latencies else float("nan"),
             "requests": len(latencies),
             "errors": errors,
         }
