@@ -82,7 +82,7 @@ class SessionIndex:
         w = np.fromiter(seen.values(), np.float64, len(seen))
         starts, ends = self.indptr[rows], self.indptr[rows + 1]
         lengths = ends - starts
-        idx = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        idx = _ranges(starts, lengths)
         cand = self.neighbours[idx]
         vals = self.weights[idx] * np.repeat(w, lengths)
         uniq, inv = np.unique(cand, return_inverse=True)
