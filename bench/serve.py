@@ -7,7 +7,9 @@ process: ``wrk`` (Debian package; a Lua script adds the API key and draws random
 wrk is missing, an asyncio+httpx generator. Traffic: 70 % user lists (about 9 % of them for
 users the model does not know -> cold start), 30 % also-bought, k=10; then a separate paced
 run of session requests (``--session-rate``, default 500/s: POST /v1/sessions/recommendations
-with 1..10 random items, k=10, against a session model of ``--session-width`` neighbours per
+with 1..10 random items, k=10, against the hybrid session model: an item table of
+``--session-width`` neighbours per item and a session neighbourhood over
+``--session-sessions`` synthetic training sessions, posting lists of up to 1,000 sessions per
 item), reported as ``session_rps`` and ``session_p99_ms``.
 
 Per server configuration (``--workers 1,2``) two runs, each bounded by ``--duration``:
@@ -16,6 +18,10 @@ Per server configuration (``--workers 1,2``) two runs, each bounded by ``--durat
   ``delay()``); latency at that rate. This is the figure against the goal (p99 < 10 ms at
   >= 500 requests/s, no errors).
 * ``saturated``: the same connections without pause: maximum throughput, and its latency.
+
+Before the HTTP runs, the session model is also timed in process (``session_score_p50_ms``,
+``session_score_p99_ms``: ``SessionIndex.score`` alone, no HTTP), which separates the model's
+cost from the server's and the load generator's on a busy machine.
 
 The last line printed is one JSON object: the paced run of the configuration with the lowest
 p99 (``workers``), ``errors`` summed over every run, ``max_rps`` from its saturated run, a
@@ -46,7 +52,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from include.serving.publish import publish_fixture  # noqa: E402
+from include.serving.publish import item_id, publish_fixture  # noqa: E402
 
 # in the environment: the load generators run in spawned processes, which import this file
 # again and must send the same key
@@ -261,6 +267,8 @@ def _httpx_loadgen(
         latencies.sort()
 
         def pct(p: float) -> float:
+            if not latencies:  # nothing completed (a starved machine): no figure, not a crash
+                return float("nan")
             return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
 
         return {
@@ -268,7 +276,7 @@ def _httpx_loadgen(
             "p50_ms": pct(0.50),
             "p90_ms": pct(0.90),
             "p99_ms": pct(0.99),
-            "max_ms": round(latencies[-1] * 1000, 2),
+            "max_ms": round(latencies[-1] * 1000, 2) if latencies else float("nan"),
             "requests": len(latencies),
             "errors": errors,
         }
@@ -297,6 +305,33 @@ def run_httpx(url: str, args: argparse.Namespace, rate: float, duration: float, 
     return _run_loadgen(url, "lists", args, rate, duration)
 
 
+def session_scoring(version_dir: Path, n_items: int, n: int = 2000, seed: int = 1) -> dict:
+    """In-process cost of scoring one session (no HTTP, one thread): percentiles over ``n``
+    sessions of 1..10 random items, the same draw as the session load generator's."""
+    from include.serving.session import load_session_index
+
+    index = load_session_index(version_dir)
+    if index is None:
+        return {}
+    rng = random.Random(seed)
+    sessions = [
+        [item_id(rng.randrange(n_items)) for _ in range(rng.randint(1, 10))] for _ in range(n)
+    ]
+    out: dict = {"hybrid": index.knn is not None}
+    # the hybrid, then the item table alone (what the hybrid adds; on a busy machine both
+    # tails are the process waiting for a core)
+    for name, score in (("session_score", index.score), ("session_table_score", index.table_score)):
+        took = []
+        for items in sessions:
+            t0 = time.perf_counter()
+            score(items)
+            took.append((time.perf_counter() - t0) * 1000.0)
+        took.sort()
+        out[f"{name}_p50_ms"] = round(took[len(took) // 2], 3)
+        out[f"{name}_p99_ms"] = round(took[int(len(took) * 0.99)], 3)
+    return out
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -314,6 +349,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--session-width", type=int, default=100, help="neighbours per item, session model"
+    )
+    parser.add_argument(
+        "--session-sessions",
+        type=int,
+        default=500_000,
+        help="training sessions of the hybrid session model (0: the item table alone)",
     )
     parser.add_argument("--workers", default="1,2", help="uvicorn workers to measure, e.g. 1,2")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "httpx"), default="auto")
@@ -341,6 +382,7 @@ def main() -> int:
             n_items=args.items,
             k=args.k,
             session_width=args.session_width,
+            session_sessions=args.session_sessions,
         )
         size = (tmp / "data" / "published" / "bench-v1" / "recommendations.parquet").stat().st_size
         rows = (args.users + args.items + 4) * args.k
@@ -350,6 +392,8 @@ def main() -> int:
             f"load generator: {loadgen}; {os.cpu_count()} cores",
             flush=True,
         )
+        scoring = session_scoring(tmp / "data" / "published" / "bench-v1", args.items)
+        print(f"session scoring in process: {scoring}", flush=True)
         for workers in [int(w) for w in args.workers.split(",")]:
             server = Server(env, workers, tmp / f"server-{workers}.log")
             try:
@@ -407,6 +451,7 @@ def main() -> int:
             }
             for r in results
         },
+        **scoring,
         "loadgen": loadgen,
         "loadavg_1m": load_average()[0],
     }

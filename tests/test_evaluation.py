@@ -44,6 +44,6 @@ def test_evaluate_yoochoose_sample(tmp_path: Path) -> None:
     assert len(rows) == 1 and rows[0].count("|") == 3 + len(evaluation.METRICS) + 1
     # issue 19: the session model on the same split, sessions of visitors unknown at T
     session = result["session"]
-    assert set(session["models"]) == {"popularity", "cooccurrence", "session_knn"}
+    assert set(session["models"]) == {"popularity", "cooccurrence", "session_knn", "session_stan"}
     assert session["n_test_sessions"] > 0
     assert f"{session['n_test_sessions']:,} test sessions" in page

@@ -226,3 +226,30 @@ def test_business_page_escapes_hostile_mart_values() -> None:
 def test_a_merged_row_shows_no_fit_time_of_one_of_its_models() -> None:
     cold = next(s for s in _evaluation_data()["segments"] if s["segment"] == "cold")
     assert [r["fit_s"] for r in cold["rows"]] == [8.0, None]  # lightfm: 1 + 7 characters
+
+
+def test_evaluation_page_shows_the_session_table(tmp_path: Path) -> None:
+    import json
+
+    from include.reporting.evaluation import publish_report
+
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps(_evaluation_data("x")), encoding="utf-8")
+    metrics = {
+        "candidate": "session_stan",
+        "n_test_sessions": 1234,
+        "split_at": "2026-01-10T00:00:00+00:00",
+        "models": {
+            "cooccurrence": {"hr@20": 0.2, "mrr@20": 0.1},
+            "session_stan": {"hr@20": 0.25, "mrr@20": 0.1},
+        },
+        "clause": {"id": "session_hr_vs_cooccurrence", "status": "pass", "observed": 0.25,
+                   "required": 0.22, "n_test_sessions": 1234},
+    }  # fmt: skip
+    text = publish_report(report, tmp_path / "out", "v1", session=metrics).read_text()
+    assert "Session model (anonymous visitors)" in text and "1,234" in text
+    # session_stan's HR@20 is 0.25 / 0.2 = 1.25x co-occurrence's, its MRR 1x
+    assert '<td class="metric">1.2500</td>' in text
+    assert '<td class="metric">1.0000</td>' in text
+    without = publish_report(report, tmp_path / "out", "v2").read_text()
+    assert "Session model" not in without

@@ -624,6 +624,44 @@ def test_session_recommendations_by_hand(client: TestClient) -> None:
     assert [i.rank for i in got.items] == [1, 2, 3, 4, 5, 6]
 
 
+def test_fuse_personal_by_hand() -> None:
+    from include.serving.session import fuse_personal
+
+    # FUSION_K = 10: a 1/11, b 1/12 + 1/11 (ranks 1st in the personal list: 'personal'),
+    # c 1/13, d 1/12
+    got = fuse_personal([("a", 0.9), ("b", 0.5), ("c", 0.1)], ["b", "d"], 4)
+    assert [(i, src) for i, _, src in got] == [
+        ("b", "personal"),
+        ("a", "session"),
+        ("d", "personal"),
+        ("c", "session"),
+    ]
+    want = [1 / 12 + 1 / 11, 1 / 11, 1 / 12, 1 / 13]
+    assert [v for _, v, _ in got] == pytest.approx(want, abs=1e-6)  # rounded to 6 places
+    assert len(fuse_personal([("a", 1.0)], ["b", "c"], 2)) == 2
+
+
+def test_session_with_a_known_user_merges_the_personal_list(client: TestClient) -> None:
+    frame = fixture_frame(**FIXTURE)
+    names = fixture_names()
+    user = frame.loc[frame["list_type"] == "user", "key_id"].iloc[0]
+    personal = [i["item_id"] for i in expected_items(frame, "user", user, 20)]
+    body = {"events": ev(names[2]), "k": 20, "user_id": user}
+    got = client.post(SESSION_URL, json=body, headers=AUTH).json()
+    assert got["personal_items"] == len([i for i in personal if i != names[2]])
+    ids = [i["item_id"] for i in got["items"]]
+    # the session's best item and the user's best one share the top two places
+    top_personal = next(i for i in personal if i != names[2])
+    assert set(ids[:2]) == {names[3], top_personal} or ids[0] in (names[3], top_personal)
+    assert {i["source"] for i in got["items"]} <= {"session", "personal"}
+    assert len(ids) == 20 and len(set(ids)) == 20 and names[2] not in ids
+    # an unknown user: the session answer alone
+    body["user_id"] = "U9999999"
+    alone = client.post(SESSION_URL, json=body, headers=AUTH).json()
+    assert alone["personal_items"] == 0
+    assert [i["source"] for i in alone["items"][:5]] == ["session"] * 5
+
+
 def test_session_keeps_seen_items_when_asked(client: TestClient) -> None:
     names = fixture_names()
     body = {"events": ev(names[0], names[2]), "k": 20, "exclude_seen": False}
@@ -688,6 +726,7 @@ def test_session_auth(client: TestClient) -> None:
         ({"events": ev("I000001"), "limit": 3}, "body.limit", "Extra inputs"),
         ({"events": ev(*["I000001"] * 201)}, "body.events", "at most 200"),
         ({"item_ids": ["I000001"]}, "body.events", "Field required"),
+        ({"events": [], "user_id": "U 1"}, "body.user_id", "must be 1 to 64 characters"),
     ],
 )
 def test_session_bad_input_is_422_with_a_message(
@@ -705,6 +744,7 @@ def test_session_file_names_agree_with_recsys() -> None:
 
     assert served.SESSION_NEIGHBOURS_FILE == written.SESSION_NEIGHBOURS_FILE
     assert served.SESSION_MODEL_FILE == written.SESSION_MODEL_FILE
+    assert served.SESSION_INDEX_FILE == written.SESSION_INDEX_FILE
 
 
 def test_model_endpoint_says_when_a_baseline_is_served(data_dir: Path) -> None:

@@ -151,7 +151,7 @@ def test_cli_on_a_small_csv(tmp_path, capsys):
     res = json.loads(out[-1])
     assert res["protocol"] == "session-last-item"
     assert res["n_test_sessions"] == 3  # the 1-event session has nothing to reveal
-    assert res["candidate"] == "session_knn"
+    assert res["candidate"] == "session_stan"
     m = res["models"]
     # sessions holding: a 4, b 3, c 2, d 2, e 1. Co-occurrence: every target is the best
     # scored item. Popularity: b first after a; d third after a, b (c revealed); a first
@@ -159,6 +159,7 @@ def test_cli_on_a_small_csv(tmp_path, capsys):
     assert m["popularity"]["hr@20"] == 1.0
     assert m["popularity"]["mrr@20"] == pytest.approx((1 + 1 / 3 + 1) / 3, abs=1e-5)
     assert m["session_knn"]["mrr@20"] == 1.0
+    assert m["session_stan"]["mrr@20"] == 1.0
 
 
 def test_cli_rejects_a_file_without_order(tmp_path, capsys):
@@ -226,7 +227,7 @@ def test_session_clause_pass_fail_and_too_few_sessions():
     def ev(n: int, ours: float, base: float) -> SessionEvaluation:
         res = {
             "cooccurrence": ModelResult("cooccurrence", base, 0.1, 0.0, np.zeros(0)),
-            "session_knn": ModelResult("session_knn", ours, 0.1, 0.0, np.zeros(0)),
+            "session_stan": ModelResult("session_stan", ours, 0.1, 0.0, np.zeros(0)),
         }
         return SessionEvaluation(n, res, None, None, pd.Index([]))  # type: ignore[arg-type]
 
@@ -252,6 +253,63 @@ def test_served_scores_equal_the_library_scores(tmp_path):
     assert index.category_of_session(["B", "A", "X"]) == "shoes"
 
 
+def test_stan_neighbourhood_scores_by_hand():
+    from recsys.session import knn as K
+
+    # no recency, no idf: a training session weighs 1 / sqrt(its distinct items)
+    cfg = K.StanConfig(k=2, l1=1.0, l3=1.0, recency=0.0, idf=0.0, sample=10)
+    index = K.SessionIndex.build(TRAIN, 4, cfg)
+    e = np.exp(-1.0)
+    # [A]: neighbours [A, B, C] (sim 1/sqrt(3)) and [A, B] (1/sqrt(2)), anchored at A:
+    # B one step away (e^-1) in both, C two steps away (e^-2) in the first; A itself: never
+    s = dense(K.knn_scores(index, sessions([A]), cfg))[0]
+    assert s == pytest.approx([0, e * (1 / np.sqrt(2) + 1 / np.sqrt(3)), e**2 / np.sqrt(3), 0])
+    # k=1 keeps only the most similar session, [A, B]
+    one = K.StanConfig(k=1, l1=1.0, l3=1.0, recency=0.0, idf=0.0, sample=10)
+    assert dense(K.knn_scores(index, sessions([A]), one))[0] == pytest.approx(
+        [0, e / np.sqrt(2), 0, 0]
+    )
+    # [A, B]: A weighs e^-1 (one event before the end), B 1, both / sqrt(2). sims:
+    # [A,B,C] (1 + e^-1) / sqrt(6) = 0.558, [A,B] (1 + e^-1) / 2, [B,D] 1 / 2 (k=3 keeps all).
+    # The anchor is B, the most recent shared item: C is one step after it in [A,B,C] (not
+    # two, as from A); D one step after B in [B,D]
+    three = K.StanConfig(k=3, l1=1.0, l3=1.0, recency=0.0, idf=0.0, sample=10)
+    s = dense(K.knn_scores(index, sessions([A, B]), three))[0]
+    assert s == pytest.approx([0, 0, (1 + e) / np.sqrt(6) * e, 0.5 * e])
+    # idf: C is in 1 of 3 sessions: its score grows by 1 + log(3)
+    idf = K.StanConfig(k=3, l1=1.0, l3=1.0, recency=0.0, idf=1.0, sample=10)
+    s_idf = dense(K.knn_scores(K.SessionIndex.build(TRAIN, 4, idf), sessions([A, B]), idf))[0]
+    assert s_idf[C] == pytest.approx(s[C] * (1 + np.log(3)))
+    # sample=1: each item's posting list keeps its most recent session only
+    # (A: [A, B]; B: [B, D]); [A]'s only neighbour is [A, B]
+    cut = K.StanConfig(k=3, l1=1.0, l3=1.0, recency=0.0, idf=0.0, sample=1)
+    s_cut = dense(K.knn_scores(K.SessionIndex.build(TRAIN, 4, cut), sessions([A]), cut))[0]
+    assert s_cut == pytest.approx([0, e / np.sqrt(2), 0, 0])
+
+
+def test_served_hybrid_scores_equal_the_library_scores(tmp_path):
+    from include.serving.session import load_session_index
+    from recsys.session import knn as K
+    from recsys.session.publish import SESSION_INDEX_FILE, write_session_model
+
+    table_cfg = M.SessionKNNConfig(rules_weight=0.5, window=2, decay=1.0, recency=1.0)
+    cfg = K.StanConfig(k=2, l1=2.0, l3=3.0, recency=1.0, idf=0.5, mix=0.7, prior=0.2)
+    model = K.SessionStan(cfg, table_cfg).fit(TRAIN, 4)
+    items = pd.Index(["A", "B", "C", "D"])
+    write_session_model(tmp_path, model.table, items, table_cfg, {}, index=model.index, hybrid=cfg)
+    assert (tmp_path / SESSION_INDEX_FILE).exists()
+    index = load_session_index(tmp_path)
+    for seq in ([A, B, A], [B], [C, A]):
+        rows, scores = index.score([items[i] for i in seq] + ["unknown"])
+        served = dict(zip(index.ids[rows].tolist(), scores.tolist(), strict=True))
+        lib = dense(model.score(sessions([*seq, -1])))[0]
+        assert served == pytest.approx({items[j]: lib[j] for j in np.flatnonzero(lib)}, rel=1e-5)
+    # the table alone (an older version's files) is still served as before
+    write_session_model(tmp_path, model.table, items, table_cfg, {})
+    assert not (tmp_path / SESSION_INDEX_FILE).exists()
+    assert load_session_index(tmp_path).knn is None
+
+
 def test_publish_session_files_only_when_the_clause_passed(tmp_path):
     from recsys.session.publish import SESSION_MODEL_FILE
     from recsys.session.training import (
@@ -272,6 +330,7 @@ def test_publish_session_files_only_when_the_clause_passed(tmp_path):
     assert result.evaluation.n_test_sessions == 100
     assert result.evaluation.results["cooccurrence"].hr == 1.0
     assert result.evaluation.results["session_knn"].hr == 1.0
+    assert result.evaluation.results["session_stan"].hr == 1.0
     assert result.passed
     save_session_model(result, tmp_path / "model")
     assert publish_session_files(tmp_path / "model", tmp_path / "pub")
@@ -346,3 +405,38 @@ def test_cli_without_test_sessions_says_so(tmp_path, capsys):
     write_csv(f, ["a,x,0,train", "a,y,1,train", "b,x,0,test"])  # the test session has 1 event
     assert recsys_main(["evaluate", str(f), "--protocol", "session-last-item"]) == 2
     assert "no test session of 2 or more events" in capsys.readouterr().err
+
+
+def test_items_without_cooccurrence_get_embedding_neighbours(tmp_path):
+    from include.serving.session import load_session_index
+    from recsys.session.publish import with_embedding_neighbours, write_session_model
+
+    table = sp.csr_matrix(np.array([[0, 0.5], [0.25, 0]], dtype=np.float32))
+    items = pd.Index(["A", "B"])
+    # N never was in a session; its embedding: cos(N, A) = 0.8, cos(N, B) = 0.6
+    emb_ids = pd.Index(["A", "B", "N"])
+    emb = np.array([[1, 0], [0, 1], [0.8, 0.6]], dtype=np.float32)
+    m, ids = with_embedding_neighbours(table, items, emb_ids, emb, width=2)
+    assert ids.tolist() == ["A", "B", "N"]
+    # weights cosine * the table's smallest weight (0.25): after any co-occurrence evidence
+    assert dense(m) == pytest.approx(np.array([[0, 0.5, 0], [0.25, 0, 0], [0.2, 0.15, 0]]))
+    assert dense(with_embedding_neighbours(table, items, emb_ids, emb, width=1)[0])[2] == (
+        pytest.approx([0.2, 0, 0])
+    )
+    cfg = M.SessionKNNConfig(decay=1.0)
+    write_session_model(tmp_path, table, items, cfg, {}, embeddings=(emb_ids, emb))
+    rows, scores = load_session_index(tmp_path).score(["N"])
+    index = load_session_index(tmp_path)
+    assert index.ids[rows].tolist() == ["A", "B"] and scores == pytest.approx([0.2, 0.15])
+
+
+def test_user_model_item_embeddings_reads_a_saved_version(tmp_path):
+    from recsys.session.training import user_model_item_embeddings
+
+    assert user_model_item_embeddings(tmp_path) is None  # no user model saved: no backfill
+    pd.DataFrame({"item_id": ["y", "x"], "item_index": [1, 0]}).to_parquet(
+        tmp_path / "items.parquet"
+    )
+    np.save(tmp_path / "item_embeddings.npy", np.array([[1, 0], [0, 1]], dtype=np.float32))
+    ids, emb = user_model_item_embeddings(tmp_path)
+    assert ids.tolist() == ["x", "y"] and emb.tolist() == [[1, 0], [0, 1]]

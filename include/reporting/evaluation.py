@@ -84,6 +84,36 @@ def page_context(data: dict[str, Any]) -> dict[str, Any]:
         "curve_columns": _columns(list(curve[0])) if curve else [],
         "blend_image": blend_image,
         "blend_columns": _columns(list(search[0])) if search else [],
+        "session": data.get("session"),
+    }
+
+
+def session_context(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The session model's table (``session_metrics.json`` of ``recsys.session.training``):
+    one row per model with HR@20, MRR@20 and the ratios to cosine co-occurrence."""
+    if not metrics or not metrics.get("models"):
+        return None
+    models = metrics["models"]
+    base = models.get("cooccurrence", {})
+    rows = []
+    for name, v in models.items():
+        row = {"model": name, "hr@20": v.get("hr@20"), "mrr@20": v.get("mrr@20")}
+        for key in ("hr@20", "mrr@20"):
+            ref = base.get(key)
+            row[f"{key} vs cooccurrence"] = (
+                v.get(key) / ref if ref and v.get(key) is not None else None
+            )
+        row["row_class"] = "cand" if name == metrics.get("candidate") else ""
+        rows.append(row)
+    clause = metrics.get("clause") or {}
+    return {
+        "candidate": metrics.get("candidate"),
+        "n_test_sessions": metrics.get("n_test_sessions", 0),
+        "split_at": metrics.get("split_at"),
+        "rows": rows,
+        "columns": _columns([c for c in rows[0] if c != "row_class"]),
+        "clause": [clause] if clause else [],
+        "hybrid": metrics.get("hybrid"),
     }
 
 
@@ -92,10 +122,18 @@ def render_report(data: dict[str, Any]) -> str:
     return render("evaluation.html", **page_context(data))
 
 
-def publish_report(report_data: str | Path, reports_dir: str | Path, version: str) -> Path:
+def publish_report(
+    report_data: str | Path,
+    reports_dir: str | Path,
+    version: str,
+    session: dict[str, Any] | None = None,
+) -> Path:
     """Render a version's ``report.json`` to ``<reports_dir>/<version>.html`` and
-    ``<reports_dir>/latest.html`` (both atomically); returns the version's page."""
+    ``<reports_dir>/latest.html`` (both atomically); returns the version's page.
+
+    ``session``: the session model's figures (``session_metrics.json``), shown as a table."""
     data = json.loads(Path(report_data).read_text(encoding="utf-8"))
+    data["session"] = session_context(session)
     page = render_report(data)
     out = atomic_write_text(Path(reports_dir) / f"{version}.html", page)
     atomic_write_text(Path(reports_dir) / "latest.html", page)

@@ -33,6 +33,7 @@ from include.serving.session import (
     SOURCE_CATEGORY,
     SOURCE_POPULAR,
     SOURCE_SESSION,
+    fuse_personal,
 )
 from include.settings import get_settings
 
@@ -151,6 +152,13 @@ class SessionRequest(BaseModel):
     exclude_seen: bool = Field(
         default=True, description="Leave out the items already in the session."
     )
+    user_id: SessionItemId | None = Field(
+        default=None,
+        description="A signed-in visitor's customer id (optional). When the model version has "
+        "a personal list for this user, the session's items and the personal list are merged "
+        'by reciprocal-rank fusion (items of both `source: "session"` or `"personal"`, '
+        "whichever ranks the item higher); unknown users get the session answer alone.",
+    )
 
     @field_validator("k", mode="before")
     @classmethod
@@ -166,9 +174,10 @@ class SessionRequest(BaseModel):
 
 
 class SessionItem(RecommendedItem):
-    source: Literal["session", "popular-in-category", "popular"] = Field(
-        description="'session': scored from the session's items; 'popular-in-category': "
-        "popular in the category of the session's latest item; 'popular': globally popular."
+    source: Literal["session", "personal", "popular-in-category", "popular"] = Field(
+        description="'session': scored from the session's items; 'personal': from the "
+        "user's personal list (with `user_id`); 'popular-in-category': popular in the "
+        "category of the session's latest item; 'popular': globally popular."
     )
 
 
@@ -194,6 +203,11 @@ class SessionRecommendations(BaseModel):
     known_items: int = Field(
         description="How many distinct session items the session model knows (0: only "
         "popular lists could answer)."
+    )
+    personal_items: int = Field(
+        default=0,
+        description="How many items of the user's personal list took part in the ranking (0: no "
+        "`user_id`, or a user this model version does not know).",
     )
     items: list[SessionItem] = Field(description="At most k items, best first.")
 
@@ -414,18 +428,27 @@ def _list_ids(snap: Snapshot, key: str, k: int) -> list[str]:
     return [row["item_id"] for row in json.loads(b"[" + raw + b"]")]
 
 
-def session_items(snap: Snapshot, request: SessionRequest) -> tuple[list[dict[str, Any]], int]:
-    """The ranked items for a session, and how many of its items the model knows.
+def _personal_ids(snap: Snapshot, user_id: str, k: int) -> list[str]:
+    """The user's personal list (at most ``k`` ids), empty when the version lacks one."""
+    raw = snap.items_json("user", user_id, k)
+    if not raw:
+        return []
+    return [row["item_id"] for row in json.loads(b"[" + raw + b"]")]
 
-    Session-scored items first; then the popular list of the category of the session's latest
-    categorised item; then the global popular list. Session items are left out when
-    ``exclude_seen``; no item appears twice.
+
+def session_items(snap: Snapshot, request: SessionRequest) -> tuple[list[dict[str, Any]], int, int]:
+    """The ranked items for a session, how many of its items the model knows, and how many
+    personal items were merged in.
+
+    Session-scored items first (fused with the user's personal list when ``user_id`` names a
+    known user); then the popular list of the category of the session's latest categorised
+    item; then the global popular list. Session items are left out when ``exclude_seen``; no
+    item appears twice.
     """
     k = request.k
     item_ids = request.item_ids
     seen = set(item_ids) if request.exclude_seen else set()
-    out: list[dict[str, Any]] = []
-    taken: set[str] = set()
+    scored: list[tuple[str, float]] = []
     known = 0
     index = snap.session
     if index is not None and item_ids:
@@ -436,10 +459,18 @@ def session_items(snap: Snapshot, request: SessionRequest) -> tuple[list[dict[st
             item = ids[row]
             if item in seen:
                 continue
-            out.append({"item_id": item, "score": round(float(value), 6), "source": SOURCE_SESSION})
-            taken.add(item)
-            if len(out) == k:
+            scored.append((item, float(value)))
+            if len(scored) == k:
                 break
+    personal: list[str] = []
+    if request.user_id is not None:
+        personal = [i for i in _personal_ids(snap, request.user_id, k + len(seen)) if i not in seen]
+    if personal:
+        ranked = fuse_personal(scored, personal, k)
+    else:
+        ranked = [(item, round(value, 6), SOURCE_SESSION) for item, value in scored]
+    out = [{"item_id": i, "score": v, "source": src} for i, v, src in ranked]
+    taken = {row["item_id"] for row in out}
     if len(out) < k:
         fills: list[tuple[str, str]] = []
         cat = index.category_of_session(item_ids) if index is not None else None
@@ -458,16 +489,18 @@ def session_items(snap: Snapshot, request: SessionRequest) -> tuple[list[dict[st
                 break
     for rank, row in enumerate(out, start=1):
         row["rank"] = rank
-    return out, known
+    return out, known, len(personal)
 
 
 def session_body(snap: Snapshot, request: SessionRequest) -> bytes:
     """SessionRecommendations as JSON bytes."""
-    items, known = session_items(snap, request)
+    items, known, personal = session_items(snap, request)
     return b"".join(
         (
             b'{"known_items":',
             str(known).encode(),
+            b',"personal_items":',
+            str(personal).encode(),
             snap.version_fields,
             b',"items":',
             json.dumps(items, separators=(",", ":")).encode(),

@@ -32,7 +32,11 @@ from include.serving.loader import (
     RECOMMENDATIONS_FILE,
     iso_utc,
 )
-from include.serving.session import SESSION_MODEL_FILE, SESSION_NEIGHBOURS_FILE
+from include.serving.session import (
+    SESSION_INDEX_FILE,
+    SESSION_MODEL_FILE,
+    SESSION_NEIGHBOURS_FILE,
+)
 
 FIXTURE_CATEGORIES: tuple[str, ...] = ("dresses", "shoes", "knitwear")
 
@@ -67,12 +71,13 @@ def publish_version(
     make_current: bool = True,
     session_neighbours: pd.DataFrame | None = None,
     session_model: Mapping[str, Any] | None = None,
+    session_index: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """Publish ``recommendations`` (RECOMMENDATION_COLUMNS) as ``model_version``; returns its dir.
 
     With ``session_neighbours`` (item_id, rank, neighbour_id, weight) and ``session_model``
-    (decay, max_session_items, item_categories) the version also carries a session model
-    (``include/serving/session.py``).
+    (decay, max_session_items, item_categories, hybrid) the version also carries a session
+    model (``include/serving/session.py``); ``session_index`` are the hybrid's arrays.
 
     ``model_version``/``generated_at`` columns are filled in when absent. Raises
     ``FileExistsError`` if that version was already published (versions are immutable).
@@ -107,6 +112,9 @@ def publish_version(
             session_neighbours.to_parquet(tmp / SESSION_NEIGHBOURS_FILE, index=False)
             text = json.dumps(dict(session_model or {}), indent=1) + "\n"
             (tmp / SESSION_MODEL_FILE).write_text(text, encoding="utf-8")
+        if session_index is not None:
+            with open(tmp / SESSION_INDEX_FILE, "wb") as fh:
+                np.savez(fh, **session_index)
     if make_current:
         set_current(published_dir, model_version)
     return final
@@ -161,13 +169,19 @@ def publish_fixture(
     metrics: Mapping[str, float] | None = None,
     session: bool = True,
     session_width: int = 5,
+    session_sessions: int = 0,
     **frame_kwargs: Any,
 ) -> Path:
     """Publish a synthetic version (``frame`` or :func:`fixture_frame(**frame_kwargs)`),
-    with the session model of :func:`fixture_session` unless ``session`` is False."""
+    with the session model of :func:`fixture_session` unless ``session`` is False (the
+    hybrid, with :func:`fixture_session_index`, when ``session_sessions`` > 0)."""
     if frame is None:
         frame = fixture_frame(**frame_kwargs)
     neighbours, session_model = fixture_session(frame, session_width) if session else (None, None)
+    index = None
+    if session and session_sessions > 0 and session_model is not None:
+        index = fixture_session_index(frame, session_sessions)
+        session_model = {**session_model, "hybrid": dict(FIXTURE_HYBRID)}
     trained = trained_at or datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     return publish_version(
         published_dir,
@@ -179,7 +193,56 @@ def publish_fixture(
         make_current=make_current,
         session_neighbours=neighbours,
         session_model=session_model,
+        session_index=index,
     )
+
+
+#: the hybrid's weights in the fixture (the defaults of ``recsys.session.knn.StanConfig``)
+FIXTURE_HYBRID: dict[str, float] = {
+    "k": 100,
+    "l1": 2.0,
+    "l3": 4.0,
+    "knn": 1.0,
+    "mix": 1.0,
+    "prior": 0.15,
+}
+
+
+def fixture_session_index(
+    frame: pd.DataFrame, n_sessions: int, sample: int = 1000, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Synthetic training sessions for the hybrid: 2..10 items each, drawn with a Zipf-like
+    popularity (so popular items fill their ``sample`` posting slots, the API's worst case)
+    near a random start; posting lists of the ``sample`` most recent sessions per item."""
+    names = sorted({i for i in frame["item_id"] if isinstance(i, str)})
+    n = len(names)
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(2, 11, size=n_sessions)
+    pop = 1.0 / (np.arange(n) + 10.0)
+    starts = rng.choice(n, size=n_sessions, p=pop / pop.sum())
+    items = (np.repeat(starts, lengths) + rng.integers(0, 20, size=int(lengths.sum()))) % n
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    sess = np.repeat(np.arange(n_sessions), lengths)
+    # one posting per (item, session), the most recent (highest) sessions first to keep
+    key = np.unique(items * n_sessions + sess)
+    p_item, p_sess = key // n_sessions, key % n_sessions
+    counts = np.bincount(p_item, minlength=n)
+    rank_from_end = np.repeat(np.cumsum(counts), counts) - 1 - np.arange(len(key))
+    keep = rank_from_end < sample
+    p_item, p_sess = p_item[keep], p_sess[keep]
+    counts = np.bincount(p_item, minlength=n)
+    prior = np.zeros(n, np.float32)
+    prior[:200] = 1.0 / (1.0 + np.arange(min(200, n)))
+    return {
+        "item_ids": np.asarray(names, dtype=str),
+        "sess_indptr": indptr,
+        "sess_items": items.astype(np.int32),
+        "post_indptr": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        "post_sessions": p_sess.astype(np.int32),
+        "post_weights": (1.0 / np.sqrt(lengths[p_sess])).astype(np.float32),
+        "item_factor": np.ones(n, np.float32),
+        "prior": prior,
+    }
 
 
 def fixture_session(

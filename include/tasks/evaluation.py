@@ -222,7 +222,7 @@ def session_section(path: Path = SESSION_JSON) -> list[str]:
         "(revealed items excluded, so a last event that repeats a revealed item is a miss for "
         "every model). Splits: the files' own (YOOCHOOSE last day, RetailRocket last 7 days, "
         "Tmall as published), else the last 10 % of sessions by time (REES46, OTTO, Taobao); "
-        "the simulator: sessions of visitors first seen in its last 7 days. `session_knn`'s "
+        "the simulator: sessions of visitors first seen in its last 7 days. `session_stan`'s "
         "hyper-parameters are chosen on the last 10 % of the training sessions, never on test.",
         "",
         "| dataset | test sessions | model | HR@20 | MRR@20 | HR vs cooccurrence | "

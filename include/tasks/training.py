@@ -104,7 +104,11 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
     from include.reporting.evaluation import publish_report
     from recsys.pipeline import run_training
     from recsys.plan import training_plan
-    from recsys.session.training import save_session_model, train_session_model
+    from recsys.session.training import (
+        save_session_model,
+        train_session_model,
+        user_model_item_embeddings,
+    )
 
     settings = get_settings()
     folder = Path(snapshot["snapshot"])
@@ -125,11 +129,14 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
         events, split_at, config.split.test_days, settings.definition_of_done
     )
     items = pd.read_parquet(folder / "items.parquet")
+    version_dir = settings.models_dir / summary["version"]
     summary["session"] = save_session_model(
-        session, settings.models_dir / summary["version"], items
+        session, version_dir, items, embeddings=user_model_item_embeddings(version_dir)
     )
     reports = settings.reports_dir / "evaluation"
-    page = publish_report(summary["report_data"], reports, summary["version"])
+    page = publish_report(
+        summary["report_data"], reports, summary["version"], session=session.metrics()
+    )
     summary["report_path"] = str(page)
     return summary
 

@@ -50,6 +50,7 @@ def main(args: argparse.Namespace) -> int:
     print("validation grid (best points, chosen on the train part's last 10 % of sessions):")
     print(grid_table(ev.tuning))
     print(f"chosen: {ev.tuning.config}")
+    print(f"hybrid (chosen on the same slice): {ev.tuning.hybrid}")
     print(ev.table().to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(json.dumps(ev.summary()))
     return 0

@@ -19,10 +19,10 @@ from recsys.session.data import (
     time_split,
     to_sessions,
 )
+from recsys.session.knn import SESSION_HYBRID, SessionStan
 from recsys.session.models import (
     COOCCURRENCE,
     POPULARITY,
-    SESSION_KNN,
     Cooccurrence,
     Popularity,
     SessionKNN,
@@ -34,7 +34,7 @@ from recsys.session.tuning import TuningResult, tune
 
 PROTOCOL = "session-last-item"
 #: the model that would be published
-CANDIDATE = SESSION_KNN
+CANDIDATE = SESSION_HYBRID
 BASELINES: tuple[str, ...] = (POPULARITY, COOCCURRENCE)
 
 
@@ -45,7 +45,7 @@ class SessionEvaluation:
     n_test_sessions: int
     results: dict[str, ModelResult]
     tuning: TuningResult
-    model: SessionKNN
+    model: SessionStan
     items: pd.Index
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -138,6 +138,7 @@ def evaluate_cases(
         Popularity().fit(train, n_items),
         Cooccurrence().fit(train, n_items),
         SessionKNN(tuning.config).fit(train, n_items),
+        SessionStan(tuning.hybrid, tuning.config).fit(train, n_items),
     ]
     results = {m.name: evaluate_model(m, cases, pop_key) for m in models}
     return SessionEvaluation(cases.n, results, tuning, models[-1], items)  # type: ignore[arg-type]

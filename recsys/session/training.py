@@ -34,9 +34,15 @@ from recsys.session.data import (
     to_sessions,
 )
 from recsys.session.evaluation import CANDIDATE, SessionEvaluation, evaluate_cases
-from recsys.session.models import COOCCURRENCE, SessionKNN, SessionKNNConfig
+from recsys.session.knn import SessionStan, StanConfig
+from recsys.session.models import COOCCURRENCE, SessionKNNConfig
 from recsys.session.protocol import HR, MRR
-from recsys.session.publish import SESSION_MODEL_FILE, SESSION_NEIGHBOURS_FILE, write_session_model
+from recsys.session.publish import (
+    SESSION_INDEX_FILE,
+    SESSION_MODEL_FILE,
+    SESSION_NEIGHBOURS_FILE,
+    write_session_model,
+)
 from recsys.session.tuning import tune
 
 log = logging.getLogger(__name__)
@@ -105,7 +111,7 @@ def session_split(sessions: pd.DataFrame, split_at: float) -> pd.Series:
 class SessionTraining:
     """What the DAG needs: the fitted model, its figures and the clause's verdict."""
 
-    model: SessionKNN
+    model: SessionStan
     items: pd.Index
     evaluation: SessionEvaluation | None
     clause: dict[str, Any]
@@ -126,7 +132,8 @@ class SessionTraining:
             "models": ev.summary()["models"] if ev else {},
             "hr_ratio_vs_cooccurrence": _finite(ev.ratio(HR)) if ev else None,
             "mrr_ratio_vs_cooccurrence": _finite(ev.ratio(MRR)) if ev else None,
-            "config": self.model.config.__dict__,
+            "config": self.model.table_config.__dict__,
+            "hybrid": self.model.config.__dict__,
             "clause": self.clause,
         }
 
@@ -197,32 +204,54 @@ def train_session_model(
     clause = session_clause(loaded)
     evaluation = None
     config = SessionKNNConfig()
+    hybrid = StanConfig()
     if not train.empty:
         items = pd.Index(np.unique(train[ITEM_ID].to_numpy()))
         cases = last_item_cases(to_sessions(test, items))
         if max_test_sessions is not None and cases.n > max_test_sessions:
             cases = subsample_cases(cases, max_test_sessions, seed)
         evaluation = evaluate_cases(to_sessions(train, items), cases, len(items), items)
-        config = evaluation.tuning.config
+        config, hybrid = evaluation.tuning.config, evaluation.tuning.hybrid
     verdict = check_session_clause(evaluation, clause)
     # the published model: the chosen config, refitted on every event (re-tuned on all of them
     # when the split left too little to tune on)
     all_items = pd.Index(np.unique(frame[ITEM_ID].to_numpy()))
     everything = to_sessions(frame, all_items)
     if evaluation is None or not evaluation.tuning.tuned:
-        config = tune(everything, len(all_items), config).config
-    model = SessionKNN(config).fit(everything, len(all_items))
+        tuning = tune(everything, len(all_items), config)
+        config, hybrid = tuning.config, tuning.hybrid
+    model = SessionStan(hybrid, config).fit(everything, len(all_items))
     split_text = pd.Timestamp(t_split, unit="s", tz="UTC").isoformat()
-    log.info("session model: %s; clause %s", config, verdict["status"])
+    log.info("session model: %s, %s; clause %s", config, hybrid, verdict["status"])
     return SessionTraining(model, all_items, evaluation, verdict, split_text)
 
 
+def user_model_item_embeddings(version_dir: str | Path) -> tuple[pd.Index, np.ndarray] | None:
+    """The saved user model's item ids and item embeddings (``items.parquet``,
+    ``item_embeddings.npy`` of :mod:`recsys.registry`), or None when the version has none."""
+    folder = Path(version_dir)
+    if not (folder / "item_embeddings.npy").exists() or not (folder / "items.parquet").exists():
+        return None
+    meta = pd.read_parquet(folder / "items.parquet", columns=[C.ITEM_ID, "item_index"])
+    emb = np.load(folder / "item_embeddings.npy", allow_pickle=False)
+    order = meta.sort_values("item_index")
+    if len(order) != len(emb) or (order["item_index"].to_numpy() != np.arange(len(emb))).any():
+        log.warning("%s: items.parquet and item_embeddings.npy disagree; no embeddings", folder)
+        return None
+    return pd.Index(order[C.ITEM_ID].astype(str).to_numpy()), emb.astype(np.float32)
+
+
 def save_session_model(
-    result: SessionTraining, folder: str | Path, items: pd.DataFrame | None = None
+    result: SessionTraining,
+    folder: str | Path,
+    items: pd.DataFrame | None = None,
+    embeddings: tuple[pd.Index, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Write ``<folder>/session/`` (neighbour table, model json, metrics); returns a summary.
 
-    ``items`` (``item_id``, ``category``) feeds the popular-in-category fallback.
+    ``items`` (``item_id``, ``category``) feeds the popular-in-category fallback;
+    ``embeddings`` (:func:`user_model_item_embeddings`) give items without co-occurrence
+    neighbours their nearest items by the user model's (LightFM) item embeddings.
     """
     out = Path(folder) / SUBDIR
     categories = None
@@ -231,12 +260,20 @@ def save_session_model(
         categories = dict(
             zip(known[C.ITEM_ID].astype(str), known[C.CATEGORY].astype(str), strict=True)
         )
-        wanted = set(result.items)
+        wanted = set(result.items) | (set(embeddings[0]) if embeddings is not None else set())
         categories = {k: v for k, v in categories.items() if k in wanted}
     metrics = result.metrics()
     headline = metrics["models"].get(CANDIDATE, {})
     summary = write_session_model(
-        out, result.model.table, result.items, result.model.config, headline, categories
+        out,
+        result.model.table,
+        result.items,
+        result.model.table_config,
+        headline,
+        categories,
+        index=result.model.index,
+        hybrid=result.model.config,
+        embeddings=embeddings,
     )
     atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=1, default=float) + "\n")
     return {**summary, "passed": result.passed, "metrics": str(out / METRICS_FILE)}
@@ -257,7 +294,10 @@ def publish_session_files(model_folder: str | Path, published_folder: str | Path
         return False
     dst = Path(published_folder)
     dst.mkdir(parents=True, exist_ok=True)
-    # the neighbours first, the json last: the loader keys on the json
-    for name in (SESSION_NEIGHBOURS_FILE, SESSION_MODEL_FILE):
-        atomic_write_with(dst / name, lambda tmp, name=name: shutil.copyfile(src / name, tmp))
+    # the arrays first, the json last: the loader keys on the json
+    for name in (SESSION_NEIGHBOURS_FILE, SESSION_INDEX_FILE, SESSION_MODEL_FILE):
+        if (src / name).exists():
+            atomic_write_with(dst / name, lambda tmp, name=name: shutil.copyfile(src / name, tmp))
+        elif (dst / name).exists():
+            (dst / name).unlink()
     return True

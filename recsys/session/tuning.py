@@ -8,9 +8,12 @@ test sessions are never looked at.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from recsys.session.data import Sessions, split_validation
+import numpy as np
+
+from recsys.session.data import Cases, Sessions, split_validation
+from recsys.session.knn import SessionIndex, SessionStan, StanConfig
 from recsys.session.models import SessionKNNConfig, SessionKNNParts, item_counts
 from recsys.session.protocol import case_ranks, hr_mrr, popularity_key
 
@@ -27,6 +30,14 @@ DEFAULT_GRID: dict[str, tuple[float, ...]] = {
 TWO_HOP_GRID: tuple[float, ...] = (0.1, 0.3)
 #: below this many validation cases the grid is not trusted: the defaults are kept
 MIN_VALIDATION_CASES = 50
+#: the hybrid's grid (third stage, on the tuned item table): knn=0 is the table alone
+HYBRID_GRID: dict[str, tuple[float, ...]] = {
+    "knn": (0.0, 1.0),
+    "mix": (0.5, 1.0, 2.0),
+    "prior": (0.0, 0.15),
+}
+#: tried one at a time on the hybrid grid's winner (fourth stage)
+HYBRID_REFINE: tuple[dict[str, float], ...] = ({"l1": 1.0}, {"l1": 4.0}, {"k": 300})
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,8 @@ class TuningResult:
     n_validation_cases: int
     points: list[dict[str, float]]
     tuned: bool
+    hybrid: StanConfig = field(default_factory=StanConfig)
+    hybrid_points: list[dict[str, float]] = field(default_factory=list)
 
 
 def tune(
@@ -86,7 +99,48 @@ def tune(
         if best is None or (hr, mrr) > best:
             best = (hr, mrr)
             best_config = config
-    return TuningResult(best_config, cases.n, points, tuned=True)
+    hybrid, hybrid_points = tune_hybrid(fit, cases, n_items, best_config, pop_key)
+    return TuningResult(best_config, cases.n, points, True, hybrid, hybrid_points)
+
+
+def tune_hybrid(
+    fit: Sessions,
+    cases: Cases,
+    n_items: int,
+    table_config: SessionKNNConfig,
+    pop_key: np.ndarray,
+    base: StanConfig | None = None,
+) -> tuple[StanConfig, list[dict[str, float]]]:
+    """The hybrid's weights on the validation cases (the item table fixed at its winner)."""
+    base = base or StanConfig()
+    table = SessionKNNParts.build(fit, n_items, table_config.window, table_config.recency).table(
+        table_config
+    )
+    index = SessionIndex.build(fit, n_items, base)
+    points: list[dict[str, float]] = []
+    best: tuple[float, float] | None = None
+    best_config = base
+
+    def trial(config: StanConfig) -> None:
+        nonlocal best, best_config
+        if config.sample != base.sample or config.recency != base.recency:
+            raise ValueError("the hybrid grid reuses one index: sample/recency are fixed")
+        model = SessionStan.from_parts(index, table, config, table_config)
+        hr, mrr = hr_mrr(case_ranks(model, cases, pop_key))
+        point = {n: float(getattr(config, n)) for n in ("knn", "mix", "prior", "l1", "k")}
+        points.append({**point, "hr@20": hr, "mrr@20": mrr})
+        if best is None or (hr, mrr) > best:
+            best, best_config = (hr, mrr), config
+
+    for knn, mix, prior in itertools.product(*HYBRID_GRID.values()):
+        if knn == 0 and mix != 1.0:
+            continue  # the table alone: its scale does not matter
+        trial(replace(base, knn=knn, mix=mix, prior=prior))
+    if best_config.knn > 0:
+        stage = best_config
+        for change in HYBRID_REFINE:
+            trial(replace(stage, **change))  # type: ignore[arg-type]
+    return best_config, points
 
 
 def grid_table(result: TuningResult, top: int = 5) -> str:
