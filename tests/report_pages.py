@@ -9,7 +9,7 @@ saves a full-page screenshot and returns what a reader would trip over:
   included: Chromium does not always fetch it, so the reference is checked on disk) and a
   local link to a page that does not exist;
 - ``NaN``, ``nan``, ``None``, ``null`` or ``undefined`` in the visible text;
-- a count printed as a float: ``2,897.0`` or ``3.0000`` anywhere, and any decimal in a table
+- a count printed as a float: ``2,897.0`` anywhere, and any decimal (``1.0000``) in a table
   column (or row) whose header names a count (users, items, rows, epochs, ...);
 - a page wider than the window (it scrolls sideways at 1,280 px).
 
@@ -25,6 +25,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,10 +132,11 @@ def report_pages(reports_dir: Path) -> list[Path]:
     return sorted([*pages, *newest.values()])
 
 
-def render_on_demand_pages(data_dir: Path) -> list[subprocess.Popen]:
+def render_on_demand_pages(data_dir: Path) -> list[tuple[subprocess.Popen, Any]]:
     """Write the pages made by hand, as ``make owners`` and ``make dbt-docs`` do, in two
-    background processes (``.wait()`` on them). dbt docs read the warehouse: a monitor still
-    storing its checks holds it for a moment, so they are tried three times."""
+    background processes; returns each with the file holding its stderr. dbt docs read the
+    warehouse: a monitor still storing its checks holds it for a moment, so they are tried
+    three times."""
     env = {**os.environ, "TRASOS_DATA_DIR": str(data_dir)}
     env.pop("TRASOS_WAREHOUSE", None)
     docs = f"{sys.executable} -m include.transform docs"
@@ -142,10 +144,14 @@ def render_on_demand_pages(data_dir: Path) -> list[subprocess.Popen]:
         [sys.executable, "-m", "include.tasks.owners"],
         ["bash", "-c", f"for i in 1 2 3; do {docs} && exit 0; sleep 5; done; exit 1"],
     )
-    return [
-        subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for c in commands
-    ]
+    started = []
+    for command in commands:
+        # stderr to a file, not a pipe: Airflow's warnings while parsing the DAGs would fill
+        # a pipe nobody reads before wait() and block the process
+        err = tempfile.TemporaryFile("w+")
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        started.append((proc, err))
+    return started
 
 
 def _local_path(url: str) -> Path | None:
@@ -261,9 +267,10 @@ def check_report_pages(
     try:
         pages = report_pages(reports_dir)
         reports = [tab.check(p, shots, reports_dir) for p in pages]
-        for proc in making:
+        for proc, err in making:
             if proc.wait(timeout=600) != 0:
-                lines.append(f"{' '.join(proc.args)} failed: {proc.stderr.read()[-2000:]}")
+                err.seek(0)
+                lines.append(f"{' '.join(proc.args)} failed: {err.read()[-2000:]}")
         if making:
             expected = (*expected, *ON_DEMAND_PAGES)
             done = set(pages)
@@ -271,8 +278,9 @@ def check_report_pages(
             reports += [tab.check(p, shots, reports_dir) for p in pages if p not in done]
     finally:
         tab.page.close()
-        for proc in making:
+        for proc, err in making:
             proc.kill()
+            err.close()
     found = {p.relative_to(reports_dir).as_posix() for p in pages}
     lines += [f"{name}: expected but not written" for name in expected if name not in found]
     for r in reports:
