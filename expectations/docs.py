@@ -9,7 +9,8 @@ public CDNs; without internet the index shows an empty list and pages render uns
 2. After every Data Docs build, :func:`localize_site` copies them to
    ``<reports_dir>/data_docs/static/vendor/`` and rewrites every CDN URL in the generated HTML
    (and GX's CSS) to a relative local path, dropping ``integrity``/``crossorigin`` attributes
-   (file:// pages cannot pass CORS checks).
+   (file:// pages cannot pass CORS checks); a relative link into the site's ``static/``
+   folder that misses it (GX's favicon link on validation pages) is set to the right depth.
 3. The one-page overview of the latest gate results is :mod:`expectations.overview`.
 
 This module imports neither the gate nor the overview (rebuilding the site from stored
@@ -28,7 +29,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from common.fs import atomic_dir
+from common.fs import atomic_dir, atomic_write_text
 from include.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ _GX_ASSETS_HOST = re.compile(
     r"https://great-expectations-web-assets\.s3\.[a-z0-9-]+\.amazonaws\.com/([A-Za-z0-9_.-]+)[^\"')\s]*"
 )
 _URL_ATTR = re.compile(r"""(?P<attr>src|href)=(?P<q>["'])(?P<url>https?://[^"']+)(?P=q)""")
+_STATIC_REF = re.compile(
+    r"""(?P<attr>src|href)=(?P<q>["'])(?P<url>(?:\.\./|\./)*static/(?P<rest>[^"'?#]+))(?P=q)"""
+)
 _SRI_ATTRS = re.compile(r"""\s+(?:integrity|crossorigin)=(["'])[^"']*\1""")
 # Resources a browser fetches while rendering (navigation links <a href> are not loads).
 _EXTERNAL_LOAD = re.compile(
@@ -114,10 +118,10 @@ def _relative(target: Path, from_dir: Path) -> str:
 
 
 def localize_file(path: Path, docs_dir: Path, urls: dict[str, str]) -> bool:
-    """Point CDN references of one HTML/CSS file to the local vendor copies. True if changed."""
+    """Point CDN references of one HTML/CSS file to the local vendor copies, and relative
+    references to the site's ``static/`` folder that miss it to the right depth (GX links
+    the favicon of validation pages one ``../`` short). True if changed."""
     text = path.read_text(encoding="utf-8")
-    if "http" not in text:
-        return False
     vendor = docs_dir / "static" / "vendor"
     images = docs_dir / "static" / "images"
     here = path.parent
@@ -134,11 +138,21 @@ def localize_file(path: Path, docs_dir: Path, urls: dict[str, str]) -> bool:
         q = match.group("q")
         return f"{match.group('attr')}={q}{_relative(vendor / local, here)}{q}"
 
+    def static_ref(match: re.Match[str]) -> str:
+        if (here / match.group("url")).exists():
+            return match.group(0)
+        local = docs_dir / "static" / match.group("rest")
+        if not local.exists():
+            return match.group(0)
+        q = match.group("q")
+        return f"{match.group('attr')}={q}{_relative(local, here)}{q}"
+
     new = _GX_ASSETS_HOST.sub(gx_image, text)
     new = _URL_ATTR.sub(attr, new)
+    new = _STATIC_REF.sub(static_ref, new)
     if new != text:
         new = _SRI_ATTRS.sub("", new)
-        path.write_text(new, encoding="utf-8")
+        atomic_write_text(path, new)
         return True
     return False
 

@@ -6,8 +6,8 @@ pandas first)::
 
     prepare (derived dq_* columns) -> pandas datasource -> dataframe asset
       -> whole-dataframe batch definition -> validation definition -> checkpoint
-      (batch_parameters={"dataframe": df}, UpdateDataDocsAction)
-      -> offline Data Docs + overview page -> GateResult, or GateFailed on critical failures
+      (batch_parameters={"dataframe": df}) -> result names its data asset
+      -> Data Docs pages of the result and the suite -> offline Data Docs + overview page -> GateResult, or GateFailed on critical failures
 
 The GX file context is configured by ``expectations/gx/great_expectations.yml`` (in the repo)
 and opened in ``<data_dir>/gx/``, a derived copy refreshed on every run: validation results
@@ -222,6 +222,32 @@ def _prune_runs(suite: str, keep: int, validations_dir: Path, docs_dir: Path) ->
 _RUN_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
+def name_data_asset(validation_result) -> bool:
+    """Write the data asset's name where GX's validation page reads it; True if it changed.
+
+    A dataframe asset's batch spec holds only the frame, and the page header takes
+    ``meta.batch_spec.data_asset_name`` (the site index falls back to the batch definition's
+    name, the page does not): without this every page says "Data asset: None".
+    """
+    meta = validation_result.meta
+    batch_spec = meta.get("batch_spec")
+    name = validation_result.asset_name or (meta.get("active_batch_definition") or {}).get(
+        "data_asset_name"
+    )
+    if not isinstance(batch_spec, dict) or not name or batch_spec.get("data_asset_name"):
+        return False
+    batch_spec["data_asset_name"] = name
+    return True
+
+
+def _suite_identifier(name: str):
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+    )
+
+    return ExpectationSuiteIdentifier(name=name)
+
+
 def rebuild_data_docs() -> list[str]:
     """Rebuild the whole Data Docs site from the stored validation results and make it
     offline-ready (e.g. after a GX upgrade or a deleted reports dir). Returns the external
@@ -230,7 +256,13 @@ def rebuild_data_docs() -> list[str]:
 
     settings = get_settings()
     with _locked(gx_root(settings)):
-        open_context(settings).build_data_docs(site_names=[SITE_NAME])
+        context = open_context(settings)
+        store = context.validation_results_store
+        for key in store.list_keys():  # results stored before their asset was named
+            result = store.get(key)
+            if name_data_asset(result):
+                store.set(key, result)
+        context.build_data_docs(site_names=[SITE_NAME])
         return localize_site(data_docs_dir(settings))
 
 
@@ -461,15 +493,12 @@ def run_gate(
         validation = context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=spec.name, data=batch_definition, suite=suite)
         )
+        # no UpdateDataDocsAction: the pages are built below, once the result names its asset
         checkpoint = context.checkpoints.add_or_update(
             gx.Checkpoint(
                 name=spec.name,
                 validation_definitions=[validation],
-                actions=[
-                    gx.checkpoint.UpdateDataDocsAction(
-                        name="update_data_docs", site_names=[SITE_NAME]
-                    )
-                ],
+                actions=[],
                 result_format=_result_format(spec, frame),
             )
         )
@@ -479,6 +508,12 @@ def run_gate(
             run_id=RunIdentifier(run_name=safe_run_name, run_time=validated_at),
         )
         identifier, validation_result = next(iter(checkpoint_result.run_results.items()))
+        if name_data_asset(validation_result):
+            context.validation_results_store.set(identifier, validation_result)
+        context.build_data_docs(
+            site_names=[SITE_NAME],
+            resource_identifiers=[identifier, _suite_identifier(suite.name)],
+        )
         docs_path, docs_url = _docs_path(context, identifier)
         from expectations.docs import localize_site
         from expectations.overview import record_result

@@ -112,6 +112,28 @@ def ensure_dbt_ls(select: tuple[str, ...] = DE_SELECT, target_path: Path | None 
     return out
 
 
+#: dbt's static page as shipped (dbt-core 1.11) asks the browser for files that do not exist:
+#: a favicon whose webpack ``require`` was never resolved, and each tree icon's raw Angular
+#: expression (``<use xlink:href="{{ ... }}">`` is fetched before Angular fills it in; on a
+#: file:// page that is a console error). The icon gets Angular's ``ng-attr-href`` (SVG 2
+#: ``href``, set once evaluated); the page gets an empty inline favicon.
+STATIC_DOCS_FIXES: tuple[tuple[str, str], ...] = (
+    (
+        """<link rel="shortcut icon" href="${require('./assets/favicons/favicon.ico')}"/>""",
+        """<link rel="icon" href="data:,"/>""",
+    ),
+    ("""<use xlink:href="{{ getIcon(""", """<use ng-attr-href="{{ getIcon("""),
+)
+
+
+def fix_static_docs(html: str) -> str:
+    """dbt's static docs page with :data:`STATIC_DOCS_FIXES` applied (a no-op for a dbt
+    that no longer needs them)."""
+    for old, new in STATIC_DOCS_FIXES:
+        html = html.replace(old, new)
+    return html
+
+
 def generate_docs(out_dir: Path | None = None) -> Path:
     """``dbt docs generate --static`` into ``<reports>/dbt_docs/index.html`` (works offline).
 
@@ -122,7 +144,8 @@ def generate_docs(out_dir: Path | None = None) -> Path:
     target = settings.state_dir / "dbt" / "docs_target"
     run_dbt(["docs", "generate", "--static"], target_path=target)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(target / "static_index.html", out / "index.html")
+    page = (target / "static_index.html").read_text(encoding="utf-8")
+    atomic_write_text(out / "index.html", fix_static_docs(page))
     for name in ("manifest.json", "catalog.json"):
         shutil.copyfile(target / name, out / name)
     log.info("dbt docs written to %s", out / "index.html")

@@ -8,8 +8,10 @@ sees every DAG with its role tag. Day one: the hourly ``events_ingest`` loads th
 zone and the Asset-scheduled DAGs downstream run by themselves. Day two: DE triggers
 ``simulator_land_day`` in the UI (what ``make land`` does while Airflow is up), the next
 simulated day lands and the whole chain runs again on its own, monitors included. Then it
-opens the Data Docs index and the business report. Screenshots are kept under
-``$TRASOS_ARTIFACTS`` (default ``.state/test-artifacts/``).
+opens the Data Docs index and the business report, and every report page through
+``tests/report_pages.py`` (no console error, failed local request, NaN/None or float count).
+Screenshots are kept under ``$TRASOS_ARTIFACTS`` (default ``.state/test-artifacts/``;
+``reports/`` holds one per report page).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import CHROMIUM, CHROMIUM_FLAGS
+from report_pages import check_report_pages
 
 from include.airflowctl import (
     PASSWORDS_FILE,
@@ -299,6 +302,10 @@ def test_ui_day_one_and_day_two(stack) -> None:
         docs.wait_for_load_state("load")
         assert "Conversion" in docs.inner_text("body")
         docs.screenshot(path=ARTIFACTS / "business-report.png", full_page=True)
+        # every report page (owners and dbt docs made as by hand): screenshots, no errors
+        check_report_pages(
+            docs.context, reports, ARTIFACTS / "reports", on_demand_from=stack["data"]
+        )
     finally:
         b.close()
         pw.stop()

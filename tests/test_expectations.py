@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -665,6 +666,13 @@ def test_run_gate_passes_and_writes_offline_report(data_dir: Path) -> None:
     for host in ("cdn.jsdelivr", "cdnjs", "unpkg.com", "bootstrapcdn", "code.jquery", "amazonaws"):
         assert host not in index
     assert "static/vendor/jquery/dist/jquery.min.js" in index
+    # the validation page names its data asset and every site file it refers to exists
+    # (GX writes "Data asset: None" and links the favicon one folder short)
+    page = result.docs_path.read_text()
+    assert "Data asset: raw_events" in " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    refs = re.findall(r"""(?:src|href)=["']((?:\.\./|\./)*static/[^"'?#]+)""", page)
+    assert any(r.endswith("favicon.ico") for r in refs)
+    assert [r for r in refs if not (result.docs_path.parent / r).is_file()] == []
     # results live under the data dir, nothing is written into the repo
     assert any((data_dir / "gx" / "uncommitted" / "validations" / "raw_events").rglob("*.json"))
     assert not (REPO / "expectations" / "gx" / "uncommitted").exists()

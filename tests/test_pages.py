@@ -160,6 +160,24 @@ def test_evaluation_data_collapses_identical_cold_baselines_and_keeps_counts_who
     assert kinds["n_users"] == kinds["n_items"] == kinds["n_models"] == "int"
     assert {key for key, _, _ in context["clause_columns"]} >= {"ci_low", "ci_high", "ratio"}
     assert dict((k, kind) for k, _, kind in context["curve_columns"])["epoch"] == "int"
+    # searched weights are parameters: 32 and 0.35, not 32.0000 and 128.0
+    assert dict((k, kind) for k, _, kind in context["blend_columns"])["als_weight"] == "num"
+
+
+def test_evaluation_page_shows_a_count_clause_and_snapshot_counts_whole() -> None:
+    from include.reporting.evaluation import render_report
+
+    data = _evaluation_data()
+    data["clauses"].append(
+        {"id": "enough_users_evaluated", "status": "pass", "observed": 2888.0,
+         "required": 100.0, "margin": 2788.0, "margin_pct": 2788.0, "owner": "DE",
+         "detail": "n_users[lightfm, all] >= 100"}
+    )  # fmt: skip
+    data["snapshot"] = [{"fact": "events_rows", "value": "247126"}, {"fact": "x", "value": "7a"}]
+    text = " ".join(re.sub(r"<[^>]+>", " ", render_report(data)).split())
+    assert "enough_users_evaluated pass 2,888 100 2,788 2,788" in text
+    assert "events_rows 247,126" in text and "x 7a" in text
+    assert "2,888.0" not in text and "2,788.0" not in text
 
 
 def test_evaluation_page_escapes_and_formats(tmp_path: Path) -> None:

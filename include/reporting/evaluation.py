@@ -24,7 +24,7 @@ CLAUSE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("observed", "observed", "metric"),
     ("required", "required", "metric"),
     ("margin", "margin", "metric"),
-    ("margin_pct", "margin %", "decimal"),
+    ("margin_pct", "margin %", "points"),
 )
 OPTIONAL_CLAUSE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("kind", "kind", "text"),
@@ -45,7 +45,29 @@ def column_kind(column: str) -> str:
         return "int"
     if column in ("model", "candidate", "step", "fact", "value", "failed"):
         return "text"
+    if column.endswith("weight"):  # a searched parameter: 0.35, and 32 rather than 32.0000
+        return "num"
     return "metric"
+
+
+def _count_text(value: Any) -> bool:
+    return isinstance(value, str) and value.isdigit() and len(value) < 16
+
+
+def clause_rows(clauses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The clauses as table rows: a clause on a count (``n_users[...] >= 100``) shows its
+    observed, required and margin as whole numbers, like the count itself."""
+    rows = []
+    for clause in clauses:
+        metric = str(clause.get("detail") or "").split("[", 1)[0]
+        row = dict(clause)
+        if metric and column_kind(metric) == "int":
+            for key in ("observed", "required", "margin"):
+                value = row.get(key)
+                if isinstance(value, float) and value.is_integer():
+                    row[key] = int(value)
+        rows.append(row)
+    return rows
 
 
 def _columns(names: list[str]) -> list[tuple[str, str, str]]:
@@ -71,8 +93,14 @@ def page_context(data: dict[str, Any]) -> dict[str, Any]:
             r["row_class"] = "cand" if r.get("model") == candidate else ""
     for r in data.get("considered", []):
         r["row_class"] = "pass" if r.get("passed") else "fail"
+    snapshot = [  # counts arrive as strings: 247126 -> 247,126 (not a hash of digits)
+        {**r, "value": f"{int(r['value']):,}"} if _count_text(r.get("value")) else r
+        for r in data.get("snapshot") or []
+    ]
     return {
         **data,
+        "snapshot": snapshot,
+        "clauses": clause_rows(clauses),
         "clause_columns": [*CLAUSE_COLUMNS, *optional, *CLAUSE_TAIL],
         "has_ci": any(c[0] == "ci_low" for c in optional),
         "metric_table_columns": _columns(list(data.get("metric_columns", [])) + ["n_models"]),

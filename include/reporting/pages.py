@@ -129,11 +129,14 @@ FILTERS = {
 
 def fmt(value: Any, kind: str = "num") -> str:
     """``value`` formatted as ``kind`` (``int``, ``pct``, ``decimal``, ``days``, ``money``,
-    ``date``, ``datetime``, ``sig``, ``metric``, ``num``, ``text`` or ``long`` text): the one switch the table macro uses."""
+    ``points``, ``date``, ``datetime``, ``sig``, ``metric``, ``num``, ``text`` or ``long``
+    text): the one switch the table macro uses."""
     if kind == "days":
         return fmt_decimal(value, 1)
     if kind == "money":
         return fmt_decimal(value, 2)
+    if kind == "points":  # a percentage (margin %): 12.3, and 2,788 rather than 2,788.0
+        return fmt_decimal(value, 1 if _missing(value) or abs(float(value)) < 100 else 0)
     if kind in ("text", "long"):
         return MISSING if _missing(value) else str(value)
     return FILTERS[kind](value)
