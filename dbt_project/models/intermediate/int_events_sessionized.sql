@@ -36,8 +36,11 @@
 {%- set session_key = dbt.concat([
     'visitor_id', "'|'", 'cast(session_started_at as ' ~ dbt.type_string() ~ ')'
 ]) -%}
+{%- set previous_event_at = 'lag(event_at) over (partition by visitor_id order by event_at, event_id)' -%}
 {%- if is_incremental() -%}
     {%- set window = incremental_window(this) -%}
+    {#- a visitor's first recomputed event follows their last closed session -#}
+    {%- set previous_event_at = 'coalesce(' ~ previous_event_at ~ ', last_closed_event_at)' -%}
 {%- endif %}
 
 with
@@ -136,14 +139,6 @@ candidates as (
 
 ),
 
-{% else %}
-
-candidates as (
-
-    select * from events
-
-),
-
 {% endif %}
 
 stitched_events as (
@@ -162,7 +157,7 @@ stitched_events as (
         coalesce(
             candidates.user_id, identities.device_user_id, candidates.anonymous_id
         ) as visitor_id
-    from candidates
+    from {{ 'candidates' if is_incremental() else 'events' }} as candidates
     left join identities
         on candidates.anonymous_id = identities.anonymous_id
 
@@ -260,36 +255,14 @@ stitched as (
 
 ),
 
-{% else %}
-
-stitched as (
-
-    select * from stitched_events
-
-),
-
 {% endif %}
 
 gaps as (
 
     select
         *,
-        {% if is_incremental() -%}
-        -- a visitor's first recomputed event follows their last closed session
-        coalesce(
-            lag(event_at) over (
-                partition by visitor_id
-                order by event_at, event_id
-            ),
-            last_closed_event_at
-        )
-        {%- else -%}
-        lag(event_at) over (
-            partition by visitor_id
-            order by event_at, event_id
-        )
-        {%- endif %} as previous_event_at
-    from stitched
+        {{ previous_event_at }} as previous_event_at
+    from {{ 'stitched' if is_incremental() else 'stitched_events' }}
 
 ),
 
