@@ -10,6 +10,10 @@ has written new events (Asset `raw_events`).
    sessions per stitched visitor, incremental) -> core marts `fct_events`, `fct_sessions`,
    `dim_items`, `dim_customers` -> ML marts `ml_interactions`, `ml_item_features`,
    `ml_user_features`. Every dbt task runs in the one-slot `duckdb_writer` pool.
+   `dbt.lake_<source>_source` tasks run `dbt source freshness` first: a stale events source
+   (nothing received for 24 h) fails and stops the models below it; an old snapshot only
+   warns, which notifies DE. Each dbt unit test is a task (`dbt.<model>_<test>_unit_test`)
+   between the model's parents and the model: a failing one stops the model.
 2. **validate_marts**: row counts of the marts (fails on an empty one), then the Great
    Expectations `sessions` gate on `fct_sessions` (`include.tasks.transform.validate_marts`).
 3. **publish_analyst_copy**: every mart to Parquet in a new folder `<data>/analyst/<version>/`

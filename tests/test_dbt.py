@@ -36,6 +36,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -114,8 +115,13 @@ def _sql_literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def write_events(data_dir: Path, rows: list[tuple], batch: str) -> None:
-    """Write raw events as the ingestion does: hive-partitioned Parquet, contract columns."""
+def write_events(
+    data_dir: Path, rows: list[tuple], batch: str, received_at: str | None = None
+) -> None:
+    """Write raw events as the ingestion does: hive-partitioned Parquet, contract columns.
+
+    ``received_at`` (when ingestion loaded them) defaults to a minute after each event
+    (batch1) or DAY2_RECEIVED_AT; a DAG run passes a recent time (dbt source freshness)."""
     out = data_dir / "lake" / "events"
     out.mkdir(parents=True, exist_ok=True)
     records = []
@@ -133,7 +139,7 @@ def write_events(data_dir: Path, rows: list[tuple], batch: str) -> None:
             "user_agent": "pytest",
             "properties": json.dumps(extra),
             "is_bot": extra.get("is_bot", False),
-            "received_at": at if batch == "batch1" else DAY2_RECEIVED_AT,
+            "received_at": received_at or (at if batch == "batch1" else DAY2_RECEIVED_AT),
             "source_file": f"{batch}.jsonl.gz",
             "source_line": line,
             "event_date": at[:10],
@@ -142,7 +148,11 @@ def write_events(data_dir: Path, rows: list[tuple], batch: str) -> None:
             record[key] = extra.get(key)
         select = ", ".join(
             f"cast({_sql_literal(record.get(name))} as {dtype})"
-            + (" + interval 1 minute" if name == "received_at" and batch == "batch1" else "")
+            + (
+                " + interval 1 minute"
+                if name == "received_at" and batch == "batch1" and not received_at
+                else ""
+            )
             + f" as {name}"
             for name, dtype in RAW_EVENT_COLUMNS
         )
@@ -156,13 +166,15 @@ def write_events(data_dir: Path, rows: list[tuple], batch: str) -> None:
 
 
 def write_snapshots(data_dir: Path) -> None:
+    """The snapshots, received by ingestion just now (their dbt freshness passes)."""
     lake = data_dir / "lake"
+    received = "cast(current_timestamp at time zone 'UTC' as timestamp)"
     con = duckdb.connect()
     for sub in ("catalog", "customers"):
         (lake / sub).mkdir(parents=True, exist_ok=True)
     con.execute(
         f"""copy (
-            select * from (values
+            select *, {received} as received_at from (values
                 ('i1', 'Oxford shirt', 'men', 'shirts', 'shirt', 'blue', 'acme', 20.0, 'ss24',
                  date '2023-09-01', date '2024-02-01'),
                 ('i2', 'Chinos', 'men', 'trousers', 'chino', 'beige', 'acme', 60.0, 'ss24',
@@ -178,7 +190,7 @@ def write_snapshots(data_dir: Path) -> None:
     )
     con.execute(
         f"""copy (
-            select * from (values
+            select *, {received} as received_at from (values
                 ('u1', date '2023-05-01', 'de', '25-34', true, date '2024-03-01'),
                 ('u2', date '2024-01-10', 'fr', '35-44', false, date '2024-03-01')
             ) t(user_id, signup_date, country, age_band, is_newsletter_subscriber,
@@ -412,6 +424,10 @@ def test_validate_marts_accepts_no_customers_only_when_nobody_logged_in(
 
 
 # --- incremental = full refresh ------------------------------------------------------------
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
 def _table_rows(data_dir: Path, table: str) -> list[tuple]:
     con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
     try:
@@ -441,6 +457,55 @@ def test_incremental_run_equals_full_rebuild(built: Path, tmp_path: Path) -> Non
     assert "incremental model intermediate.int_events_sessionized" in out
     for table in COMPARED_TABLES:
         assert _table_rows(data_dir, table) == _table_rows(built, table), table
+
+    # Day 3 through ingestion's manifest: u1 comes back on a2 at 2024-03-03 08:00 (a new session
+    # after three closed ones) and a4 (u2) 20 min after its session. Only the manifest's
+    # partition is read; closed sessions are not rewritten; the open one is extended.
+    day3 = [
+        ("e15", "2024-03-03 08:00:00", "page_view", "a2", "u1", None, "/", {}),
+        ("e16", "2024-03-02 09:25:00", "page_view", "a4", "u2", None, "/", {}),
+    ]
+    write_events(data_dir, day3, "batch3", received_at="2024-03-03 09:00:00")
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
+    con.execute("create schema if not exists raw")  # as ingestion keeps it
+    con.execute(
+        "create table raw.ingest_outputs (path varchar, load_id varchar, kind varchar, "
+        "rows bigint, bytes bigint, committed_at timestamp)"
+    )
+    committed = {"batch1": "2024-03-01 21:00:00", "batch2": DAY2_RECEIVED_AT}
+    for path in sorted((data_dir / "lake" / "events").glob("*/*.parquet")):
+        con.execute(
+            "insert into raw.ingest_outputs values (?, 'l', 'events', 1, 1, ?)",
+            [
+                path.relative_to(data_dir).as_posix(),
+                committed.get(path.name.split("_")[0], "2024-03-03 09:00:01"),
+            ],
+        )
+    before = dict(
+        con.execute(
+            "select event_id, sessionized_at from intermediate.int_events_sessionized"
+        ).fetchall()
+    )
+    con.close()
+    out = run_dbt(data_dir, "build", "--select", *DE_SELECT.split(), *quick)
+    # batch 2 and 3 (the lookback re-reads the last 6 h): their partitions, not batch 1's alone
+    assert "event_date=2024-03-01, 2024-03-02, 2024-03-03 (ingestion's manifest)" in out
+    rows = query(
+        data_dir,
+        "select event_id, visitor_id, session_index, session_started_at, previous_event_at, "
+        "seconds_since_previous_event, sessionized_at "
+        "from intermediate.int_events_sessionized order by event_id",
+    )
+    by_id = {r[0]: r[1:] for r in rows}
+    e15 = by_id["e15"]
+    assert e15[:5] == ("u1", 4, _ts("2024-03-03 08:00:00"), _ts("2024-03-01 20:05:00"), 129300)
+    assert by_id["e16"][:3] == ("u2", 1, _ts("2024-03-02 09:00:00"))  # joins the open session
+    rewritten = {event for event, row in by_id.items() if row[-1] != before.get(event)}
+    # u1's closed sessions stay; u2's open session and the new events are rewritten
+    assert rewritten == {"e11", "e12", "e15", "e16"}
+    assert query(
+        data_dir, "select count(*), max(n_events) from fct_sessions where visitor_id = 'u2'"
+    ) == [(1, 3)]
 
 
 # --- the DAG -----------------------------------------------------------------------------------
@@ -476,6 +541,44 @@ def test_dag_renders_every_de_model_with_its_tests() -> None:
     analyst = dag.get_task("publish_analyst_copy")  # reads the warehouse: with the writers
     assert analyst.upstream_task_ids == {"validate_marts"}
     assert analyst.pool == "duckdb_writer"
+    # the 8 dbt unit tests: a `dbt test` task each, after the model's parents and before the
+    # model, whose build leaves them out
+    unit = {t.task_id: t for t in dbt_tasks if t.task_id.endswith("_unit_test")}
+    assert len(unit) == 8
+    sessionized = dag.get_task("dbt.int_events_sessionized_model_build")
+    assert "resource_type:unit_test" in sessionized.exclude
+    gap = unit[
+        "dbt.int_events_sessionized_gap_of_exactly_30_minutes_stays_in_the_session_unit_test"
+    ]
+    assert gap.select == (
+        "fqn:trasos.intermediate.int_events_sessionized.gap_of_exactly_30_minutes_stays_in_the_session"
+    )
+    assert gap.upstream_task_ids == {
+        "dbt.stg_lake__events_model_build",
+        "dbt.int_identities_stitched_model_build",
+    }
+    assert gap.downstream_task_ids == {"dbt.int_events_sessionized_model_build"}
+    # dbt source freshness of each lake source, upstream of its staging model
+    for source, model in (("events", "events"), ("catalog", "items"), ("customers", "customers")):
+        task = dag.get_task(f"dbt.lake_{source}_source")
+        assert task.select == f"source:lake.{source}"
+        assert dag.get_task(f"dbt.stg_lake__{model}_model_build").upstream_task_ids == {
+            task.task_id
+        }
+
+
+def test_source_freshness_stops_on_stale_events_and_only_warns_on_old_snapshots(
+    built: Path,
+) -> None:
+    """The lake's events were received in 2024: stale (error_after 24 h); the snapshots were
+    received just now and, taken once, never error (warn_after only)."""
+    proc = dbt_runner.run_dbt(
+        ["source", "freshness"], built.parent / "dbt_target", data_dir=built, check=False
+    )
+    assert proc.returncode == 1
+    assert "ERROR STALE freshness of lake.events" in proc.stdout
+    assert "PASS freshness of lake.catalog" in proc.stdout
+    assert "PASS freshness of lake.customers" in proc.stdout
 
 
 def _names(datasets: list[dict], *, ours: bool) -> set[str]:
@@ -491,7 +594,10 @@ def _names(datasets: list[dict], *, ours: bool) -> set[str]:
 @pytest.mark.slow
 def test_events_transform_dag_runs_and_emits_assets(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    write_events(data_dir, DAY1 + DAY2, "batch1")
+    # received by ingestion just now: the dbt source freshness tasks pass
+    write_events(
+        data_dir, DAY1 + DAY2, "batch1", received_at=f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
+    )
     write_snapshots(data_dir)
     home = tmp_path / "airflow"
     lineage = tmp_path / "lineage" / "openlineage.jsonl"

@@ -34,9 +34,19 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
     os.environ.setdefault("AIRFLOW__COSMOS__CACHE_DIR", str(settings.state_dir / "cosmos"))
     os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-    from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+    from cosmos.constants import (
+        DbtResourceType,
+        ExecutionMode,
+        InvocationMode,
+        LoadMode,
+        SourceRenderingBehavior,
+        TestBehavior,
+    )
 
-    return DbtTaskGroup(
+    graph_log = logging.getLogger("cosmos.airflow.graph")
+    if not any(isinstance(f, _ConvertedUnitTests) for f in graph_log.filters):
+        graph_log.addFilter(_ConvertedUnitTests())
+    group = DbtTaskGroup(
         group_id=group_id,
         project_config=ProjectConfig(
             dbt_project_path=DBT_PROJECT_DIR,
@@ -75,8 +85,84 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
             # artifacts, and per-model Asset events through an AssetAlias); the DAGs still
             # chain on the named Assets of include/assets.py only
             emit_datasets=True,
+            # `dbt source freshness` of each lake source as a task upstream of its staging
+            # model: an error (stale source) fails it and stops every model below it
+            source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
+            # dbt unit tests (Cosmos renders none by itself): one `dbt test` task each
+            node_converters={DbtResourceType("unit_test"): _unit_test_task},
         ),
-        operator_args={"pool": pool},
+        # the model builds leave their unit tests to the unit-test tasks (run before them)
+        operator_args={"pool": pool, "exclude": UNIT_TESTS},
+        # freshness warnings (warn_after passed, error_after not yet) notify DE
+        on_warning_callback=notify_dbt_warnings,
+    )
+    _run_unit_tests_before_their_model(group)
+    return group
+
+
+UNIT_TESTS = "resource_type:unit_test"
+
+
+def _unit_test_task(
+    dag: Any, task_group: Any, node: Any, task_id: str, task_args: dict[str, Any], **_: Any
+) -> Any:
+    """Cosmos node converter: a dbt unit test as one ``dbt test --select <its fqn>`` task."""
+    from cosmos.operators.local import DbtTestLocalOperator
+
+    args = {**task_args, "exclude": None, "select": "fqn:" + ".".join(node.fqn)}
+    return DbtTestLocalOperator(
+        task_id=f"{node.name}_unit_test",
+        dag=dag,
+        task_group=task_group,
+        **args,
+    )
+
+
+def _run_unit_tests_before_their_model(group: Any) -> None:
+    """dbt's order: unit tests, then the model they test (``dbt build`` does the same).
+
+    Cosmos wires a unit test after the model it depends on; here it runs after the model's
+    parents (a unit test reads their column types) and before the model, so a failing unit
+    test stops the model and everything below it.
+    """
+    unit_tests = [t for t in group.children.values() if t.task_id.endswith("_unit_test")]
+    models = {t.task_id: t.upstream_list[0] for t in unit_tests}  # Cosmos: the tested model
+    parents = {m.task_id: list(m.upstream_list) for m in models.values()}  # before rewiring
+    for task in unit_tests:
+        model = models[task.task_id]
+        model.downstream_task_ids.discard(task.task_id)
+        task.upstream_task_ids.discard(model.task_id)
+        for parent in parents[model.task_id]:
+            parent >> task
+        task >> model
+
+
+class _ConvertedUnitTests(logging.Filter):
+    """Cosmos 1.15 logs "Unavailable conversion function" for a unit test before it looks at
+    ``node_converters``; ours converts them, so that one message is noise on every parse."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("Unavailable conversion function" in message and "unit_test." in message)
+
+
+def notify_dbt_warnings(context: dict[str, Any]) -> None:
+    """Cosmos ``on_warning_callback``: a dbt warning (e.g. a source past ``warn_after``)
+    notifies DE with the nodes and dbt's messages; the task itself succeeds."""
+    from include.roles import Role, notify
+
+    ti = context.get("ti") or context.get("task_instance")
+    names = list(context.get("test_names") or [])
+    results = [str(r) for r in context.get("test_results") or []]
+    notify(
+        Role.DE,
+        subject=f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')}: dbt warning",
+        error="; ".join(f"{n}: {r}" for n, r in zip(names, results, strict=False))
+        or "dbt reported a warning",
+        dag_id=getattr(ti, "dag_id", None),
+        task_id=getattr(ti, "task_id", None),
+        run_id=getattr(ti, "run_id", None),
+        details={"nodes": names},
     )
 
 

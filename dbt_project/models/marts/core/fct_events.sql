@@ -2,7 +2,8 @@
     Incremental: merge by event_id. Rows int_events_sessionized (re)computed since this model's
     last run are taken; known events get their new session columns (a late login or late event
     can change them), new events are inserted with their payload, read from the lake only for
-    events received within var('incremental__lookback_hours') of the last processed one.
+    the run's window of arrivals, in the partitions ingestion's manifest names
+    (macros/incremental_events.sql).
 -#}
 {%- set session_columns = [
     'session_id', 'visitor_id', 'stitched_user_id', 'session_index', 'is_session_start',
@@ -31,10 +32,8 @@ events as (
 
     select * from {{ ref('stg_lake__events') }}
     {% if is_incremental() %}
-        where received_at > (
-            select {{ dbt.dateadd('hour', -var('incremental__lookback_hours'), 'max(received_at)') }}
-            from {{ this }}
-        )
+        -- the new arrivals only, partition-pruned (macros/incremental_events.sql)
+        where {{ new_events_filter(incremental_window(this)) }}
     {% endif %}
 
 ),
