@@ -29,7 +29,7 @@ from include.roles import Role, dag_kwargs
     max_active_runs=1,
     params={
         "days": Param(7, type="integer", minimum=1, maximum=28),
-        "effect": Param(1.0, type="number", minimum=0),
+        "effect": Param(1.5, type="number", minimum=0),
     },
     **dag_kwargs(Role.DE, doc_md=__doc__, domain="ingestion"),
 )

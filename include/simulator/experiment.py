@@ -47,7 +47,7 @@ import json
 import math
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ import pandas as pd
 from common.experiment import CONTROL, TREATMENT, Experiment
 from include.serving.app import SessionRequest, session_body, user_body
 from include.serving.holdout import default_items_json
-from include.serving.loader import load_version, read_current
+from include.serving.loader import Snapshot, load_version, read_current
 from include.simulator.config import USER_AGENTS
 
 GROUND_TRUTH = Path("_simulator") / "ground_truth"
@@ -92,7 +92,7 @@ class ExperimentWeekConfig:
 
     seed: int = 21
     days: int = 7
-    effect: float = 1.0
+    effect: float = 1.5
     k: int = 10
     new_visitors_per_day: int | None = None
     conversion_base: float = 0.05
@@ -164,19 +164,26 @@ def simulate_experiment_week(
     experiment: Experiment,
     start: date,
     cfg: ExperimentWeekConfig | None = None,
+    *,
+    snapshot: Snapshot | None = None,
 ) -> dict[str, Any]:
     """Write the week's events under ``landing/events`` and its ground truth; return the truth.
 
-    ``start`` is the week's first day (the day after the last landed date).
+    ``start`` is the week's first day (the day after the last landed date). ``snapshot``: the
+    published version already loaded (``bench/uplift.py`` loads it once for many weeks);
+    default: ``CURRENT`` of ``published_dir``.
     """
     cfg = cfg or ExperimentWeekConfig()
-    version = read_current(published_dir)
-    if version is None:
-        raise FileNotFoundError(
-            f"nothing is published in {published_dir}: an experiment week needs served lists "
-            "(run the DAGs on the first period first: `make run`)"
-        )
-    snap = load_version(published_dir, version)
+    if snapshot is None:
+        version = read_current(published_dir)
+        if version is None:
+            raise FileNotFoundError(
+                f"nothing is published in {published_dir}: an experiment week needs served "
+                "lists (run the DAGs on the first period first: `make run`)"
+            )
+        snapshot = load_version(published_dir, version)
+    snap = snapshot
+    version = snap.model_version
     world = _load_world(landing, cfg)
     rng = np.random.default_rng([cfg.seed, 2121])
     code_of = {item: i for i, item in enumerate(world.item_ids)}
@@ -208,7 +215,9 @@ def simulate_experiment_week(
     for i, vid in enumerate(c_vid):
         c_variant[i], shown = _ids(user_body(snap, vid, k, experiment))
         c_lists[i] = as_codes(shown)
-        c_treat[i] = as_codes(_ids(user_body(snap, vid, k, everyone))[1])
+        # what the treatment would have shown (the ground truth's counterfactual)
+        treated = shown if c_variant[i] == TREATMENT else _ids(user_body(snap, vid, k, everyone))[1]
+        c_treat[i] = as_codes(treated)
     c_s1 = cust["segment1"].to_numpy()
     c_s2 = cust["segment2"].to_numpy()
     c_m_shown = _match(world, c_lists, c_s1, c_s2).mean(1)
@@ -259,7 +268,8 @@ def simulate_experiment_week(
         )
         n_variant[j], shown = _ids(session_body(snap, req, experiment))
         n_lists[j] = as_codes(shown)
-        n_treat[j] = as_codes(_ids(session_body(snap, req, everyone))[1])
+        treated = shown if n_variant[j] == TREATMENT else _ids(session_body(snap, req, everyone))[1]
+        n_treat[j] = as_codes(treated)
     n_m_shown = _match(world, n_lists, n_s1, n_s2).mean(1)
     n_m_t = _match(world, n_treat, n_s1, n_s2).mean(1)
     n_m_c = _match(world, np.broadcast_to(default_codes, (n_n, k)), n_s1, n_s2).mean(1)
@@ -280,19 +290,26 @@ def simulate_experiment_week(
     buy_visit = np.floor(rng.random(n_n) * count).astype(np.int64)
 
     # --- events -------------------------------------------------------------------------------
-    start_dt = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    start_dt = datetime(start.year, start.month, start.day)  # naive UTC
     lines: dict[tuple[str, int], list[str]] = {}
     platforms = tuple(USER_AGENTS)
     countries = ("DE", "NL", "FR", "GB", "SE")
 
+    id_block: list[bytes] = []
+
     def uid() -> str:
-        return str(uuid.UUID(bytes=rng.bytes(16), version=4))
+        if not id_block:  # random bytes drawn 4096 ids at a time
+            raw = rng.bytes(16 * 4096)
+            id_block.extend(raw[i : i + 16] for i in range(len(raw) - 16, -1, -16))
+        return str(uuid.UUID(bytes=id_block.pop(), version=4))
+
+    encode = json.JSONEncoder(separators=(",", ":")).encode
 
     def emit(at: datetime, doc: dict[str, Any]) -> None:
         doc["event_id"] = uid()
-        doc["event_time"] = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        key = (at.strftime("%Y-%m-%d"), at.hour)
-        lines.setdefault(key, []).append(json.dumps(doc, separators=(",", ":")))
+        stamp = at.isoformat(timespec="microseconds")
+        doc["event_time"] = stamp + "Z"
+        lines.setdefault((stamp[:10], at.hour), []).append(encode(doc))
 
     def visit(
         at: datetime,
