@@ -16,8 +16,10 @@ them all. Prints progress, then as its LAST line one JSON object::
 * ``ci_coverage``: share of (effect seed, share metric) pairs whose 95 % interval of the
   absolute uplift covers the planted one (the ground truth's average treatment effect over the
   week's visitors); goal >= 0.85. Per metric in ``coverage_by_metric``.
-* ``detected_share``: share of those pairs whose interval excludes zero; goal >= 0.8.
-  Per metric in ``detected_by_metric``.
+* ``detected_share``: share of those pairs whose interval excludes zero, over the metrics
+  with a planted effect (mean planted |uplift| >= ``MIN_PLANTED``; ``detected_over`` names
+  them); goal >= 0.8. Per metric in ``detected_by_metric``; all share metrics pooled in
+  ``detected_share_all_share_metrics``.
 * ``false_positive_share``: share of (A/A seed, metric) pairs, all three metrics, whose
   interval excludes zero; goal <= 0.1.
 * ``srm_flagged``: experiments (of all 2 x seeds) the sample-ratio check flagged; goal 0.
@@ -42,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from include.settings import REPO_ROOT, get_settings  # noqa: E402
 
 SHARE_METRICS = ("new_visitor_conversion", "customer_return_within_n_days")
+#: A metric counts for ``detected_share`` when its mean planted absolute uplift is at least this.
+MIN_PLANTED = 0.005
 
 
 def log(msg: str) -> None:
@@ -56,7 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--control-share", type=float, default=0.1)
     p.add_argument("--from", dest="source", type=Path, default=None, help="default: data dir")
     p.add_argument("--keep", type=Path, default=None, help="work here and keep it")
+    p.add_argument(
+        "--analyse-only",
+        action="store_true",
+        help="read the marts and ground truth a --keep run left (nothing simulated or built)",
+    )
     args = p.parse_args(argv)
+    if args.analyse_only:
+        if args.keep is None:
+            p.error("--analyse-only needs --keep DIR")
+        return analyse(args.keep, args.seeds, time.perf_counter(), source=args.keep)
 
     from common.experiment import Experiment
     from include.simulator.experiment import ExperimentWeekConfig, simulate_experiment_week
@@ -119,11 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     t2 = time.perf_counter()
     run_dbt(
         [
-            "build",
+            "run",
             "--select",
             "+metrics_experiment_uplift +metrics_experiment_srm",
-            "--exclude",
-            "test_type:unit",
             "--vars",
             json.dumps({"experiments__extra": extra}),
         ],
@@ -133,6 +144,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     log(f"dbt build of the experiment marts ({time.perf_counter() - t2:.0f} s)")
 
+    rc = analyse(work, args.seeds, t0, source=source, lines=lines)
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return rc
+
+
+def analyse(work: Path, seeds: int, t0: float, *, source: Path, lines: int | None = None) -> int:
+    """Compare the marts' estimates with the planted ground truth; print the JSON line."""
+    gt = work / "landing" / "_simulator" / "ground_truth"
+    replicas = []
+    for path in sorted(gt.glob("experiment-bench-*.json")):
+        truth = json.loads(path.read_text())
+        replicas.append((truth["experiment"]["experiment_id"], truth["config"]["effect"], truth))
+    effect = max(e for _, e, _ in replicas)
+    if lines is None:
+        lines = sum(t["lines"] for _, _, t in replicas)
     import duckdb
 
     con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
@@ -174,23 +201,27 @@ def main(argv: list[str] | None = None) -> int:
         return round(sum(values) / len(values), 4) if values else None
 
     all_covered = [v for m in SHARE_METRICS for v in covered[m]]
-    all_detected = [v for m in SHARE_METRICS for v in detected[m]]
     planted_mean = {
-        m: round(
-            sum(t["planted"][m]["uplift_abs"] for _, e, t in replicas if e > 0) / args.seeds, 5
-        )
+        m: round(sum(t["planted"][m]["uplift_abs"] for _, e, t in replicas if e > 0) / seeds, 5)
         for m in SHARE_METRICS
     }
+    # detection is measured where an effect is planted: with a published version without a
+    # session model, anonymous new visitors get (almost) the default list in both variants,
+    # so conversion has a planted uplift of about 0 and is left out (reported per metric)
+    planted_metrics = [m for m in SHARE_METRICS if abs(planted_mean[m]) >= MIN_PLANTED]
+    all_detected = [v for m in planted_metrics for v in detected[m]]
     result = {
         "ci_coverage": share(all_covered),
         "detected_share": share(all_detected),
         "false_positive_share": share(false_pos),
         "srm_flagged": int(sum(bool(srm.get(x)) for x, _, _ in replicas)),
-        "seeds": args.seeds,
+        "seeds": seeds,
         "effect": effect,
-        "days": args.days,
+        "days": replicas[0][2]["config"]["days"],
         "coverage_by_metric": {m: share(covered[m]) for m in SHARE_METRICS},
         "detected_by_metric": {m: share(detected[m]) for m in SHARE_METRICS},
+        "detected_share_all_share_metrics": share([v for m in SHARE_METRICS for v in detected[m]]),
+        "detected_over": planted_metrics,
         "planted_uplift_abs_mean": planted_mean,
         "experiments": len(replicas),
         "event_lines": lines,
@@ -199,8 +230,6 @@ def main(argv: list[str] | None = None) -> int:
         if source.resolve().is_relative_to(REPO_ROOT)
         else str(source),
     }
-    if args.keep is None:
-        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result))
     return 0
 
