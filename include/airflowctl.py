@@ -634,6 +634,12 @@ def print_summary() -> None:
     subprocess.run([sys.executable, "-m", "include.serving", "sample"], check=False)
 
 
+def tracking_store_dir() -> str:
+    from recsys.tracking import STORE_DIR  # a constant; MLflow itself is not imported
+
+    return STORE_DIR
+
+
 def print_report_locations() -> None:
     s = get_settings()
     print("\nResults:")
@@ -650,6 +656,7 @@ def print_report_locations() -> None:
         ("reports", s.reports_dir),
         ("models", s.models_dir),
         ("published recommendations", s.published_dir / "CURRENT"),
+        ("MLflow store (make mlflow)", s.data_dir / tracking_store_dir()),
         ("notifications", s.notifications_file),
     ):
         mark = "" if path.exists() else "  (not produced yet)"
