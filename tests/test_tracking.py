@@ -135,3 +135,24 @@ def test_metric_keys_are_what_mlflow_accepts():
     assert T.flat_params({"lightfm": {"epochs": 8, "loss": "warp"}, "ks": [10, 20]}) == {
         "lightfm.epochs": "8", "lightfm.loss": "warp", "ks": "[10, 20]",
     }  # fmt: skip
+
+
+def test_the_session_protocol_logs_its_table(data_dir, mlflow_on, capsys):
+    from test_session import write_csv as write_sessions
+
+    from recsys.__main__ import main
+
+    rows = []
+    train = [("a", "b")] * 3 + [("c", "d")] * 2 + [("a", "e")]
+    for i, seq in enumerate(train):
+        rows += [f"t{i},{item},{pos},train" for pos, item in enumerate(seq)]
+    for i, seq in enumerate([("a", "b"), ("c", "d"), ("e", "a")]):
+        rows += [f"q{i},{item},{pos},test" for pos, item in enumerate(seq)]
+    write_sessions(path := data_dir / "s.csv", rows)
+    assert main(["evaluate", str(path), "--protocol", "session-last-item"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    c = client(data_dir)
+    (run,) = c.search_runs([c.get_experiment_by_name(T.EVALUATE).experiment_id])
+    for model, figures in summary["models"].items():
+        assert run.data.metrics[f"{model}/hr_at_20"] == pytest.approx(figures["hr@20"], abs=1e-5)
+    assert run.data.tags["protocol"] == "session-last-item" and "dod" not in run.data.tags
