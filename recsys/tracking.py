@@ -356,16 +356,17 @@ def log_training(
     if not enabled():
         return None
     folder = Path(version_dir)
-    record = training_record(
-        folder, dataset=dataset, snapshot_id=snapshot_id, report_page=report_page
-    )
-    run_id = log_run(record, data_dir)
-    if run_id is not None:
-        st = store(data_dir)
+    st = store(data_dir)
+    with never_fails(f"logging the training of {folder.name}", st) as out:
+        record = training_record(
+            folder, dataset=dataset, snapshot_id=snapshot_id, report_page=report_page
+        )
+        out[0] = write_run(record, st)
+        log.info("tracked run %s in experiment %s (%s)", out[0], record.experiment, st.uri)
+    if out[0] is not None:
         with never_fails(f"registering {folder.name}", st):
-            c = client(st)
-            _model_version(c, folder.name, run_id=run_id, source_dir=folder)
-    return run_id
+            _model_version(client(st), folder.name, run_id=out[0], source_dir=folder)
+    return out[0]
 
 
 # --- the registry mirror ------------------------------------------------------------------------

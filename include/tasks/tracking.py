@@ -27,8 +27,10 @@ def dataset_name(landing_dir: Path) -> str:
 
 def track_training(summary: dict[str, Any], snapshot: dict[str, Any]) -> str | None:
     """Log the version ``train`` saved as an MLflow run; its run id, or None when untracked."""
-    from recsys.tracking import log_training
+    from recsys.tracking import enabled, log_training
 
+    if not enabled():
+        return None
     settings = get_settings()
     return log_training(
         summary["model_dir"],
