@@ -14,7 +14,7 @@ DATASET    ?= simulator
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
-.PHONY: help setup run up land test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate rollback sql sample
+.PHONY: help setup run up land test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate rollback sql sample mlflow notebook
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -87,6 +87,13 @@ evaluate: setup  ## evaluate model and baselines on real datasets through the lo
 
 sql: setup  ## SQL prompt on the read-only analyst copy of the marts (never locks the warehouse)
 	eval "$$($(CTL) env)" && $(PY) -m include.analyst sql
+
+MLFLOW_PORT ?= 5000
+mlflow: setup  ## MLflow UI on 127.0.0.1:5000: training/evaluation runs, the champion alias (Ctrl-C stops)
+	eval "$$($(CTL) env)" && $(PY) -m recsys.tracking ui --port $(MLFLOW_PORT)
+
+notebook: setup  ## the research notebook (marimo) on 127.0.0.1; see README "Experiment tracking"
+	eval "$$($(CTL) env)" && $(VENV)/bin/marimo edit notebooks/research.py --headless --host 127.0.0.1 --port 2718
 
 owners: setup  ## print the ownership map (DAGs, dbt models, GX suites, models) and write it as a page
 	eval "$$($(CTL) env)" && $(PY) -m include.tasks.owners

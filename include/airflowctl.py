@@ -712,6 +712,12 @@ def print_experiment_verdict(con: Any) -> None:
             print(f"  {metric:<32} {c:>9.4f} {t:>9.4f} {d:>+9.4f} [{lo:+.4f}, {hi:+.4f}] {verdict}")
 
 
+def tracking_store_dir() -> str:
+    from recsys.tracking import STORE_DIR  # a constant; MLflow itself is not imported
+
+    return STORE_DIR
+
+
 def print_report_locations() -> None:
     s = get_settings()
     print("\nResults:")
@@ -728,6 +734,7 @@ def print_report_locations() -> None:
         ("reports", s.reports_dir),
         ("models", s.models_dir),
         ("published recommendations", s.published_dir / "CURRENT"),
+        ("MLflow store (make mlflow)", s.data_dir / tracking_store_dir()),
         ("notifications", s.notifications_file),
     ):
         mark = "" if path.exists() else "  (not produced yet)"

@@ -29,6 +29,10 @@ for _key, _value in airflow_env().items():
     if _key.startswith(("AIRFLOW", "DBT_", "GX_")):
         os.environ[_key] = _value
 os.environ.pop("TRASOS_DATA_DIR", None)  # each test sets its own through `data_dir`
+# MLflow tracking costs ~5 s of CPU per process that trains or promotes: off, except in the
+# tests that check it (the `mlflow_on` fixture), which run it for real on a local store.
+os.environ["TRASOS_MLFLOW"] = "off"
+os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
 @pytest.fixture
@@ -39,6 +43,30 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TRASOS_DATA_DIR", str(root))
     monkeypatch.delenv("TRASOS_WAREHOUSE", raising=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow store, migrated once per session (its migrations cost ~4 s of CPU)."""
+    from recsys import tracking
+
+    root = tmp_path_factory.mktemp("mlflow-template")
+    tracking.client(tracking.store(root)).search_experiments()
+    return root / tracking.STORE_DIR / tracking.DB_FILE
+
+
+@pytest.fixture
+def mlflow_on(monkeypatch: pytest.MonkeyPatch, data_dir: Path, mlflow_template: Path) -> Path:
+    """Experiment tracking on (``recsys.tracking``) into the test's data directory, starting
+    from a copy of the migrated empty store; returns the store's folder."""
+    from recsys import tracking
+
+    monkeypatch.setenv("TRASOS_MLFLOW", "on")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    folder = data_dir / tracking.STORE_DIR
+    folder.mkdir()
+    shutil.copyfile(mlflow_template, folder / tracking.DB_FILE)
+    return folder
 
 
 @pytest.fixture(scope="session")

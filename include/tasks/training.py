@@ -138,6 +138,9 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
         summary["report_data"], reports, summary["version"], session=session.metrics()
     )
     summary["report_path"] = str(page)
+    from include.tasks.tracking import track_training  # MLflow (never fails the run)
+
+    summary["mlflow_run_id"] = track_training(summary, snapshot)
     return summary
 
 
@@ -254,6 +257,9 @@ def publish(validated: dict[str, Any]) -> dict[str, Any]:
     folder = publish_lists(settings.models_dir, settings.published_dir, version)
     meta = json.loads((folder / "model.json").read_text())
     log.info("published %s: %s", version, meta)
+    from include.tasks.tracking import track_registry  # MLflow alias `champion`
+
+    track_registry()
     return {"version": version, "published": str(folder), "rows": validated["rows"]}
 
 
@@ -284,6 +290,9 @@ def rollback() -> dict[str, Any]:
         )
     set_current(published_dir, target)
     registry_rollback(models_dir)
+    from include.tasks.tracking import track_registry  # MLflow alias `champion`
+
+    track_registry()
     log.info("rolled back from %s to %s (published/CURRENT and models/current)", now, target)
     return {"version": target, "from": now, "published": str(folder)}
 

@@ -390,5 +390,9 @@ def main(args: argparse.Namespace) -> int:
         f"fit {elapsed['fit_s']:.1f}s, evaluate {elapsed['evaluate_s']:.1f}s "
         f"(of which definition of done {tm['dod_s']:.1f}s)"
     )
-    print(json.dumps(summary_json(args.protocol, fitted, n_test, elapsed)), flush=True)
+    summary = summary_json(args.protocol, fitted, n_test, elapsed)
+    print(json.dumps(summary), flush=True)
+    from recsys.tracking import log_cli_evaluation  # MLflow; a warning if unreachable
+
+    log_cli_evaluation(args, config, fitted, summary)
     return 0

@@ -53,4 +53,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"hybrid (chosen on the same slice): {ev.tuning.hybrid}")
     print(ev.table().to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(json.dumps(ev.summary()))
+    from recsys.tracking import log_cli_evaluation  # MLflow; a warning if unreachable
+
+    log_cli_evaluation(args, None, ev, ev.summary())
     return 0
