@@ -18,8 +18,11 @@ from typing import Any
 
 import pytest
 
-_SESSION_DIR = Path(tempfile.mkdtemp(prefix="trasos-tests-"))
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="trasos-tests-"))  # one per xdist worker
 os.environ["TRASOS_STATE_DIR"] = str(_SESSION_DIR / "state")
+# A task that fails and keeps its retry (include.roles.retry_delay) retries after 1 s, not 30:
+# `airflow dags test` would otherwise sit idle for the retry delay.
+os.environ.setdefault("TRASOS_RETRY_DELAY_SECONDS", "1")
 os.environ.setdefault("TRASOS_DATA_DIR", str(_SESSION_DIR / "data"))
 os.environ.pop("AIRFLOW_HOME", None)
 
@@ -29,6 +32,15 @@ for _key, _value in airflow_env().items():
     if _key.startswith(("AIRFLOW", "DBT_", "GX_")):
         os.environ[_key] = _value
 os.environ.pop("TRASOS_DATA_DIR", None)  # each test sets its own through `data_dir`
+
+
+#: Test files that run longest start first: under `-n 2 --dist loadfile` (pyproject) one worker
+#: runs the two-day browser test while the other runs the rest of the suite meanwhile.
+LONGEST_FIRST = ("test_e2e_browser.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable: order kept else
 
 
 @pytest.fixture
