@@ -25,12 +25,21 @@ os.environ["TRASOS_STATE_DIR"] = str(_SESSION_DIR / "state")
 os.environ.setdefault("TRASOS_RETRY_DELAY_SECONDS", "1")
 os.environ.setdefault("TRASOS_DATA_DIR", str(_SESSION_DIR / "data"))
 os.environ.pop("AIRFLOW_HOME", None)
+# An xdist worker inherits the environment of the process that started it, whose conftest set
+# the keys below for ITS session dir (metadata DB URL, secrets, Cosmos cache, lineage file):
+# drop exactly those, so this worker derives them for its own dir. Exported values stay.
+_DERIVED = "TRASOS_TESTS_DERIVED_KEYS"
+for _key in filter(None, os.environ.pop(_DERIVED, "").split(",")):
+    os.environ.pop(_key, None)
 
 from include.airflowctl import airflow_env  # noqa: E402
 
+_derived = []
 for _key, _value in airflow_env().items():
-    if _key.startswith(("AIRFLOW", "DBT_", "GX_")):
+    if _key.startswith(("AIRFLOW", "DBT_", "GX_")) and _key not in os.environ:
         os.environ[_key] = _value
+        _derived.append(_key)
+os.environ[_DERIVED] = ",".join(_derived)
 os.environ.pop("TRASOS_DATA_DIR", None)  # each test sets its own through `data_dir`
 
 
