@@ -106,9 +106,6 @@ def stack(tmp_path_factory):
         TRASOS_STATE_DIR=str(state),
         AIRFLOW__COSMOS__CACHE_DIR=str(state / "cosmos"),
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
-        # each file is parsed when found; re-parsing every DAG file every 30 s (the default)
-        # would only take CPU from the tasks: the files do not change during the test
-        AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="3600",
         AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
         # the log servers of the scheduler and triggerer on free ports, not 8793/8794: another
         # Airflow on this machine (`make up`, another worker's test) must not clash with this one
