@@ -12,6 +12,9 @@ Environment (all optional):
     an Airflow Slack Incoming Webhook connection id; every notification is posted there.
 ``TRASOS_NOTIFY_EMAIL_DE`` / ``_DS`` / ``_DA``
     comma-separated addresses; sent through Airflow's ``smtp_default`` connection.
+``TRASOS_RETRY_DELAY_SECONDS``
+    seconds before a failed task's retry (default :data:`RETRY_DELAY_SECONDS`); the test
+    suite sets 1, so a DAG test whose task fails does not wait half a minute for its retry.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from typing import Any
 from include.settings import get_settings
 
 log = logging.getLogger(__name__)
+
+#: Seconds before a failed task is retried, unless ``TRASOS_RETRY_DELAY_SECONDS`` says otherwise.
+RETRY_DELAY_SECONDS = 30
 
 
 class Role(StrEnum):
@@ -185,6 +191,12 @@ def on_failure(context: dict[str, Any]) -> None:
     )
 
 
+def retry_delay() -> timedelta:
+    """The delay before a failed task's retry (``TRASOS_RETRY_DELAY_SECONDS``, read at parse)."""
+    seconds = os.environ.get("TRASOS_RETRY_DELAY_SECONDS")
+    return timedelta(seconds=float(seconds) if seconds else RETRY_DELAY_SECONDS)
+
+
 def dag_kwargs(role: Role, *, doc_md: str | None, domain: str, retries: int = 1) -> dict[str, Any]:
     """Keyword arguments every DAG of ``role`` passes to ``DAG``/``@dag``.
 
@@ -203,7 +215,7 @@ def dag_kwargs(role: Role, *, doc_md: str | None, domain: str, retries: int = 1)
         "default_args": {
             "owner": info.owner,
             "retries": retries,
-            "retry_delay": timedelta(seconds=30),
+            "retry_delay": retry_delay(),
             "on_failure_callback": on_failure,
         },
     }

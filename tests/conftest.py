@@ -18,21 +18,42 @@ from typing import Any
 
 import pytest
 
-_SESSION_DIR = Path(tempfile.mkdtemp(prefix="trasos-tests-"))
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="trasos-tests-"))  # one per xdist worker
 os.environ["TRASOS_STATE_DIR"] = str(_SESSION_DIR / "state")
+# A task that fails and keeps its retry (include.roles.retry_delay) retries after 1 s, not 30:
+# `airflow dags test` would otherwise sit idle for the retry delay.
+os.environ.setdefault("TRASOS_RETRY_DELAY_SECONDS", "1")
 os.environ.setdefault("TRASOS_DATA_DIR", str(_SESSION_DIR / "data"))
 os.environ.pop("AIRFLOW_HOME", None)
+# An xdist worker inherits the environment of the process that started it, whose conftest set
+# the keys below for ITS session dir (metadata DB URL, secrets, Cosmos cache, lineage file):
+# drop exactly those, so this worker derives them for its own dir. Exported values stay.
+_DERIVED = "TRASOS_TESTS_DERIVED_KEYS"
+for _key in filter(None, os.environ.pop(_DERIVED, "").split(",")):
+    os.environ.pop(_key, None)
 
 from include.airflowctl import airflow_env  # noqa: E402
 
+_derived = []
 for _key, _value in airflow_env().items():
-    if _key.startswith(("AIRFLOW", "DBT_", "GX_")):
+    if _key.startswith(("AIRFLOW", "DBT_", "GX_")) and _key not in os.environ:
         os.environ[_key] = _value
+        _derived.append(_key)
+os.environ[_DERIVED] = ",".join(_derived)
 os.environ.pop("TRASOS_DATA_DIR", None)  # each test sets its own through `data_dir`
 # MLflow tracking costs ~5 s of CPU per process that trains or promotes: off, except in the
 # tests that check it (the `mlflow_on` fixture), which run it for real on a local store.
 os.environ["TRASOS_MLFLOW"] = "off"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+#: Test files that run longest start first: under `-n 2 --dist loadfile` (pyproject) one worker
+#: runs the two-day browser test while the other runs the rest of the suite meanwhile.
+LONGEST_FIRST = ("test_e2e_browser.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable: order kept else
 
 
 @pytest.fixture

@@ -559,7 +559,7 @@ def dag_run(warehouse: Path, airflow_home: Path, tmp_path_factory: pytest.TempPa
             "PYTHONPATH": str(REPO_ROOT),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         },
-        timeout=300,
+        timeout=600,  # the default of run_airflow: room for a busy machine (pytest -n 2)
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-4000:]
     assert "Marking success for <Task(_PythonDecoratedOperator): build_metrics_marts>" in (

@@ -110,6 +110,10 @@ def stack(tmp_path_factory):
         AIRFLOW__COSMOS__CACHE_DIR=str(state / "cosmos"),
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
         AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
+        # the log servers of the scheduler and triggerer on free ports, not 8793/8794: another
+        # Airflow on this machine (`make up`, another worker's test) must not clash with this one
+        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+        AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
     )
     log = (root / "airflow.log").open("w")
     proc = subprocess.Popen(
@@ -121,7 +125,8 @@ def stack(tmp_path_factory):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _healthy(base), 180, f"Airflow did not come up; see {log.name}")
+        # 300 s: under `-n 2` the API server starts beside another worker's tests
+        wait_for(lambda: _healthy(base), 300, f"Airflow did not come up; see {log.name}")
         passwords = json.loads((home / PASSWORDS_FILE).read_text())
         yield {
             "base": base, "passwords": passwords, "data": data, "log": log.name, "home": home
