@@ -167,6 +167,7 @@ def _fixed_config(config: PipelineConfig, fitted: Recommender) -> PipelineConfig
                 weight=fitted.weight_,
                 self_weight=fitted.self_weight_,
                 als_weight=fitted.als_weight_,
+                als_factors=fitted.als_factors_,
             ),
         )
     return cfg

@@ -154,24 +154,37 @@ def test_blend_picks_weights_on_validation_and_scores_the_formula(split):
         weight_grid=(0.0, 0.5, 1.0),
         self_weight_grid=(0.0, 4.0),
         als_weight_grid=(0.0, 0.5),
+        als_factors_grid=(4, 8),
         search_max_users=200,
     )
     blend = LightFMBlend(FAST_LFM, CooccurrenceConfig(), cfg).fit(ds, split.validation)
-    # coordinate search: 2 ALS weights (co-occurrence off), then 3 x 2 points at the best one
-    assert len(blend.weight_curve_) == 2 + 6
+    # coordinate search: 2 ALS ranks x 2 ALS weights (co-occurrence off), then 3 x 2 points
+    # at the best rank and weight
+    assert len(blend.weight_curve_) == 2 * 2 + 6
     key = "validation_ndcg@10"
-    first, second = blend.weight_curve_[:2], blend.weight_curve_[2:]
-    assert [r["als_weight"] for r in first] == [0.0, 0.5]
+    first, second = blend.weight_curve_[:4], blend.weight_curve_[4:]
+    assert [(r["als_factors"], r["als_weight"]) for r in first] == [
+        (4, 0.0),
+        (4, 0.5),
+        (8, 0.0),
+        (8, 0.5),
+    ]
     assert all(r["weight"] == 0.0 for r in first)
-    best_a = max(first, key=lambda r: r[key])["als_weight"]
-    assert {r["als_weight"] for r in second} == {best_a}
+    top = max(first, key=lambda r: r[key])
+    assert {(r["als_factors"], r["als_weight"]) for r in second} == {
+        (top["als_factors"], top["als_weight"])
+    }
     best = max(blend.weight_curve_, key=lambda r: r[key])
-    assert (blend.weight_, blend.self_weight_, blend.als_weight_) == (
+    assert (blend.weight_, blend.self_weight_, blend.als_weight_, blend.als_factors_) == (
         best["weight"],
         best["self_weight"],
         best["als_weight"],
+        best["als_factors"],
     )
     assert (blend.als is None) == (blend.als_weight_ == 0)
+    if blend.als is not None:  # the published ALS part has the chosen rank
+        assert blend.als.item_factors_.shape[1] == blend.als_factors_
+        assert blend.export().params["factor_dims"]["als"] == blend.als_factors_
 
 
 def _z(x: np.ndarray) -> np.ndarray:
@@ -276,11 +289,15 @@ def test_recommend_frame_types(split):
 
 def test_blend_search_with_one_als_weight_uses_it(split):
     cfg = BlendConfig(
-        weight_grid=(0.0,), self_weight_grid=(0.0,), als_weight_grid=(0.5,), search_max_users=100
+        weight_grid=(0.0,),
+        self_weight_grid=(0.0,),
+        als_weight_grid=(0.5,),
+        als_factors=8,
+        search_max_users=100,
     )
     blend = LightFMBlend(FAST_LFM, CooccurrenceConfig(), cfg)
     blend.fit(split.test.dataset, split.validation)
-    assert [r["als_weight"] for r in blend.weight_curve_] == [0.5]
+    assert [(r["als_factors"], r["als_weight"]) for r in blend.weight_curve_] == [(8, 0.5)]
     assert blend.als_weight_ == 0.5 and blend.als is not None
 
 

@@ -495,6 +495,16 @@ def learning_curve(curve: list[dict], best_epoch: int | None) -> str | None:
     return to_data_uri(fig)
 
 
+def _last_rank(frame):
+    """The search points at the chosen ALS rank (the co-occurrence pass runs there), with
+    ``als_weight`` 0 when the search had no ALS part."""
+    if "als_weight" not in frame.columns:
+        frame["als_weight"] = 0.0
+    if "als_factors" in frame.columns and len(frame):
+        frame = frame[frame["als_factors"] == frame["als_factors"].iloc[-1]]
+    return frame
+
+
 def blend_search_panels(search: list[dict]) -> list[float]:
     """ALS shares of the blend search that hold a line (two or more co-occurrence weights);
     a panel with one point shows nothing a table does not."""
@@ -502,9 +512,7 @@ def blend_search_panels(search: list[dict]) -> list[float]:
 
     if not search:
         return []
-    frame = pd.DataFrame(search)
-    if "als_weight" not in frame.columns:
-        frame["als_weight"] = 0.0
+    frame = _last_rank(pd.DataFrame(search))
     points = frame.groupby("als_weight")["weight"].nunique()
     return [float(a) for a in sorted(points[points >= 2].index)]
 
@@ -518,9 +526,7 @@ def blend_search(search: list[dict]) -> str | None:
     panels = blend_search_panels(search)
     if not panels:
         return None
-    frame = pd.DataFrame(search)
-    if "als_weight" not in frame.columns:
-        frame["als_weight"] = 0.0
+    frame = _last_rank(pd.DataFrame(search))
     metric = next(c for c in frame.columns if c.startswith("validation_"))
     fig, axes = _figure(1, len(panels), width=4.2 * len(panels), height=3.2, sharey=True)
     axes = np.atleast_1d(axes[0])

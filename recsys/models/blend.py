@@ -86,29 +86,32 @@ def _search(
     validation: Holdout,
     config: BlendConfig,
     users: np.ndarray,
-    als: ALSRecommender | None = None,
+    als: dict[int, ALSRecommender] | None = None,
 ) -> list[dict]:
     """nDCG@k on the validation slice along the grids, one coordinate at a time.
 
-    ``als`` is fitted on the slice's training data (``inner``) like ``vstate``. First every
-    ALS weight of ``als_weight_grid`` is tried with the co-occurrence part at its fixed
-    ``weight`` (0 when searched); then the (weight, self_weight) grid runs with the best ALS
-    weight: ``len(als grid) + len(weight grid) x len(self grid)`` points instead of their
-    product. Per ALS weight the factor z-scores of the sampled users are computed once
+    ``als`` maps ALS ranks (``factors``) to an ALS fitted on the slice's training data
+    (``inner``) like ``vstate``. First every (rank, ALS weight) of ``als`` x
+    ``als_weight_grid`` is tried with the co-occurrence part at its fixed ``weight`` (0 when
+    searched); then the (weight, self_weight) grid runs with the best rank and ALS weight:
+    ``len(ranks) x len(als grid) + len(weight grid) x len(self grid)`` points instead of
+    their product. Per ALS weight the factor z-scores of the sampled users are computed once
     ``(n_users, n_items)``; each (weight, self_weight) point only adds the sparse
     co-occurrence part and takes a top-k. Returns every point tried.
     """
     key = f"validation_ndcg@{config.validation_k}"
+    als = als or {}
     grid = (
         (0.0,)
-        if als is None
+        if not als
         else ((config.als_weight,) if config.als_weight is not None else config.als_weight_grid)
     )
     # the slice's co-occurrence, fitted once for every pass below
     cooc = CooccurrenceRecommender(dataclasses.replace(cooc_config, self_weight=0.0)).fit(inner)
     curve: list[dict] = []
     best_a = grid[0]
-    if len(grid) > 1:
+    best_f = next(iter(als), 0)
+    if len(grid) * max(len(als), 1) > 1:
         first = dataclasses.replace(
             config,
             weight=0.0 if config.weight is None else config.weight,
@@ -116,14 +119,18 @@ def _search(
                 config.self_weight_grid[0] if config.self_weight is None else config.self_weight
             ),
         )
-        for a in grid:
-            for row in _search_cooc(
-                factor_ensemble(vstate, als, a), cooc, validation, first, users
-            ):
-                curve.append({"als_weight": a, **row})
-        best_a = max(curve, key=lambda r: r[key])["als_weight"]
-    for row in _search_cooc(factor_ensemble(vstate, als, best_a), cooc, validation, config, users):
-        curve.append({"als_weight": best_a, **row})
+        for f, model in als.items():
+            for a in grid:
+                for row in _search_cooc(
+                    factor_ensemble(vstate, model, a), cooc, validation, first, users
+                ):
+                    curve.append({"als_factors": f, "als_weight": a, **row})
+        best = max(curve, key=lambda r: r[key])
+        best_f, best_a = best["als_factors"], best["als_weight"]
+    for row in _search_cooc(
+        factor_ensemble(vstate, als.get(best_f), best_a), cooc, validation, config, users
+    ):
+        curve.append({"als_factors": best_f, "als_weight": best_a, **row})
     return curve
 
 
@@ -273,16 +280,21 @@ class LightFMBlend(Recommender):
         als_weight = cfg.default_als_weight if cfg.als_weight is None else cfg.als_weight
         self.weight_curve_ = []
         vstate = self.lightfm.validation_state_
+        als_factors = self.als_config.factors if cfg.als_factors is None else cfg.als_factors
+        # the rank is searched with the weights (fixed weights keep ALSConfig.factors)
         searching = cfg.weight is None or cfg.self_weight is None or cfg.als_weight is None
-        inner_als: ALSRecommender | None = None
+        inner_als: dict[int, ALSRecommender] = {}
         if searching and validation is not None and vstate is not None:
             users = sample_users(validation.eval_users, cfg.search_max_users, cfg.random_state)
             grid = cfg.als_weight_grid if cfg.als_weight is None else (cfg.als_weight,)
-            inner_als = (
-                ALSRecommender(self.als_config).fit(validation.dataset)
-                if any(a > 0 for a in grid)
-                else None
-            )
+            ranks = cfg.als_factors_grid if cfg.als_factors is None else (cfg.als_factors,)
+            if any(a > 0 for a in grid):
+                inner_als = {
+                    f: ALSRecommender(dataclasses.replace(self.als_config, factors=f)).fit(
+                        validation.dataset
+                    )
+                    for f in dict.fromkeys(ranks)
+                }
             self.weight_curve_ = _search(
                 vstate, validation.dataset, self.cooc_config, validation, cfg, users, inner_als
             )
@@ -290,12 +302,18 @@ class LightFMBlend(Recommender):
             best = max(self.weight_curve_, key=lambda r: r[key])
             weight, self_weight = best["weight"], best["self_weight"]
             als_weight = best["als_weight"]
+            if inner_als:
+                als_factors = best["als_factors"]
         self.weight_ = float(weight)
         self.self_weight_ = float(self_weight)
         self.als_weight_ = float(als_weight)
+        self.als_factors_ = int(als_factors)
         self.als = (
             # warm-started from the slice's ALS when there is one: 5 sweeps instead of 15
-            ALSRecommender(self.als_config, init=inner_als).fit(dataset)
+            ALSRecommender(
+                dataclasses.replace(self.als_config, factors=self.als_factors_),
+                init=inner_als.get(self.als_factors_),
+            ).fit(dataset)
             if self.als_weight_ > 0
             else None
         )
@@ -337,6 +355,7 @@ class LightFMBlend(Recommender):
             "blend_weight": self.weight_,
             "self_weight": self.self_weight_,
             "als_weight": self.als_weight_,
+            "als_factors": self.als_factors_,
             "factor_dims": {
                 "lightfm": int(self.lightfm.state_.user_emb.shape[1]),
                 "als": 0 if self.als is None else int(self.als.user_factors_.shape[1]),
