@@ -903,3 +903,22 @@ def test_variant_survives_dbt_and_an_aa_test_shows_no_uplift(built: Path, tmp_pa
                 "from metrics_experiment_srm")  # fmt: skip
     # expected 2.5 / 2.5: (0.5^2 + 0.5^2) / 2.5 = 0.2
     assert srm == [(2, 3, 0.2, False)]
+
+
+def test_dbt_warning_callback_notifies_only_real_warnings(data_dir: Path) -> None:
+    """Cosmos calls ``on_warning_callback`` after every dbt command, warnings or not (make run
+    once listed every model of events_transform as an alert): only named warnings notify DE."""
+    from types import SimpleNamespace
+
+    from include.tasks.transform import notify_dbt_warnings
+
+    ti = SimpleNamespace(dag_id="events_transform", task_id="dbt.x_run", run_id="r1")
+    notify_dbt_warnings({"ti": ti, "test_names": [], "test_results": []})
+    assert not (data_dir / "notifications.jsonl").exists()
+    notify_dbt_warnings({"ti": ti, "test_names": ["lake.events"], "test_results": ["WARN 1"]})
+    lines = (data_dir / "notifications.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert (record["role"], record["task_id"], record["error"]) == (
+        "DE", "dbt.x_run", "lake.events: WARN 1"
+    )  # fmt: skip

@@ -151,14 +151,15 @@ def notify_dbt_warnings(context: dict[str, Any]) -> None:
     notifies DE with the nodes and dbt's messages; the task itself succeeds."""
     from include.roles import Role, notify
 
-    ti = context.get("ti") or context.get("task_instance")
     names = list(context.get("test_names") or [])
+    if not names:  # Cosmos calls this after every dbt command, warnings or not
+        return
+    ti = context.get("ti") or context.get("task_instance")
     results = [str(r) for r in context.get("test_results") or []]
     notify(
         Role.DE,
         subject=f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')}: dbt warning",
-        error="; ".join(f"{n}: {r}" for n, r in zip(names, results, strict=False))
-        or "dbt reported a warning",
+        error="; ".join(f"{n}: {r}" for n, r in zip(names, results, strict=False)),
         dag_id=getattr(ti, "dag_id", None),
         task_id=getattr(ti, "task_id", None),
         run_id=getattr(ti, "run_id", None),
