@@ -184,6 +184,11 @@ def judge(op: str, factor: float, ratio: float, ci_low: float, ci_high: float) -
     return RULE_NO_WORSE, not ci_low > factor
 
 
+def _fmt(value: float) -> str:
+    """A value in a clause's text: 'n/a' when the segment had nothing to measure."""
+    return "n/a" if math.isnan(value) else f"{value:.4g}"
+
+
 def check_definition_of_done(
     table: pd.DataFrame,
     contract: dict[str, Any] | str | Path | None = None,
@@ -248,12 +253,12 @@ def check_definition_of_done(
             else:
                 base = _value(table, ref, segment, metric)
             required = factor * base
-            detail = f"{op} {factor:g} x {ref} ({base:.4g}) = {required:.4g}"
+            detail = f"{op} {factor:g} x {ref} ({_fmt(base)}) = {_fmt(required)}"
             extra = {"reference": ref, "factor": factor}
         if math.isnan(observed) or math.isnan(required):
             status = SKIPPED if clause.get("on_missing", "fail") == "skip" else FAIL
             margin = margin_pct = float("nan")
-            detail += " [undefined value]"
+            detail += " [not measurable on this data]"
             if comparative:
                 extra["rule"] = RULE_POINT
         else:
