@@ -57,20 +57,21 @@ def test_the_rules_catch_a_bad_dag() -> None:
 
 def test_dags_folder_parses_fast() -> None:
     """Cold parse of our DAG files in a fresh interpreter that has Airflow loaded (as the
-    DAG processor has): only our modules and their imports are timed."""
+    DAG processor has): only our modules and their imports are timed, in CPU seconds of that
+    process (wall time doubles when the other pytest worker is busy; the imports do not)."""
     code = (
         "import time\n"
         "from airflow.dag_processing.dagbag import DagBag\n"
         "import airflow.sdk\n"
-        "t = time.perf_counter()\n"
+        "t = time.process_time()\n"
         f"bag = DagBag(dag_folder={str(DAGS_DIR)!r})\n"
-        "print('PARSE', len(bag.dags), time.perf_counter() - t)\n"
+        "print('PARSE', len(bag.dags), time.process_time() - t)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
     ).stdout
     _, n, took = next(line for line in out.splitlines() if line.startswith("PARSE")).split()
-    print(f"\nparsed {n} DAGs from dags/ in {float(took):.2f} s (cold, Airflow preloaded)")
+    print(f"\nparsed {n} DAGs from dags/ in {float(took):.2f} s (cold, Airflow preloaded, CPU s)")
     assert float(took) < 2.0, f"dags/ took {took} s to parse: move heavy imports into tasks"
 
 
