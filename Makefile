@@ -14,7 +14,7 @@ DATASET    ?= simulator
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
-.PHONY: help setup run up land test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate rollback sql sample mlflow notebook
+.PHONY: help setup run up land test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate rollback sql sample mlflow notebook setup-scale test-scale
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,16 @@ browser:  ## Chromium from Debian for the browser tests (needs root)
 
 test: setup browser  ## install everything and run the whole test suite
 	$(PY) -m pytest
+
+SCALE_SYNCED := $(VENV)/.synced-scale
+$(SCALE_SYNCED): requirements-scale.lock $(SYNCED)
+	$(UV) pip sync --quiet --python $(PY) --find-links $(WHEELS) requirements-scale.lock
+	@touch $@ $(SYNCED)
+
+setup-scale: setup $(SCALE_SYNCED)  ## add the scale-out stack (Celery, Postgres/Redis clients, S3, Spark) to .venv
+
+test-scale: setup-scale  ## the scale-out tests (tests/scale/: cluster profile, object store, Spark)
+	$(PY) -m pytest tests/scale -m scale -n 0
 
 lint: setup  ## ruff (Python) and sqlfluff (dbt SQL)
 	$(VENV)/bin/ruff check .
