@@ -55,6 +55,7 @@ from common.contracts import (
     USER_ID,
     WEIGHT,
 )
+from common.experiment import VARIANTS
 from include.contracts import RAW_EVENT_COLUMNS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -264,6 +265,10 @@ def build_raw_events_suite(params: RawEventsParams | None = None) -> Expectation
             description=f"no event_time after {event_time_max:%Y-%m-%d %H:%M}",
         ),
         _expect("ExpectColumnValuesToNotBeNull", CRITICAL, column="anonymous_id"),
+        # events outside an experiment have no variant (nulls pass)
+        _expect(
+            "ExpectColumnValuesToBeInSet", CRITICAL, column="variant", value_set=list(VARIANTS)
+        ),
         _expect(
             "ExpectColumnValuesToBeInSet",
             CRITICAL,

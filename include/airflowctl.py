@@ -31,6 +31,7 @@ import threading
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from common.fs import atomic_write_with
 from expectations.gate import failed_headline
@@ -495,6 +496,50 @@ def run_pipeline(dataset: str = "simulator") -> int:
         return 0
     started_all = time.monotonic()
     log_dir = get_settings().state_dir / "logs"
+    rc = run_dags_in_order(dags, env, log_dir)
+    if rc:
+        return rc
+    if dataset == "simulator" and (REPO_ROOT / "dags" / f"{EXPERIMENT_DAG}.py").exists():
+        rc = run_experiment_week(env, log_dir)
+        if rc:
+            return rc
+    print(f"\nall DAGs ran in {time.monotonic() - started_all:.0f} s")
+    print_summary()
+    print_alerts_and_owners(alerts_from, env)
+    print_report_locations()
+    return 0
+
+
+#: The closed loop of the holdout experiment (issue 21): after the first period's DAGs have
+#: published, this DAG lands an experiment week against what was published, and the DAGs that
+#: its ``landing`` Asset starts run again (as a scheduler would: ingest -> transform -> the
+#: business report; retraining and the monitors wait for the next cycle).
+EXPERIMENT_DAG = "simulator_experiment_week"
+EXPERIMENT_CHAIN: tuple[str, ...] = (
+    EXPERIMENT_DAG,
+    "events_ingest",
+    "events_transform",
+    "business_metrics",
+)
+
+
+def run_experiment_week(env: dict[str, str], log_dir: Path) -> int:
+    """``make run``'s second round: the experiment week and the chain its Asset starts."""
+    if read_current_version() is None:
+        print("\nnothing was published: no experiment week (it needs served lists)", flush=True)
+        return 0
+    print("\n##### experiment week: the holdout experiment against what was published #####")
+    return run_dags_in_order(list(EXPERIMENT_CHAIN), env, log_dir / "experiment_week")
+
+
+def read_current_version() -> str | None:
+    from include.serving.loader import read_current
+
+    return read_current(get_settings().published_dir)
+
+
+def run_dags_in_order(dags: list[str], env: dict[str, str], log_dir: Path) -> int:
+    """Run ``dags`` in one ``include.dagrunner`` process, printing one line per DAG."""
     # One process runs every DAG as `airflow dags test` would (include.dagrunner): Airflow's
     # start-up is paid once, not six times.
     proc = subprocess.Popen(
@@ -539,10 +584,6 @@ def run_pipeline(dataset: str = "simulator") -> int:
     if proc.wait() not in (0, 1) or reported < len(dags):
         print(f"the DAG runner exited with {proc.returncode}; logs in {log_dir}", flush=True)
         return proc.returncode or 1
-    print(f"\nall DAGs ran in {time.monotonic() - started_all:.0f} s")
-    print_summary()
-    print_alerts_and_owners(alerts_from, env)
-    print_report_locations()
     return 0
 
 
@@ -610,6 +651,7 @@ def print_summary() -> None:
     print(f"  duplicates dropped   {one('select sum(duplicates) from raw.ingest_manifest')}")
     print(f"  sessions             {one('select count(*) from fct_sessions')}")
     print(f"  customers            {one('select count(*) from dim_customers')}")
+    print_experiment_verdict(con)
     con.close()
     versions = sorted(p for p in s.models_dir.glob("2*") if (p / "metrics.json").exists())
     if versions:
@@ -638,6 +680,36 @@ def print_summary() -> None:
             print(f"  candidate {c['candidate']} {verdict}")
     print("\nOne real response of the recommendations API (python -m include.serving sample):")
     subprocess.run([sys.executable, "-m", "include.serving", "sample"], check=False)
+
+
+def print_experiment_verdict(con: Any) -> None:
+    """Did it work? The holdout experiment's uplift rows (metrics_experiment_uplift)."""
+    import duckdb
+
+    try:
+        srm = con.execute(
+            "select experiment_id, n_control, n_treatment, observed_control_share, "
+            "configured_control_share, srm_flagged from metrics_experiment_srm order by 1"
+        ).fetchall()
+        rows = con.execute(
+            "select experiment_id, metric, control_value, treatment_value, uplift_abs, "
+            "uplift_abs_ci_low, uplift_abs_ci_high, is_significant "
+            "from metrics_experiment_uplift order by experiment_id, metric_order"
+        ).fetchall()
+    except duckdb.Error:
+        return
+    for experiment_id, n_c, n_t, observed, configured, flagged in srm:
+        print(
+            f"\n  holdout experiment {experiment_id}: {n_c} control / {n_t} treatment visitors "
+            f"(control share {observed:.1%}, configured {configured or 0:.0%}): "
+            + ("SAMPLE-RATIO MISMATCH, results not trustworthy" if flagged else "split OK")
+        )
+        print(f"  {'metric':<32} {'control':>9} {'treatment':>9} {'uplift [95 % CI]':>30}")
+        for exp, metric, c, t, d, lo, hi, sig in rows:
+            if exp != experiment_id or c is None or t is None:
+                continue
+            verdict = "significant" if sig else "no detectable effect"
+            print(f"  {metric:<32} {c:>9.4f} {t:>9.4f} {d:>+9.4f} [{lo:+.4f}, {hi:+.4f}] {verdict}")
 
 
 def tracking_store_dir() -> str:

@@ -23,7 +23,9 @@ PROPERTY_KEYS: tuple[str, ...] = (
     "search_query",
     "recommendation_id",
 )
-CONTEXT_KEYS: tuple[str, ...] = ("platform", "country", "user_agent")
+# experiment_id and variant: the holdout experiment a visit belongs to (common.experiment);
+# both or neither, variant one of common.experiment.VARIANTS.
+CONTEXT_KEYS: tuple[str, ...] = ("platform", "country", "user_agent", "experiment_id", "variant")
 
 # --- raw lake (Parquet, lake/events/event_date=YYYY-MM-DD/*.parquet) -----------------------
 # (name, DuckDB type). Order is the file's column order.
@@ -45,6 +47,8 @@ RAW_EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("platform", "VARCHAR"),
     ("country", "VARCHAR"),
     ("user_agent", "VARCHAR"),
+    ("experiment_id", "VARCHAR"),  # context.experiment_id (null outside an experiment)
+    ("variant", "VARCHAR"),  # context.variant: control | treatment
     ("properties", "VARCHAR"),  # the original properties object as JSON text
     ("is_bot", "BOOLEAN"),
     ("received_at", "TIMESTAMP"),  # when ingestion loaded the line (UTC)
@@ -129,6 +133,7 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     "missing_field",
     "bad_type",
     "unknown_event_type",
+    "unknown_variant",  # context.variant not in common.experiment.VARIANTS
     "future_event_time",  # event_time > batch hour end + 1 h
     "too_late",  # event_time < batch hour start - late window
     "content_changed",  # a loaded file was dropped again with other bytes: quarantined whole

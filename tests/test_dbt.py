@@ -144,7 +144,14 @@ def write_events(
             "source_line": line,
             "event_date": at[:10],
         }
-        for key in ("price", "quantity", "order_id", "recommendation_id"):
+        for key in (
+            "price",
+            "quantity",
+            "order_id",
+            "recommendation_id",
+            "experiment_id",
+            "variant",
+        ):
             record[key] = extra.get(key)
         select = ", ".join(
             f"cast({_sql_literal(record.get(name))} as {dtype})"
@@ -822,6 +829,80 @@ def test_static_docs_page_asks_for_no_missing_file() -> None:
     fixed = fix_static_docs(page)
     assert "${require(" not in fixed and 'xlink:href="{{' not in fixed
     assert fixed.count('ng-attr-href="{{ getIcon(') == page.count('xlink:href="{{ getIcon(') > 0
+
+
+# --- the holdout experiment (issue 21) ---------------------------------------------------------
+def _x(variant: str) -> dict:
+    return {"experiment_id": "aa-test", "variant": variant}
+
+
+# Day 3: an A/A experiment. New visitors n1, n2 (control) and n3, n4 (treatment): n1 and n3
+# buy. Customer u1 (seen on day 1) is exposed logged in (treatment) at 10:00-10:05 and comes
+# back at 20:00: returned within N = 1 day, 9 h 55 min = 0.413194 days after the exposure
+# session ended.
+EXPERIMENT_DAY = [
+    ("x01", "2024-03-03 09:00:00", "page_view", "n1", None, None, "/", _x("control")),
+    ("x02", "2024-03-03 09:01:00", "purchase", "n1", None, "i1", "/checkout",
+     {**_x("control"), "order_id": "xo1", "price": 30.0, "quantity": 1}),
+    ("x03", "2024-03-03 09:00:00", "page_view", "n2", None, None, "/", _x("control")),
+    ("x04", "2024-03-03 09:00:00", "page_view", "n3", None, None, "/", _x("treatment")),
+    ("x05", "2024-03-03 09:02:00", "purchase", "n3", None, "i2", "/checkout",
+     {**_x("treatment"), "order_id": "xo2", "price": 60.0, "quantity": 1}),
+    ("x06", "2024-03-03 09:00:00", "page_view", "n4", None, None, "/", _x("treatment")),
+    ("x07", "2024-03-03 10:00:00", "page_view", "a1", "u1", None, "/", _x("treatment")),
+    ("x08", "2024-03-03 10:05:00", "product_view", "a1", "u1", "i1", "/p/i1", _x("treatment")),
+    ("x09", "2024-03-03 20:00:00", "page_view", "a1", "u1", None, "/", _x("treatment")),
+    ("x10", "2024-03-05 12:00:00", "page_view", "n4", None, None, "/", _x("treatment")),
+]  # fmt: skip
+
+
+@pytest.mark.integration
+def test_variant_survives_dbt_and_an_aa_test_shows_no_uplift(built: Path, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(built, data_dir)
+    write_events(data_dir, EXPERIMENT_DAY, "batch3")
+    config = {"experiments__extra": [
+        {"experiment_id": "aa-test", "control_share": 0.5, "return_window_days": 1}
+    ]}  # fmt: skip
+    out = run_dbt(
+        data_dir, "build", "--select", "+metrics_experiment_uplift", "+metrics_experiment_srm",
+        "--vars", json.dumps(config),
+    )  # fmt: skip
+    assert "ERROR=0" in out, out[-3000:]
+    # the marts' unit tests (hand-worked fixtures in _metrics__models.yml) ran and passed
+    results = json.loads((data_dir.parent / "dbt_target" / "run_results.json").read_text())
+    units = {
+        r["unique_id"].split(".")[-1]: r["status"]
+        for r in results["results"]
+        if r["unique_id"].startswith("unit_test.") and ".experiment_" in r["unique_id"]
+    }
+    assert units == {
+        "experiment_uplift_by_hand": "pass",
+        "experiment_srm_fires_on_a_skewed_split": "pass",
+        "experiment_variants_by_hand": "pass",
+    }
+    visitors = query(
+        data_dir,
+        "select visitor_id, variant, is_new_visitor, is_converted, is_customer, "
+        "is_returned_within_n, days_to_return from metrics_experiment_visitors order by 1",
+    )
+    assert visitors == [
+        ("n1", "control", True, True, False, False, None),
+        ("n2", "control", True, False, False, False, None),
+        ("n3", "treatment", True, True, False, False, None),
+        ("n4", "treatment", True, False, False, False, 2.125),
+        ("u1", "treatment", False, False, True, True, 0.413194),
+    ]
+    conversion = query(
+        data_dir,
+        "select control_value, treatment_value, uplift_abs, is_significant "
+        "from metrics_experiment_uplift where metric = 'new_visitor_conversion'",
+    )
+    assert conversion == [(0.5, 0.5, 0.0, False)]  # A/A: no uplift
+    srm = query(data_dir, "select n_control, n_treatment, chi_square, srm_flagged "
+                "from metrics_experiment_srm")  # fmt: skip
+    # expected 2.5 / 2.5: (0.5^2 + 0.5^2) / 2.5 = 0.2
+    assert srm == [(2, 3, 0.2, False)]
 
 
 def test_dbt_warning_callback_notifies_only_real_warnings(data_dir: Path) -> None:

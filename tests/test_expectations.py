@@ -187,6 +187,7 @@ WRONG_DTYPE = {
     "BOOLEAN": "Int8",
 }
 FILLER = {"VARCHAR": "x", "DOUBLE": 1.0, "INTEGER": 1, "BIGINT": 1, "BOOLEAN": True}
+FILLER_OF_COLUMN = {"variant": "control"}  # a value its own value-set rule accepts
 
 
 def _wrong_dtype(column: str, duckdb_type: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
@@ -194,7 +195,7 @@ def _wrong_dtype(column: str, duckdb_type: str) -> Callable[[pd.DataFrame], pd.D
         frame = frame.copy()
         values = frame[column]
         if values.isna().all():  # all-null columns are typeless to GX: give them a value
-            values = values.fillna(FILLER[duckdb_type])
+            values = values.fillna(FILLER_OF_COLUMN.get(column, FILLER[duckdb_type]))
         frame[column] = values.astype(WRONG_DTYPE[duckdb_type])
         return frame
 
@@ -254,6 +255,12 @@ case(
     "null_event_type",
     lambda f: _set(f, 0, "event_type", None),
     {"expect_column_values_to_not_be_null:event_type"},
+)
+case(
+    "raw_events",
+    "unknown_variant",
+    lambda f: _set(f, 0, "variant", "holdout"),
+    {"expect_column_values_to_be_in_set:variant"},
 )
 case(
     "raw_events",

@@ -890,3 +890,36 @@ def test_dag_runs_and_emits_raw_events(airflow_home: Path, sim_data: Path) -> No
     assert {"raw_events", "catalog"} <= names
     extra = json.loads(next(x for n, x in emitted if n == "raw_events"))
     assert extra["events_loaded"] == loaded
+
+
+def test_experiment_fields_are_validated_and_loaded(data_dir: Path) -> None:
+    """context.experiment_id/variant (issue 21): both or neither, variant control|treatment."""
+    landing = data_dir / "landing"
+
+    def ctx(**extra) -> dict:
+        return {"platform": "web", "country": "DE", "user_agent": "Mozilla/5.0", **extra}
+
+    lines = [
+        line(1, context=ctx(experiment_id="x1", variant="control")),  # 1 loads
+        line(2, context=ctx(experiment_id="x1", variant="treatment")),  # 2 loads
+        line(3),  # 3 no experiment: loads with nulls
+        line(4, context=ctx(experiment_id="x1", variant="holdout")),  # 4 unknown_variant
+        line(5, context=ctx(experiment_id="x1")),  # 5 missing_field:context.variant
+        line(6, context=ctx(variant="control")),  # 6 missing_field:context.experiment_id
+        line(7, context=ctx(experiment_id="x1", variant=1)),  # 7 bad_type:context.variant
+    ]
+    write_gz(landing, f"{HOUR}/batch-0001.jsonl.gz", lines)
+    ingest()
+    reasons = dict(query(data_dir, "select source_line, reason from raw.quarantine"))
+    assert reasons == {
+        4: "unknown_variant",
+        5: "missing_field:context.variant",
+        6: "missing_field:context.experiment_id",
+        7: "bad_type:context.variant",
+    }
+    lake = data_dir / "lake" / "events" / "*" / "*.parquet"
+    con = duckdb.connect()
+    got = con.execute(
+        f"select event_id, experiment_id, variant from read_parquet('{lake}') order by 1"
+    ).fetchall()
+    assert got == [("e1", "x1", "control"), ("e2", "x1", "treatment"), ("e3", None, None)]

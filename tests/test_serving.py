@@ -19,6 +19,7 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
+from common.experiment import CONTROL, TREATMENT, Experiment, active_experiment
 from include.serving import __main__ as cli
 from include.serving.app import (
     MODEL_VERSION_HEADER,
@@ -167,6 +168,57 @@ def test_personal_recommendations(client: TestClient) -> None:
     assert len(everything["items"]) == 20  # the published list length is the largest k
     too_many = client.get("/v1/users/U0000003/recommendations?k=21", headers=AUTH)
     assert too_many.status_code == 422  # not silently fewer than asked
+
+
+def test_assignment_is_stable_and_near_the_configured_share() -> None:
+    exp = Experiment("exp-a", control_share=0.1, salt="s")
+    ids = [f"U{n:07d}" for n in range(20_000)]
+    first = [exp.assign(i) for i in ids]
+    assert first == [exp.assign(i) for i in ids]  # stable: no state, same id same variant
+    share = first.count(CONTROL) / len(ids)
+    # binomial sd at n=20000, p=0.1 is 0.0021: 4 sd either side
+    assert 0.0915 < share < 0.1085, share
+    # another experiment (or salt) re-randomises: the two assignments are independent
+    other = [Experiment("exp-b", control_share=0.1, salt="s").assign(i) for i in ids]
+    both = sum(a == b == CONTROL for a, b in zip(first, other, strict=True)) / len(ids)
+    assert 0.006 < both < 0.014, both  # about 0.1 * 0.1
+    with pytest.raises(ValueError, match="control_share"):
+        Experiment("bad", control_share=1.0)
+
+
+def test_the_answer_carries_the_variant_and_control_gets_the_default_list(
+    store: ModelStore,
+) -> None:
+    frame = fixture_frame(**FIXTURE)
+    exp = Experiment("exp-t", control_share=0.5, salt="t")
+    app = create_app(store=store, api_keys=[KEY], start_watcher=False, experiment=exp)
+    client = TestClient(app)
+    users = sorted(set(frame[frame.list_type == "user"].key_id))[:12]
+    variants = {u: exp.assign(u) for u in users}
+    assert set(variants.values()) == {CONTROL, TREATMENT}
+    for user, variant in variants.items():
+        for fast in ("", "?k=4"):  # the fast path (no query) and FastAPI answer alike
+            body = client.get(f"/v1/users/{user}/recommendations{fast}", headers=AUTH).json()
+            k = 4 if fast else 10
+            assert (body["experiment_id"], body["variant"]) == ("exp-t", variant)
+            if variant == CONTROL:
+                assert body["source"] == "default"
+                assert body["items"] == expected_items(frame, "cold_start", "all", k)
+            else:
+                assert body["source"] == "personal"
+                assert body["items"] == expected_items(frame, "user", user, k)
+    control = next(u for u, v in variants.items() if v == CONTROL)
+    body = client.post(
+        "/v1/sessions/recommendations",
+        json={"events": [], "k": 3, "visitor_id": control},
+        headers=AUTH,
+    ).json()
+    assert (body["variant"], [i["source"] for i in body["items"]]) == (CONTROL, ["default"] * 3)
+    assert [i["item_id"] for i in body["items"]] == [
+        i["item_id"] for i in expected_items(frame, "cold_start", "all", 3)
+    ]
+    no_visitor = client.post("/v1/sessions/recommendations", json={"events": []}, headers=AUTH)
+    assert "variant" not in no_visitor.json()  # no visitor, no assignment
 
 
 def test_unknown_user_gets_the_cold_start_list(client: TestClient) -> None:
@@ -550,7 +602,8 @@ def test_new_version_is_picked_up_under_traffic_without_errors(data_dir: Path) -
     users = [f"U{n:07d}" for n in range(0, 800, 37)]  # half of them are new in v2
     expected = {
         (version, user): expected_items(frame, "user", user, 5)
-        if user in set(frame.key_id)
+        # held-out visitors (about 10 %) get the default list, as unknown users do
+        if user in set(frame.key_id) and active_experiment().assign(user) == "treatment"
         else expected_items(frame, "cold_start", "all", 5)
         for version, frame in frames.items()
         for user in users

@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass
 
 from common.contracts import EVENT_TYPES, PRODUCT_EVENT_TYPES
+from common.experiment import VARIANTS
 from include.contracts import (
     CONTEXT_KEYS,
     CUSTOMER_LAKE_COLUMNS,
@@ -101,6 +102,13 @@ EVENTS = DatasetSpec(
             f"v_event_type in {_sql_list(PRODUCT_EVENT_TYPES)} and coalesce(v_item_id, '') = ''",
             "missing_field:item_id",
         ),
+        # an experiment's events carry both its id and the visitor's variant
+        ("v_experiment_id is not null and v_variant is null", "missing_field:context.variant"),
+        (
+            "v_variant is not null and v_experiment_id is null",
+            "missing_field:context.experiment_id",
+        ),
+        (f"v_variant not in {_sql_list(VARIANTS)}", "unknown_variant"),
         ("v_event_time > batch_end + interval 1 hour", "future_event_time"),
         ("v_event_time < batch_start - to_days(late_days)", "too_late"),
     ),

@@ -99,6 +99,58 @@ def _definition(
     }
 
 
+def verdict(row: dict[str, Any], srm_flagged: bool) -> str:
+    """One sentence: did the treatment move this metric (from the mart's interval)?"""
+    if srm_flagged:
+        return "Not readable: the split of visitors does not match the configuration (SRM)."
+    if row.get("uplift_abs") is None or row["uplift_abs"] != row["uplift_abs"]:
+        return "Not enough data in one of the variants."
+    better = (
+        row["uplift_abs"] > 0 if row["metric"] != "median_days_to_return" else row["uplift_abs"] < 0
+    )
+    if not row["is_significant"]:
+        return "No detectable difference: the 95 % interval includes zero."
+    return "Yes, it worked: " if better else "It got worse: "
+
+
+def experiment_context(frames: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
+    """Per experiment: its SRM row, and per metric the uplift row, a verdict and a chart."""
+    from include.reporting import charts
+
+    needed = ("metrics_experiment_uplift", "metrics_experiment_srm", "metrics_experiment_variants")
+    if any(name not in frames for name in needed):  # an export from before the experiment marts
+        return []
+    uplift = frames["metrics_experiment_uplift"]
+    srm = {r["experiment_id"]: r for r in _records(frames["metrics_experiment_srm"])}
+    variants = frames["metrics_experiment_variants"]
+    out = []
+    for experiment_id in sorted(srm):
+        check = srm[experiment_id]
+        rows = _records(
+            uplift[uplift["experiment_id"] == experiment_id].sort_values("metric_order")
+        )
+        metrics = []
+        for row in rows:
+            metrics.append(
+                {
+                    **row,
+                    "verdict": verdict(row, bool(check["srm_flagged"])),
+                    "chart": charts.experiment_metric(row),
+                }
+            )
+        out.append(
+            {
+                "experiment_id": experiment_id,
+                "srm": check,
+                "metrics": metrics,
+                "variants": _records(
+                    variants[variants["experiment_id"] == experiment_id].sort_values("variant")
+                ),
+            }
+        )
+    return out
+
+
 def page_context(
     export_dir: Path,
     lapsed_days: int = DEFAULT_LAPSED_DAYS,
@@ -132,7 +184,9 @@ def page_context(
     def definition(model: str, columns: Sequence[str], title: str | None = None) -> dict:
         return _definition(definitions, model, columns, title)
 
+    experiments = experiment_context(frames)
     return {
+        "experiments": experiments,
         "title": "Trasos business metrics",
         "manifest": manifest,
         "dbt_select": DBT_SELECT,
@@ -158,6 +212,7 @@ def page_context(
                 impact["first_session_date"], impact["last_session_date"]
             ),
             "lapsed-customers": data_range if len(recency) else None,
+            "experiment": data_range if experiments else None,
         },
         "charts": {
             "conversion": charts.conversion_trend(frames["metrics_conversion_trend"]),
@@ -233,6 +288,16 @@ def page_context(
                         "revenue_per_session",
                     ],
                 )
+            ],
+            "experiment": [
+                definition(
+                    "metrics_experiment_uplift",
+                    ["metric", "uplift_abs", "uplift_rel", "is_significant"],
+                ),
+                definition(
+                    "metrics_experiment_srm",
+                    ["configured_control_share", "observed_control_share", "srm_flagged"],
+                ),
             ],
             "lapsed-customers": [
                 definition(

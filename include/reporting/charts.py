@@ -351,6 +351,60 @@ def recommendation_impact(impact: pd.DataFrame) -> str | None:
     return to_data_uri(fig)
 
 
+#: How each experiment metric is drawn: (title, unit of the values).
+EXPERIMENT_METRICS: dict[str, tuple[str, str]] = {
+    "new_visitor_conversion": ("Conversion of new visitors", "share"),
+    "customer_return_within_n_days": ("Customers back within N days", "share"),
+    "median_days_to_return": ("Median days to return (customers)", "days"),
+}
+
+
+def experiment_metric(row: Mapping[str, Any]) -> str | None:
+    """One experiment metric: the two variants' values (left) and the absolute uplift with its
+    95 % interval against zero (right).
+
+    ``row``: one row of metrics_experiment_uplift.
+    """
+    values = (row.get("control_value"), row.get("treatment_value"))
+    if any(v is None or v != v for v in values):
+        return None
+    title, unit = EXPERIMENT_METRICS.get(str(row["metric"]), (str(row["metric"]), "share"))
+    fig, axes = _figure(1, 2, width=9.0, height=2.6, width_ratios=[1, 1.4])
+    left, right = axes[0, 0], axes[0, 1]
+    labels = [
+        f"control\n(n={int(row['n_control'] or 0):,})",
+        f"treatment\n(n={int(row['n_treatment'] or 0):,})",
+    ]
+    bars = left.bar(labels, values, color=[GREY, BLUE], width=0.6)
+    for bar, value in zip(bars, values, strict=True):
+        text = f"{value:.1%}" if unit == "share" else f"{value:.2f} d"
+        left.text(
+            bar.get_x() + bar.get_width() / 2, bar.get_height(), text, ha="center", va="bottom"
+        )
+    if unit == "share":
+        _percent_axis(left)
+    left.set_ylim(0, max(values) * 1.3 or 1)
+    left.set_title(title, fontsize=9)
+    left.grid(axis="y", alpha=0.3)
+    low, high, mid = row["uplift_abs_ci_low"], row["uplift_abs_ci_high"], row["uplift_abs"]
+    significant = bool(row.get("is_significant"))
+    color = (
+        GREEN if significant and (mid > 0) == (unit == "share") else ORANGE if significant else GREY
+    )
+    right.errorbar([mid], [0], xerr=[[mid - low], [high - mid]], fmt="o", color=color, capsize=6)
+    right.axvline(0, color="black", linewidth=0.8)
+    span = max(abs(low), abs(high)) * 1.4 or 1
+    right.set_xlim(-span, span)
+    right.set_yticks([])
+    if unit == "share":
+        from matplotlib.ticker import PercentFormatter
+
+        right.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
+    right.set_title("treatment - control, 95 % interval", fontsize=9)
+    right.grid(axis="x", alpha=0.3)
+    return to_data_uri(fig)
+
+
 # --- monitoring page -----------------------------------------------------------------------------
 def check_history_figure(group: pd.DataFrame, title: str) -> Any:
     """One monitored metric over the data days: a line per dimension, its threshold dashed.

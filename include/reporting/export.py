@@ -42,6 +42,9 @@ MARTS: tuple[str, ...] = (
     "metrics_recommendation_impact",
     "metrics_customer_recency",
     "metrics_visitors",
+    "metrics_experiment_variants",
+    "metrics_experiment_uplift",
+    "metrics_experiment_srm",
 )
 KEEP_EXPORTS = 10
 LATEST_POINTER = "LATEST"

@@ -24,8 +24,15 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from common.contracts import PRODUCT_EVENT_TYPES, PUBLISHED_LIST_LENGTH
+from common.experiment import Experiment, active_experiment
 from include.serving import metrics, problems
 from include.serving.auth import API_KEY_HEADER, KeyRing, load_api_keys
+from include.serving.holdout import (
+    SOURCE_DEFAULT,
+    default_items_json,
+    experiment_fields,
+    is_held_out,
+)
 from include.serving.loader import ID_PATTERN, ModelStore, Snapshot
 from include.serving.problems import FieldError, Problem
 from include.serving.session import (
@@ -70,6 +77,8 @@ class UserRecommendations(BaseModel):
                 {
                     "user_id": "U0000042",
                     "source": "personal",
+                    "experiment_id": "recs-holdout-1",
+                    "variant": "treatment",
                     "model_version": "20260301T020000Z-lightfm",
                     "generated_at": "2026-03-01T02:14:07Z",
                     "items": _EXAMPLE_ITEMS,
@@ -78,10 +87,15 @@ class UserRecommendations(BaseModel):
         }
     )
 
-    user_id: str
-    source: Literal["personal", "cold_start"] = Field(
+    user_id: str = Field(description="The stitched visitor id: the user_id, else the anonymous id.")
+    source: Literal["personal", "cold_start", "default"] = Field(
         description="'personal': the user's own list. 'cold_start': the user is unknown to "
-        "this model version, so the global cold-start list answered."
+        "this model version, so the global cold-start list answered. 'default': the visitor is "
+        "in the experiment's control group and gets the shop's non-personal default list."
+    )
+    experiment_id: str = Field(description="The holdout experiment running (seed experiments).")
+    variant: Literal["control", "treatment"] = Field(
+        description="The visitor's variant (stable salted hash of the visitor id)."
     )
     model_version: str
     generated_at: datetime = Field(description="When the batch recommendations were computed.")
@@ -159,6 +173,11 @@ class SessionRequest(BaseModel):
         'by reciprocal-rank fusion (items of both `source: "session"` or `"personal"`, '
         "whichever ranks the item higher); unknown users get the session answer alone.",
     )
+    visitor_id: SessionItemId | None = Field(
+        default=None,
+        description="The stitched visitor id (user_id, else anonymous id). When given, the "
+        "answer carries the visitor's experiment variant; the control gets the default list.",
+    )
 
     @field_validator("k", mode="before")
     @classmethod
@@ -174,10 +193,11 @@ class SessionRequest(BaseModel):
 
 
 class SessionItem(RecommendedItem):
-    source: Literal["session", "personal", "popular-in-category", "popular"] = Field(
+    source: Literal["session", "personal", "popular-in-category", "popular", "default"] = Field(
         description="'session': scored from the session's items; 'personal': from the "
         "user's personal list (with `user_id`); 'popular-in-category': popular in the "
-        "category of the session's latest item; 'popular': globally popular."
+        "category of the session's latest item; 'popular': globally popular; 'default': the "
+        "experiment's control group gets the shop's default list."
     )
 
 
@@ -208,6 +228,12 @@ class SessionRecommendations(BaseModel):
         default=0,
         description="How many items of the user's personal list took part in the ranking (0: no "
         "`user_id`, or a user this model version does not know).",
+    )
+    experiment_id: str | None = Field(
+        default=None, description="The holdout experiment, when the body named a visitor_id."
+    )
+    variant: Literal["control", "treatment"] | None = Field(
+        default=None, description="The visitor's variant, when the body named a visitor_id."
     )
     items: list[SessionItem] = Field(description="At most k items, best first.")
 
@@ -388,13 +414,19 @@ def _reject_unknown_query_parameters(request: Request) -> None:
         )
 
 
-def user_body(snap: Snapshot, user_id: str, k: int) -> bytes:
-    """UserRecommendations as JSON bytes (``user_id`` already matches ID_PATTERN)."""
-    items = snap.items_json("user", user_id, k)
-    source = b"personal"
-    if items is None:
-        items = snap.items_json("cold_start", snap.cold_start_key, k) or b""
-        source = b"cold_start"
+def user_body(snap: Snapshot, user_id: str, k: int, experiment: Experiment) -> bytes:
+    """UserRecommendations as JSON bytes (``user_id`` already matches ID_PATTERN): the
+    visitor's variant in ``experiment``; the control gets the default list."""
+    variant, held_out = is_held_out(experiment, user_id)
+    if held_out:
+        items = default_items_json(snap, k)
+        source = SOURCE_DEFAULT.encode()
+    else:
+        items = snap.items_json("user", user_id, k)
+        source = b"personal"
+        if items is None:
+            items = snap.items_json("cold_start", snap.cold_start_key, k) or b""
+            source = b"cold_start"
     # The id pattern admits no JSON special character: no escaping needed.
     return b"".join(
         (
@@ -403,6 +435,7 @@ def user_body(snap: Snapshot, user_id: str, k: int) -> bytes:
             b'","source":"',
             source,
             b'"',
+            experiment_fields(experiment, variant),
             snap.version_fields,
             b',"items":[',
             items,
@@ -492,15 +525,29 @@ def session_items(snap: Snapshot, request: SessionRequest) -> tuple[list[dict[st
     return out, known, len(personal)
 
 
-def session_body(snap: Snapshot, request: SessionRequest) -> bytes:
-    """SessionRecommendations as JSON bytes."""
-    items, known, personal = session_items(snap, request)
+def session_body(snap: Snapshot, request: SessionRequest, experiment: Experiment) -> bytes:
+    """SessionRecommendations as JSON bytes; with a ``visitor_id``, its variant in
+    ``experiment`` (the control gets the default list, every item ``source: "default"``)."""
+    extra = b""
+    personal = 0
+    if request.visitor_id is None:
+        items, known, personal = session_items(snap, request)
+    else:
+        variant, held_out = is_held_out(experiment, request.visitor_id)
+        extra = experiment_fields(experiment, variant)
+        if held_out:
+            known = 0
+            rows = json.loads(b"[" + default_items_json(snap, request.k) + b"]")
+            items = [{**row, "source": SOURCE_DEFAULT} for row in rows]
+        else:
+            items, known, personal = session_items(snap, request)
     return b"".join(
         (
             b'{"known_items":',
             str(known).encode(),
             b',"personal_items":',
             str(personal).encode(),
+            extra,
             snap.version_fields,
             b',"items":',
             json.dumps(items, separators=(",", ":")).encode(),
@@ -522,10 +569,11 @@ class FastLists:
     both paths.
     """
 
-    def __init__(self, app: Any, store: ModelStore, ring: Any) -> None:
+    def __init__(self, app: Any, store: ModelStore, ring: Any, experiment: Experiment) -> None:
         self.app = app
         self.store = store
         self.ring = ring
+        self.experiment = experiment
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
@@ -574,7 +622,7 @@ class FastLists:
         if snap is None:
             return None, b""
         if kind[0] == "users":
-            body = user_body(snap, parts[3], k)
+            body = user_body(snap, parts[3], k, self.experiment)
         else:
             body = also_bought_body(snap, parts[3], k)
         scope[metrics.ROUTE_KEY] = route  # the metrics' route label: no route matching
@@ -608,12 +656,14 @@ def create_app(
     start_watcher: bool = True,
     fast_path: bool = True,
     freeze_gc: bool = False,
+    experiment: Experiment | None = None,
 ) -> FastAPI:
     """The API over ``store`` (default: follow ``settings.published_dir``).
 
     ``api_keys`` None reads them at startup (:func:`include.serving.auth.load_api_keys`).
     With ``start_watcher``, startup loads the current version and starts the watcher thread.
     ``fast_path`` answers the list endpoints' valid requests without FastAPI (:class:`FastLists`).
+    ``experiment`` None reads the active one (:func:`common.experiment.active_experiment`).
     ``freeze_gc`` (server processes only, see :func:`serve_app`) moves everything alive after
     the first load out of the garbage collector's reach (:func:`gc.freeze`).
     """
@@ -622,6 +672,8 @@ def create_app(
             get_settings().published_dir, poll_interval=float(os.environ.get(POLL_ENV, "1.0"))
         )
     keyring: list[KeyRing] = [] if api_keys is None else [KeyRing(api_keys)]
+    # the holdout experiment (seed experiments, common.experiment), read once
+    experiment = experiment or active_experiment()
 
     def ring() -> KeyRing:
         if not keyring:
@@ -665,7 +717,7 @@ def create_app(
     app.state.store = store
     app.state.keyring = ring
     if fast_path:
-        app.add_middleware(FastLists, store=store, ring=ring)
+        app.add_middleware(FastLists, store=store, ring=ring, experiment=experiment)
 
     def snapshot() -> Snapshot:
         snap = store.current
@@ -690,7 +742,7 @@ def create_app(
         """The user's top-k items. A user this model version does not know gets the global
         cold-start list, with `source: "cold_start"`; known users get `source: "personal"`."""
         snap = snapshot()
-        body = user_body(snap, user_id, k)
+        body = user_body(snap, user_id, k, experiment)
         return Response(body, media_type=_JSON, headers={MODEL_VERSION_HEADER: snap.model_version})
 
     @app.get(
@@ -745,7 +797,7 @@ def create_app(
         not know are skipped; a session of unknown items gets the popular lists."""
         snap = snapshot()
         return Response(
-            session_body(snap, body),
+            session_body(snap, body, experiment),
             media_type=_JSON,
             headers={MODEL_VERSION_HEADER: snap.model_version},
         )

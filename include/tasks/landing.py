@@ -120,3 +120,55 @@ def land_next_days(days: int = 1) -> dict[str, Any]:
     with (landing / LANDED_LOG).open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(result) + "\n")
     return result
+
+
+def land_experiment_week(
+    days: int | None = None, effect: float | None = None, seed: int | None = None
+) -> dict[str, Any]:
+    """Land the holdout experiment's week after the last landed date (the closed loop).
+
+    The world's people and taste come from its ground truth, the lists shown from the published
+    version via the API's code (:mod:`include.simulator.experiment`); the experiment is the
+    active one (``common.experiment``). Its planted effect's ground truth goes next to the
+    simulator's (``_simulator/ground_truth/experiment-<id>.json``). Returns what was landed.
+    """
+    from common.experiment import active_experiment
+    from include.simulator.experiment import ExperimentWeekConfig, simulate_experiment_week
+
+    s = get_settings()
+    landing = s.landing_dir
+    experiment = active_experiment()
+    done = landing / TRUTH.parent / f"experiment-{experiment.experiment_id}.json"
+    if done.exists():  # idempotent: an experiment's week is landed once
+        truth = json.loads(done.read_text())
+        return {
+            "dates": [truth["start"], truth["end"]],
+            "files": 0,
+            "experiment_id": experiment.experiment_id,
+            "planted": truth["planted"],
+            "already_landed": True,
+        }
+    last = last_landed_date(landing)
+    if last is None:
+        raise FileNotFoundError(
+            f"no landed days in {landing}: the experiment week follows the first period "
+            "(`make run` simulates it)"
+        )
+    defaults = ExperimentWeekConfig()
+    cfg = ExperimentWeekConfig(
+        days=days or defaults.days,
+        effect=defaults.effect if effect is None else effect,
+        seed=defaults.seed if seed is None else seed,
+    )
+    start = last + timedelta(days=1)
+    truth = simulate_experiment_week(landing, s.published_dir, experiment, start, cfg)
+    result = {
+        "dates": [(start + timedelta(days=i)).isoformat() for i in range(cfg.days)],
+        "files": truth["files"],
+        "experiment_id": truth["experiment"]["experiment_id"],
+        "planted": truth["planted"],
+        "landed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    with (landing / LANDED_LOG).open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(result) + "\n")
+    return result

@@ -35,6 +35,8 @@ renamed as (
         lower(platform) as platform,
         upper(country) as country,
         user_agent,
+        experiment_id,
+        variant,
         properties as properties_json,
         cast(received_at as {{ dbt.type_timestamp() }}) as received_at,
         source_file,
