@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from airflow.sdk import Param, dag, task
 
-from include.assets import LANDING
+from include.assets import LANDING, RECOMMENDATIONS
 from include.roles import Role, dag_kwargs
 
 
@@ -34,7 +34,8 @@ from include.roles import Role, dag_kwargs
     **dag_kwargs(Role.DE, doc_md=__doc__, domain="ingestion"),
 )
 def simulator_experiment_week():
-    @task(outlets=[LANDING])
+    # reads the published lists (the API's code on the published files): a lineage inlet
+    @task(inlets=[RECOMMENDATIONS], outlets=[LANDING])
     def land_experiment_week(params=None, *, outlet_events=None) -> dict:
         """Land the experiment week; the Asset event carries the dates landed."""
         from include.tasks.landing import land_experiment_week as land

@@ -24,8 +24,10 @@ PROPERTY_KEYS: tuple[str, ...] = (
     "recommendation_id",
 )
 # experiment_id and variant: the holdout experiment a visit belongs to (common.experiment);
-# both or neither, variant one of common.experiment.VARIANTS.
-CONTEXT_KEYS: tuple[str, ...] = ("platform", "country", "user_agent", "experiment_id", "variant")
+# both or neither, variant one of common.experiment.VARIANTS. Optional: events outside an
+# experiment omit them (the simulator's first period) or send them as null (the loaders).
+EXPERIMENT_CONTEXT_KEYS: tuple[str, ...] = ("experiment_id", "variant")
+CONTEXT_KEYS: tuple[str, ...] = ("platform", "country", "user_agent", *EXPERIMENT_CONTEXT_KEYS)
 
 # --- raw lake (Parquet, lake/events/event_date=YYYY-MM-DD/*.parquet) -----------------------
 # (name, DuckDB type). Order is the file's column order.

@@ -96,6 +96,7 @@ def test_tasks_on_our_assets_emit_them_as_lineage_datasets(dagbag) -> None:
     report = "trasos://reports business"
     assert found == {  # by hand, from dags/*.py
         "simulator_land_day.land_next_days": (set(), {landing}),
+        "simulator_experiment_week.land_experiment_week": ({published}, {landing}),
         "events_ingest.load_new_files": ({landing}, set()),
         "events_ingest.publish_raw_events": (set(), {f"{lake} events"}),
         "events_ingest.publish_catalog": (set(), {f"{lake} catalog"}),

@@ -24,6 +24,7 @@ from include.contracts import (
     CUSTOMER_COLUMNS,
     EVENT_OPTIONAL_FIELDS,
     EVENT_REQUIRED_FIELDS,
+    EXPERIMENT_CONTEXT_KEYS,
     ITEM_COLUMNS,
 )
 from include.loaders import LOADERS, load
@@ -86,6 +87,8 @@ def check_contract(events: list[dict]) -> None:
         assert isinstance(event["properties"], dict), event
         assert None not in event["properties"].values(), event
         assert isinstance(event["context"], dict) and set(event["context"]) == set(CONTEXT_KEYS)
+        # no public dataset ran our holdout experiment: the keys are there, as null
+        assert [event["context"][k] for k in EXPERIMENT_CONTEXT_KEYS] == [None, None], event
         parse_time(event["event_time"])
     ids = [e["event_id"] for e in events]
     assert len(ids) == len(set(ids)), "event_id not unique"

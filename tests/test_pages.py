@@ -209,12 +209,12 @@ def test_monitoring_page_escapes_a_hostile_message() -> None:
     assert "2029-01-02" in text and "2026-12-06 17:00:00" in text
 
 
-def test_business_page_escapes_hostile_mart_values() -> None:
+def _business_context(experiments: list[dict]) -> dict:
     no_range = dict.fromkeys(
         ["conversion", "time-to-return", "retention", "funnel", "recommendation-impact",
-         "lapsed-customers"]
+         "experiment", "lapsed-customers"]
     )  # fmt: skip
-    context = {
+    return {
         "title": "Trasos business metrics",
         "manifest": {"export_id": "x", "generated_at": "now", "rows": {}},
         "dbt_select": "path:models/marts/metrics",
@@ -225,7 +225,7 @@ def test_business_page_escapes_hostile_mart_values() -> None:
         "lapsed_name": "lapsed.csv",
         "lapsed_href": "lapsed.csv",
         "glossary": {HOSTILE: HOSTILE},
-        "ranges": no_range,
+        "ranges": {**no_range, "experiment": ("2024-03-18", "2024-03-24") if experiments else None},
         "charts": no_range,
         "definitions": {**{k: [] for k in no_range}, "headline": []},
         "tables": {
@@ -234,11 +234,51 @@ def test_business_page_escapes_hostile_mart_values() -> None:
             "funnel_totals": [],
             "impact": [],
         },
+        "experiments": experiments,
         "exports": [],
     }
-    text = pages.render("business.html", **context)
+
+
+def test_business_page_escapes_hostile_mart_values() -> None:
+    text = pages.render("business.html", **_business_context([]))
     assert "<script>" not in text and "&lt;script&gt;" in text
     assert "37.5%" in text and "2 of 2,897" in text
+    # no experiment in the data: the section says so instead of failing to render
+    assert "No experiment in this data" in text
+
+
+def test_business_page_shows_an_experiment() -> None:
+    """One experiment, values as the marts give them (a metric with no interval: n too small)."""
+    from include.reporting.business import verdict
+
+    srm = {"n_control": 98.0, "n_treatment": 902.0, "observed_control_share": 0.098,
+           "configured_control_share": 0.1, "chi_square": 0.044444, "srm_flagged": False}  # fmt: skip
+    conversion = {
+        "metric": "new_visitor_conversion", "metric_order": 1, "n_control": 98.0,
+        "n_treatment": 902.0, "control_value": 0.1, "treatment_value": 0.15, "uplift_abs": 0.05,
+        "uplift_abs_ci_low": 0.01, "uplift_abs_ci_high": 0.09, "uplift_rel": 0.5,
+        "uplift_rel_ci_low": 0.1, "uplift_rel_ci_high": 0.9, "is_significant": True,
+    }  # fmt: skip
+    median = {
+        "metric": "median_days_to_return", "metric_order": 3, "n_control": 0.0,
+        "n_treatment": 4.0, "control_value": None, "treatment_value": 2.5, "uplift_abs": None,
+        "uplift_abs_ci_low": None, "uplift_abs_ci_high": None, "uplift_rel": None,
+        "uplift_rel_ci_low": None, "uplift_rel_ci_high": None, "is_significant": None,
+    }  # fmt: skip
+    metrics = [
+        {**m, "verdict": verdict(m, srm_flagged=False), "chart": None}
+        for m in (conversion, median)
+    ]
+    experiment = {"experiment_id": HOSTILE, "srm": srm, "metrics": metrics, "variants": []}
+    text = pages.render("business.html", **_business_context([experiment]))
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert "No experiment in this data" not in text
+    assert "98 control / 902 treatment" in text and "no sample-ratio mismatch" in text
+    # 0.15 - 0.10 by hand: +0.05 absolute, +50 % relative, interval 0.01 to 0.09
+    assert "Yes, it worked:" in text and "50.0%" in text
+    assert "Not enough data in one of the variants." in text
+    for word in ("None", "nan", "null"):
+        assert f">{word}<" not in text, word
 
 
 def test_a_merged_row_shows_no_fit_time_of_one_of_its_models() -> None:

@@ -86,7 +86,9 @@ select
     strip_nulls(json_object('quantity', 1, 'order_id', order_id)) as properties,
     null::varchar as platform,
     null::varchar as country,
-    null::varchar as user_agent
+    null::varchar as user_agent,
+    null::varchar as experiment_id,  -- public datasets ran no holdout experiment
+    null::varchar as variant
 from ordered
 order by source_row
 """

@@ -66,7 +66,7 @@ MAPPED_COLUMNS: tuple[str, ...] = (
     "item_id",
     "page",
     "properties",  # JSON object (build with strip_nulls(json_object(...)))
-    *CONTEXT_KEYS,  # platform, country, user_agent
+    *CONTEXT_KEYS,  # platform, country, user_agent, experiment_id, variant (null: no experiment)
 )
 
 # Generic skip reasons (loaders may add their own, e.g. 'unmapped_event_type:<raw value>').

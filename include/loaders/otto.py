@@ -78,7 +78,9 @@ select
     )) as properties,
     null::varchar as platform,
     null::varchar as country,
-    null::varchar as user_agent
+    null::varchar as user_agent,
+    null::varchar as experiment_id,  -- public datasets ran no holdout experiment
+    null::varchar as variant
 from typed
 order by source_row
 """

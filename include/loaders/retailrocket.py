@@ -62,7 +62,9 @@ select
     strip_nulls(json_object('source_session_id', nullif(session_id, ''))) as properties,
     null::varchar as platform,
     null::varchar as country,
-    null::varchar as user_agent
+    null::varchar as user_agent,
+    null::varchar as experiment_id,  -- public datasets ran no holdout experiment
+    null::varchar as variant
 from src
 order by source_row
 """

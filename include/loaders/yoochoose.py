@@ -65,7 +65,9 @@ select
     strip_nulls(json_object('source_split', split)) as properties,
     null::varchar as platform,
     null::varchar as country,
-    null::varchar as user_agent
+    null::varchar as user_agent,
+    null::varchar as experiment_id,  -- public datasets ran no holdout experiment
+    null::varchar as variant
 from ({union})
 order by split desc, source_row
 """

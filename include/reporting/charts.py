@@ -366,7 +366,8 @@ def experiment_metric(row: Mapping[str, Any]) -> str | None:
     ``row``: one row of metrics_experiment_uplift.
     """
     values = (row.get("control_value"), row.get("treatment_value"))
-    if any(v is None or v != v for v in values):
+    interval = (row.get("uplift_abs_ci_low"), row.get("uplift_abs_ci_high"), row.get("uplift_abs"))
+    if any(v is None or v != v for v in (*values, *interval)):  # too few visitors: no chart
         return None
     title, unit = EXPERIMENT_METRICS.get(str(row["metric"]), (str(row["metric"]), "share"))
     fig, axes = _figure(1, 2, width=9.0, height=2.6, width_ratios=[1, 1.4])

@@ -42,6 +42,7 @@ MARTS: tuple[str, ...] = (
     "metrics_recommendation_impact",
     "metrics_customer_recency",
     "metrics_visitors",
+    "metrics_experiment_visitors",
     "metrics_experiment_variants",
     "metrics_experiment_uplift",
     "metrics_experiment_srm",
