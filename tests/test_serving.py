@@ -217,8 +217,69 @@ def test_the_answer_carries_the_variant_and_control_gets_the_default_list(
     assert [i["item_id"] for i in body["items"]] == [
         i["item_id"] for i in expected_items(frame, "cold_start", "all", 3)
     ]
+    # no visitor named: no assignment possible, so no answer (422), never a personal one
     no_visitor = client.post("/v1/sessions/recommendations", json={"events": []}, headers=AUTH)
-    assert "variant" not in no_visitor.json()  # no visitor, no assignment
+    assert no_visitor.status_code == 422 and "name the visitor" in no_visitor.json()["detail"]
+
+
+def test_one_assignment_key_no_bypass_by_hand(store: ModelStore) -> None:
+    """The session endpoint assigns by user_id when given, else visitor_id: a signed-in control
+    customer cannot get personal lists by leaving visitor_id out (the bypass this closes).
+
+    Buckets by hand, experiment "exp-h", salt "h", control share 0.5: the first 8 bytes of
+    sha256("h:exp-h:<id>") over 2**64:
+      U0000001: 0x67a3bd14dd911447 -> 0.4048 < 0.5: control
+      U0000000: 0x92fabd7474fc04dd -> 0.5741: treatment
+      anon-1:   0xf1fdc317d8111bf3 -> 0.9453: treatment
+      anon-2:   0x5c90a9ceae9fabc1 -> 0.3616: control
+    """
+    exp = Experiment("exp-h", control_share=0.5, salt="h")
+    by_hand = {"U0000001": 0.4048, "U0000000": 0.5741, "anon-1": 0.9453, "anon-2": 0.3616}
+    assert {i: round(exp.bucket(i), 4) for i in by_hand} == by_hand
+    frame = fixture_frame(**FIXTURE)
+    names = fixture_names()
+    client = TestClient(
+        create_app(store=store, api_keys=[KEY], start_watcher=False, experiment=exp)
+    )
+    default3 = [i["item_id"] for i in expected_items(frame, "cold_start", "all", 3)]
+
+    def ask(**ids: str) -> dict:
+        body = {"events": ev(names[0], names[2]), "k": 3, **ids}
+        response = client.post(SESSION_URL, json=body, headers=AUTH)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def shown(answer: dict) -> tuple:
+        items = answer["items"]
+        return (
+            answer["experiment_id"],
+            answer["variant"],
+            [i["item_id"] for i in items],
+            sorted({i["source"] for i in items}),
+        )
+
+    control = ("exp-h", "control", default3, ["default"])
+    # the bypass: user_id alone (a control customer) -> the default list, no personal fusion
+    alone = ask(user_id="U0000001")
+    assert shown(alone) == control and alone["personal_items"] == 0
+    # the user decides, whatever device (anonymous id) they are on: anon-1 alone is treatment
+    assert shown(ask(user_id="U0000001", visitor_id="anon-1")) == control
+    # an anonymous control visitor: the default list too
+    assert shown(ask(visitor_id="anon-2")) == control
+    # treatment: session items [n0, n2] score n3, n4, n1 first (see the by-hand test below)
+    anon = ask(visitor_id="anon-1")
+    assert shown(anon) == ("exp-h", "treatment", [names[3], names[4], names[1]], ["session"])
+    # a signed-in treatment customer on a control device: the user's variant, personal fusion
+    fused = ask(user_id="U0000000", visitor_id="anon-2")
+    assert fused["variant"] == "treatment" and fused["personal_items"] > 0
+    # the user endpoint gives the same customer the same variant and list
+    for user, variant in (("U0000001", "control"), ("U0000000", "treatment")):
+        body = client.get(f"/v1/users/{user}/recommendations?k=3", headers=AUTH).json()
+        assert (body["experiment_id"], body["variant"]) == ("exp-h", variant)
+    assert [
+        i["item_id"]
+        for i in client.get("/v1/users/U0000001/recommendations?k=3", headers=AUTH).json()["items"]
+    ] == default3
 
 
 def test_unknown_user_gets_the_cold_start_list(client: TestClient) -> None:
@@ -668,6 +729,9 @@ def test_new_version_is_picked_up_under_traffic_without_errors(data_dir: Path) -
 
 # --- session recommendations (issue 19) -------------------------------------------------------
 SESSION_URL = "/v1/sessions/recommendations"
+# An anonymous visitor in the treatment of the seed's experiment (recs-holdout-1, salt
+# trasos-holdout-2026: bucket 0.73, control below 0.1), so the session tests see the lists.
+VISITOR = "anon-1"
 
 
 def ev(*ids: str) -> list[dict]:
@@ -685,7 +749,7 @@ def test_session_recommendations_by_hand(client: TestClient) -> None:
     # fixture model: item n -> n+1..n+5 with weights 1, 1/2, .., 1/5; decay 1. Session
     # [n0, n2]: n2 is last (weight 1), n0 one event before (weight 1/2):
     # n3: 1 + 1/2 * 1/3, n4: 1/2 + 1/2 * 1/4, n1: 1/2 * 1, n5: 1/3 + 1/2 * 1/5, n6: 1/4, n7: 1/5
-    body = {"events": ev(names[0], names[2]), "k": 6}
+    body = {"events": ev(names[0], names[2]), "k": 6, "visitor_id": VISITOR}
     response = client.post(SESSION_URL, json=body, headers=AUTH)
     assert response.status_code == 200, response.text
     got = SessionRecommendations.model_validate_json(response.content)
@@ -740,6 +804,7 @@ def test_session_with_a_known_user_merges_the_personal_list(client: TestClient) 
 def test_session_keeps_seen_items_when_asked(client: TestClient) -> None:
     names = fixture_names()
     body = {"events": ev(names[0], names[2]), "k": 20, "exclude_seen": False}
+    body["visitor_id"] = VISITOR
     items = client.post(SESSION_URL, json=body, headers=AUTH).json()["items"]
     by_id = {i["item_id"]: i for i in items}
     assert by_id[names[2]]["score"] == pytest.approx(0.25)  # n0 -> n2 at rank 2, weight 1/2
@@ -750,7 +815,7 @@ def test_session_backfills_category_then_popular(client: TestClient) -> None:
     frame = fixture_frame(**FIXTURE)
     names = fixture_names()
     # n2's category is FIXTURE_CATEGORIES[2] = knitwear: after its 5 neighbours, that list
-    body = {"events": ev(names[2]), "k": 20}
+    body = {"events": ev(names[2]), "k": 20, "visitor_id": VISITOR}
     items = client.post(SESSION_URL, json=body, headers=AUTH).json()["items"]
     assert [i["source"] for i in items[:5]] == ["session"] * 5
     knitwear = [
@@ -764,7 +829,8 @@ def test_session_backfills_category_then_popular(client: TestClient) -> None:
     # a session of unknown items, or none: the global popular list, in its order
     popular = [i["item_id"] for i in expected_items(frame, "cold_start", "all", 5)]
     for ids in ([], ["NOT_AN_ITEM"]):
-        got = client.post(SESSION_URL, json={"events": ev(*ids), "k": 5}, headers=AUTH).json()
+        body = {"events": ev(*ids), "k": 5, "visitor_id": VISITOR}
+        got = client.post(SESSION_URL, json=body, headers=AUTH).json()
         assert [i["item_id"] for i in got["items"]] == popular
         assert {i["source"] for i in got["items"]} == {"popular"}
         assert got["known_items"] == 0
@@ -776,12 +842,13 @@ def test_session_without_a_session_model_answers_popular(data_dir: Path) -> None
     store = ModelStore(published_dir)
     assert store.check()
     client = TestClient(create_app(store=store, api_keys=[KEY], start_watcher=False))
-    got = client.post(SESSION_URL, json={"events": ev("I000001"), "k": 3}, headers=AUTH).json()
+    body = {"events": ev("I000001"), "k": 3, "visitor_id": VISITOR}
+    got = client.post(SESSION_URL, json=body, headers=AUTH).json()
     assert {i["source"] for i in got["items"]} == {"popular"}
 
 
 def test_session_auth(client: TestClient) -> None:
-    body = {"events": ev("I000001")}
+    body = {"events": ev("I000001"), "visitor_id": VISITOR}
     assert client.post(SESSION_URL, json=body).status_code == 401
     assert client.post(SESSION_URL, json=body, headers={API_KEY_HEADER: "nope"}).status_code == 403
 
@@ -802,6 +869,7 @@ def test_session_auth(client: TestClient) -> None:
         ({"events": ev(*["I000001"] * 201)}, "body.events", "at most 200"),
         ({"item_ids": ["I000001"]}, "body.events", "Field required"),
         ({"events": [], "user_id": "U 1"}, "body.user_id", "must be 1 to 64 characters"),
+        ({"events": ev("I000001")}, "body", "name the visitor: visitor_id"),
     ],
 )
 def test_session_bad_input_is_422_with_a_message(

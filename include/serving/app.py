@@ -21,7 +21,14 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from common.contracts import PRODUCT_EVENT_TYPES, PUBLISHED_LIST_LENGTH
 from common.experiment import Experiment, active_experiment
@@ -29,6 +36,7 @@ from include.serving import metrics, problems
 from include.serving.auth import API_KEY_HEADER, KeyRing, load_api_keys
 from include.serving.holdout import (
     SOURCE_DEFAULT,
+    assignment_key,
     default_items_json,
     experiment_fields,
     is_held_out,
@@ -152,8 +160,11 @@ class SessionRequest(BaseModel):
                     ],
                     "k": 10,
                     "exclude_seen": True,
+                    "visitor_id": "a1b2c3d4-anon",
                 }
-            ]
+            ],
+            # the holdout experiment assigns every answer by one key: name the visitor
+            "anyOf": [{"required": ["visitor_id"]}, {"required": ["user_id"]}],
         },
     )
 
@@ -175,9 +186,20 @@ class SessionRequest(BaseModel):
     )
     visitor_id: SessionItemId | None = Field(
         default=None,
-        description="The stitched visitor id (user_id, else anonymous id). When given, the "
-        "answer carries the visitor's experiment variant; the control gets the default list.",
+        description="The visitor: the anonymous (device) id, or the customer id once signed in. "
+        "At least one of `visitor_id` and `user_id` is required: the holdout experiment assigns "
+        "the answer's variant by `user_id` when given, else by `visitor_id` (the stitched "
+        "visitor id of dbt's identity stitching); the control gets the default list.",
     )
+
+    @model_validator(mode="after")
+    def _names_the_visitor(self) -> SessionRequest:
+        if self.visitor_id is None and self.user_id is None:
+            raise ValueError(
+                "name the visitor: visitor_id (the anonymous id) or user_id (signed in); every "
+                "answer carries the visitor's variant of the holdout experiment"
+            )
+        return self
 
     @field_validator("k", mode="before")
     @classmethod
@@ -209,6 +231,9 @@ class SessionRecommendations(BaseModel):
                     "model_version": "20260301T020000Z-lightfm",
                     "generated_at": "2026-03-01T02:14:07Z",
                     "known_items": 2,
+                    "personal_items": 0,
+                    "experiment_id": "recs-holdout-1",
+                    "variant": "treatment",
                     "items": [
                         {"rank": 1, "item_id": "I000124", "score": 1.5, "source": "session"},
                         {"rank": 2, "item_id": "I000777", "score": 0.0, "source": "popular"},
@@ -229,11 +254,10 @@ class SessionRecommendations(BaseModel):
         description="How many items of the user's personal list took part in the ranking (0: no "
         "`user_id`, or a user this model version does not know).",
     )
-    experiment_id: str | None = Field(
-        default=None, description="The holdout experiment, when the body named a visitor_id."
-    )
-    variant: Literal["control", "treatment"] | None = Field(
-        default=None, description="The visitor's variant, when the body named a visitor_id."
+    experiment_id: str = Field(description="The holdout experiment running (seed experiments).")
+    variant: Literal["control", "treatment"] = Field(
+        description="The visitor's variant: of `user_id` when the body named one, else of "
+        "`visitor_id` (stable salted hash)."
     )
     items: list[SessionItem] = Field(description="At most k items, best first.")
 
@@ -526,21 +550,18 @@ def session_items(snap: Snapshot, request: SessionRequest) -> tuple[list[dict[st
 
 
 def session_body(snap: Snapshot, request: SessionRequest, experiment: Experiment) -> bytes:
-    """SessionRecommendations as JSON bytes; with a ``visitor_id``, its variant in
-    ``experiment`` (the control gets the default list, every item ``source: "default"``)."""
-    extra = b""
-    personal = 0
-    if request.visitor_id is None:
-        items, known, personal = session_items(snap, request)
+    """SessionRecommendations as JSON bytes, with the variant in ``experiment`` of the
+    request's assignment key (:func:`include.serving.holdout.assignment_key`: ``user_id``, else
+    ``visitor_id``); the control gets the default list, every item ``source: "default"``."""
+    key = assignment_key(request.user_id, request.visitor_id)
+    variant, held_out = is_held_out(experiment, key)
+    if held_out:
+        known = personal = 0
+        rows = json.loads(b"[" + default_items_json(snap, request.k) + b"]")
+        items = [{**row, "source": SOURCE_DEFAULT} for row in rows]
     else:
-        variant, held_out = is_held_out(experiment, request.visitor_id)
-        extra = experiment_fields(experiment, variant)
-        if held_out:
-            known = 0
-            rows = json.loads(b"[" + default_items_json(snap, request.k) + b"]")
-            items = [{**row, "source": SOURCE_DEFAULT} for row in rows]
-        else:
-            items, known, personal = session_items(snap, request)
+        items, known, personal = session_items(snap, request)
+    extra = experiment_fields(experiment, variant)
     return b"".join(
         (
             b'{"known_items":',

@@ -1,9 +1,14 @@
 """The holdout experiment on the serving path: who is held out, and what they see.
 
-Every visitor-keyed answer (``/v1/users/{visitor_id}/recommendations``, and
-``/v1/sessions/recommendations`` when the body names its ``visitor_id``) carries the active
-experiment's id and the visitor's variant (:mod:`common.experiment`: a salted hash of the
-stitched visitor id). A ``control`` visitor gets the shop's non-personal default list, the
+Every personalised answer (``/v1/users/{user_id}/recommendations`` and
+``/v1/sessions/recommendations``) carries the active experiment's id and the variant of ONE
+assignment key (:mod:`common.experiment`: a salted hash), the stitched visitor id of dbt's
+identity stitching (``int_identities_stitched``, ``int_events_sessionized``): a signed-in
+customer's events belong to their ``user_id``, an anonymous device's to its anonymous id (or
+to the device's last customer, which serving cannot know before the login). So the key is the
+``user_id`` when the request names one (the path of the user endpoint; ``user_id`` in the
+session body, whatever ``visitor_id`` says), else the session body's ``visitor_id``; a session
+body must name one of them (422 otherwise), so no call gets personal lists past the holdout. A ``control`` visitor gets the shop's non-personal default list, the
 global cold-start list of the published version, with ``source: "default"``; a ``treatment``
 visitor gets the recommendations. The simulator's experiment week calls these same functions
 on the published files (:mod:`include.simulator.experiment`).
@@ -34,6 +39,15 @@ def experiment_fields(experiment: Experiment, variant: str) -> bytes:
             b'"',
         )
     )
+
+
+def assignment_key(user_id: str | None, visitor_id: str | None) -> str:
+    """The one key the experiment assigns by: the ``user_id`` when known, else ``visitor_id``
+    (the stitched visitor id dbt gives the same person; see the module docstring)."""
+    key = user_id or visitor_id
+    if key is None:  # SessionRequest rejects this with a 422 before we get here
+        raise ValueError("no assignment key: name the visitor (visitor_id or user_id)")
+    return key
 
 
 def is_held_out(experiment: Experiment, visitor_id: str) -> tuple[str, bool]:
