@@ -212,7 +212,7 @@ def _httpx_loadgen(
     """Runs in its own process: ``conns`` tasks, each paced to rate/conns (0: no pause).
 
     ``kind`` ``lists``: GET user lists and also-bought lists (USER_SHARE users); ``sessions``:
-    POST /v1/sessions/recommendations with 1..10 random items, k=10.
+    POST /v1/sessions/recommendations with 1..10 random items, k=10, a random visitor_id.
     """
     import httpx
 
@@ -233,6 +233,8 @@ def _httpx_loadgen(
                     body = {
                         "events": [{"item_id": f"I{rng.randrange(items):06d}"} for _ in range(n)],
                         "k": 10,
+                        # every session call names its visitor (the holdout's assignment key)
+                        "visitor_id": f"anon-{rng.randrange(1 << 30)}",
                     }
                     return client.post(SESSION_PATH, json=body)
                 if rng.random() < USER_SHARE:

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -496,13 +497,14 @@ def run_pipeline(dataset: str = "simulator") -> int:
         return 0
     started_all = time.monotonic()
     log_dir = get_settings().state_dir / "logs"
-    rc = run_dags_in_order(dags, env, log_dir)
+    # the experiment week (the closed loop) runs in the same DAG-runner process, after the
+    # first round, when a version is published
+    then: tuple[str, ...] = ()
+    if dataset == "simulator" and (REPO_ROOT / "dags" / f"{EXPERIMENT_DAG}.py").exists():
+        then = EXPERIMENT_CHAIN
+    rc = run_dags_in_order(dags, env, log_dir, then=then, then_log_dir=log_dir / "experiment_week")
     if rc:
         return rc
-    if dataset == "simulator" and (REPO_ROOT / "dags" / f"{EXPERIMENT_DAG}.py").exists():
-        rc = run_experiment_week(env, log_dir)
-        if rc:
-            return rc
     print(f"\nall DAGs ran in {time.monotonic() - started_all:.0f} s")
     print_summary()
     print_alerts_and_owners(alerts_from, env)
@@ -523,39 +525,47 @@ EXPERIMENT_CHAIN: tuple[str, ...] = (
 )
 
 
-def run_experiment_week(env: dict[str, str], log_dir: Path) -> int:
-    """``make run``'s second round: the experiment week and the chain its Asset starts."""
-    if read_current_version() is None:
-        print("\nnothing was published: no experiment week (it needs served lists)", flush=True)
-        return 0
-    print("\n##### experiment week: the holdout experiment against what was published #####")
-    return run_dags_in_order(list(EXPERIMENT_CHAIN), env, log_dir / "experiment_week")
-
-
-def read_current_version() -> str | None:
-    from include.serving.loader import read_current
-
-    return read_current(get_settings().published_dir)
-
-
-def run_dags_in_order(dags: list[str], env: dict[str, str], log_dir: Path) -> int:
-    """Run ``dags`` in one ``include.dagrunner`` process, printing one line per DAG."""
+def run_dags_in_order(
+    dags: list[str],
+    env: dict[str, str],
+    log_dir: Path,
+    then: Sequence[str] = (),
+    then_log_dir: Path | None = None,
+) -> int:
+    """Run ``dags`` in one ``include.dagrunner`` process, printing one line per DAG; then, in
+    the same process, ``then`` (the experiment week) when a version is published."""
     # One process runs every DAG as `airflow dags test` would (include.dagrunner): Airflow's
-    # start-up is paid once, not six times.
+    # start-up and the heavy imports are paid once, not once per DAG or round.
+    extra = []
+    if then:
+        extra = ["--then-log-dir", str(then_log_dir or log_dir / "then"), "--then-if-published",
+                 *then, "--"]  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "include.dagrunner", "--log-dir", str(log_dir),
-         "--tolerate", "DefinitionOfDoneFailed", "--tolerate", TRAINING_GATE_FAILED, *dags],
+         "--tolerate", "DefinitionOfDoneFailed", "--tolerate", TRAINING_GATE_FAILED, *extra,
+         *dags],
         env=env,
         stdout=subprocess.PIPE,
         text=True,
     )  # fmt: skip
     print(f"\n=== {dags[0]} ===", flush=True)
     assert proc.stdout is not None
-    reported = 0
+    expected = list(dags)  # the DAGs still to report, in order
     for line in proc.stdout:
         result = json.loads(line)
-        reported += 1
+        if "round" in result:  # the first round is done: the experiment week or not
+            if result["run"]:
+                print(
+                    "\n##### experiment week: the holdout experiment against what was "
+                    "published #####"
+                )
+                expected = list(then)
+                print(f"\n=== {expected[0]} ===", flush=True)
+            else:
+                print("\nnothing was published: no experiment week (it needs served lists)")
+            continue
         dag_id, took, log_path = result["dag_id"], result["seconds"], result["log"]
+        expected = expected[1:]
         if result["state"] == "success":
             print(f"{dag_id} succeeded in {took:.0f} s (log: {log_path})", flush=True)
         elif dag_id == "recommender_train" and result["tolerated"]:
@@ -578,10 +588,9 @@ def run_dags_in_order(dags: list[str], env: dict[str, str], log_dir: Path) -> in
             )
             proc.wait()
             return 1
-        following = dags.index(dag_id) + 1
-        if following < len(dags):
-            print(f"\n=== {dags[following]} ===", flush=True)
-    if proc.wait() not in (0, 1) or reported < len(dags):
+        if expected:
+            print(f"\n=== {expected[0]} ===", flush=True)
+    if proc.wait() not in (0, 1) or expected:
         print(f"the DAG runner exited with {proc.returncode}; logs in {log_dir}", flush=True)
         return proc.returncode or 1
     return 0

@@ -14,6 +14,12 @@ Each DAG's output (stdout and stderr, file descriptors included) goes to
 Usage (with the environment of ``include.airflowctl.airflow_env``)::
 
     python -m include.dagrunner --log-dir .state/logs events_ingest events_transform ...
+
+``--then-if-published DAG ...`` (with ``--then-log-dir``) is a second round in the same
+process (``make run``'s experiment week, which needs served lists): after the first round, unless
+it stopped at an untolerated failure, one line ``{"round": "then", "run": <bool>}`` says
+whether a version is published, and if so the second round runs. One process for both
+rounds pays Airflow's start-up and the heavy imports (GX, dbt, matplotlib) once.
 """
 
 from __future__ import annotations
@@ -89,14 +95,18 @@ def _dag_state(dag_id: str, started: float) -> str:
 
 
 def run_dags(
-    dag_ids: list[str], log_dir: Path, out: IO[str], tolerate: tuple[str, ...] = ()
+    dag_ids: list[str],
+    log_dir: Path,
+    out: IO[str],
+    tolerate: tuple[str, ...] = (),
+    results: list[dict] | None = None,
 ) -> int:
     """Run each DAG once (``airflow dags test``) and report one JSON line per DAG on ``out``.
 
     Stops after the first DAG whose run did not succeed, unless its log contains one of the
     ``tolerate`` strings (e.g. ``DefinitionOfDoneFailed``: a model that is not published is
     a result, the DAGs downstream still run); ``tolerated_by`` names the first one found.
-    Returns 0 when every DAG succeeded, else 1.
+    Returns 0 when every DAG succeeded, else 1; each result is also appended to ``results``.
     """
     from airflow.cli.cli_parser import get_parser
 
@@ -135,6 +145,8 @@ def run_dags(
         result["tolerated"] = result["tolerated_by"] is not None
         out.write(json.dumps(result) + "\n")
         out.flush()
+        if results is not None:
+            results.append(result)
         failed += not ok
         if not ok and not result["tolerated"]:
             break
@@ -145,10 +157,27 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m include.dagrunner", description=__doc__)
     p.add_argument("--log-dir", type=Path, required=True)
     p.add_argument("--tolerate", action="append", default=[], help="see run_dags")
+    p.add_argument("--then-if-published", nargs="+", default=[], metavar="DAG")
+    p.add_argument("--then-log-dir", type=Path, default=None)
     p.add_argument("dag_ids", nargs="+")
     args = p.parse_args(argv)
     out = os.fdopen(os.dup(1), "w")
-    return run_dags(args.dag_ids, args.log_dir, out, tuple(args.tolerate))
+    tolerate = tuple(args.tolerate)
+    results: list[dict] = []
+    code = run_dags(args.dag_ids, args.log_dir, out, tolerate, results)
+    stopped = any(r["state"] != "success" and not r["tolerated"] for r in results)
+    if not args.then_if_published or stopped:
+        return code
+    from include.serving.loader import read_current
+    from include.settings import get_settings
+
+    published = read_current(get_settings().published_dir) is not None
+    out.write(json.dumps({"round": "then", "run": published}) + "\n")
+    out.flush()
+    if not published:
+        return code
+    then_dir = args.then_log_dir or args.log_dir / "then"
+    return max(code, run_dags(args.then_if_published, then_dir, out, tolerate))
 
 
 if __name__ == "__main__":

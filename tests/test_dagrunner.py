@@ -32,3 +32,33 @@ def test_runs_dags_in_order_and_stops_at_an_untolerated_failure(
     code, results = run_dagrunner("no_such_dag", "model_monitor", log_dir=tmp_path)
     assert code == 1
     assert [(r["dag_id"], r["tolerated"]) for r in results] == [("no_such_dag", False)]
+
+
+
+def test_a_second_round_runs_in_the_same_process_only_when_something_is_published(
+    airflow_home: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    """make run's experiment week: `--then-if-published` (one process, one Airflow start-up).
+    A missing DAG (tolerated) stands in for the rounds' DAGs: no DAG run, the logic alone."""
+    from include.serving.publish import publish_fixture
+    from include.settings import get_settings
+
+    then = ("--then-log-dir", str(tmp_path / "then"), "--then-if-published", "no_such_dag")
+    tolerant = ("--tolerate", "could not be found", *then, "--", "no_such_dag")
+    code, results = run_dagrunner(*tolerant, log_dir=tmp_path)
+    assert code == 1  # the tolerated failure; nothing published: the round is skipped
+    assert [r.get("dag_id", r.get("round")) for r in results] == ["no_such_dag", "then"]
+    assert results[1] == {"round": "then", "run": False}
+
+    publish_fixture(get_settings().published_dir, "v1", n_users=5, n_items=12, k=5)
+    code, results = run_dagrunner(*then, "--", "no_such_dag", log_dir=tmp_path)
+    assert code == 1 and len(results) == 1  # an untolerated failure stops before the round
+
+    code, results = run_dagrunner(*tolerant, log_dir=tmp_path)
+    assert [r.get("dag_id", r.get("round")) for r in results] == [
+        "no_such_dag",
+        "then",
+        "no_such_dag",
+    ]
+    assert results[1]["run"] is True
+    assert results[2]["log"] == str(tmp_path / "then" / "no_such_dag.log")

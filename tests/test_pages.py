@@ -266,8 +266,7 @@ def test_business_page_shows_an_experiment() -> None:
         "uplift_rel_ci_low": None, "uplift_rel_ci_high": None, "is_significant": None,
     }  # fmt: skip
     metrics = [
-        {**m, "verdict": verdict(m, srm_flagged=False), "chart": None}
-        for m in (conversion, median)
+        {**m, "verdict": verdict(m, srm_flagged=False), "chart": None} for m in (conversion, median)
     ]
     experiment = {"experiment_id": HOSTILE, "srm": srm, "metrics": metrics, "variants": []}
     text = pages.render("business.html", **_business_context([experiment]))

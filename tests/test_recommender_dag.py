@@ -201,7 +201,8 @@ def test_the_chain_publishes_a_model_the_api_serves(
     item = next(iter(snap.session.codes))
     answer = client.post(
         "/v1/sessions/recommendations",
-        json={"events": [{"item_id": item}], "k": 5},
+        # anon-1 is in the treatment of the seed's experiment (control would get the default)
+        json={"events": [{"item_id": item}], "k": 5, "visitor_id": "anon-1"},
         headers={"X-API-Key": "k"},
     )
     assert answer.status_code == 200 and answer.json()["items"][0]["source"] == "session"
