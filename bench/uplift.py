@@ -65,10 +65,25 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="read the marts and ground truth a --keep run left (nothing simulated or built)",
     )
+    p.add_argument(
+        "--rebuild-only",
+        action="store_true",
+        help="rebuild the marts of a --keep run (ingested already), then analyse",
+    )
     args = p.parse_args(argv)
-    if args.analyse_only:
+    if args.analyse_only or args.rebuild_only:
         if args.keep is None:
-            p.error("--analyse-only needs --keep DIR")
+            p.error("--analyse-only / --rebuild-only need --keep DIR")
+        if args.rebuild_only:
+            gt = args.keep / "landing" / "_simulator" / "ground_truth"
+            extra = [
+                {
+                    k: json.loads(path.read_text())["experiment"][k]
+                    for k in ("experiment_id", "control_share", "return_window_days")
+                }
+                for path in sorted(gt.glob("experiment-bench-*.json"))
+            ]
+            build_marts(args.keep, extra)
         return analyse(args.keep, args.seeds, time.perf_counter(), source=args.keep)
 
     from common.experiment import Experiment
@@ -123,18 +138,37 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ["TRASOS_DATA_DIR"] = str(work)
     os.environ["TRASOS_STATE_DIR"] = str(work / "state")
-    from include.dbt_runner import run_dbt
     from include.ingest import ingest
 
     t1 = time.perf_counter()
     summary = ingest()
     log(f"ingested {summary.events_loaded} events ({time.perf_counter() - t1:.0f} s)")
+    build_marts(work, extra)
+
+    rc = analyse(work, args.seeds, t0, source=source, lines=lines)
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return rc
+
+
+def build_marts(work: Path, extra: list[dict]) -> None:
+    """The report's experiment marts and what they need (seeds and models, no tests: the DE
+    relationship tests need dimensions the bench does not build), the replicas' experiments
+    passed as ``experiments__extra``."""
+    os.environ["TRASOS_DATA_DIR"] = str(work)
+    os.environ["TRASOS_STATE_DIR"] = str(work / "state")
+    from include.dbt_runner import run_dbt
+
     t2 = time.perf_counter()
     run_dbt(
         [
-            "run",
+            "build",
             "--select",
             "+metrics_experiment_uplift +metrics_experiment_srm",
+            "--resource-type",
+            "seed",
+            "--resource-type",
+            "model",
             "--vars",
             json.dumps({"experiments__extra": extra}),
         ],
@@ -143,11 +177,6 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=work,
     )
     log(f"dbt build of the experiment marts ({time.perf_counter() - t2:.0f} s)")
-
-    rc = analyse(work, args.seeds, t0, source=source, lines=lines)
-    if args.keep is None:
-        shutil.rmtree(work, ignore_errors=True)
-    return rc
 
 
 def analyse(work: Path, seeds: int, t0: float, *, source: Path, lines: int | None = None) -> int:
