@@ -34,7 +34,6 @@ def test_runs_dags_in_order_and_stops_at_an_untolerated_failure(
     assert [(r["dag_id"], r["tolerated"]) for r in results] == [("no_such_dag", False)]
 
 
-
 def test_a_second_round_runs_in_the_same_process_only_when_something_is_published(
     airflow_home: Path, data_dir: Path, tmp_path: Path
 ) -> None:
