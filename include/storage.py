@@ -45,7 +45,8 @@ def scheme_of(url: str) -> str | None:
 
 
 @lru_cache(maxsize=8)
-def _s3_filesystem(endpoint: str | None) -> Any:
+def _s3_filesystem(endpoint: str | None, key_id: str | None) -> Any:
+    """One client per endpoint and key (credentials themselves come from the environment)."""
     try:
         import s3fs
     except ImportError as exc:  # the scale extra is not installed
@@ -53,7 +54,8 @@ def _s3_filesystem(endpoint: str | None) -> Any:
             f"{STORE_ENV} points at an object store, but s3fs is not installed: "
             "run `make setup-scale`"
         ) from exc
-    kwargs: dict[str, Any] = {"use_listings_cache": False}  # other processes write too
+    # other processes write too: no listing cache; our own instance per endpoint and key
+    kwargs: dict[str, Any] = {"use_listings_cache": False, "skip_instance_cache": True}
     if endpoint:
         kwargs["endpoint_url"] = endpoint
     return s3fs.S3FileSystem(**kwargs)
@@ -77,7 +79,11 @@ class Store:
             )
         self.remote = scheme is not None
         self.root = root.rstrip("/") if self.remote else str(Path(root))
-        self.fs: Any = _s3_filesystem(s3_endpoint()) if self.remote else None
+        self.fs: Any = (
+            _s3_filesystem(s3_endpoint(), os.environ.get("AWS_ACCESS_KEY_ID"))
+            if self.remote
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"Store({self.root!r})"
