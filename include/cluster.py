@@ -340,15 +340,21 @@ def cluster_env(state: dict[str, Any], role: str = "writer") -> dict[str, str]:
             "AIRFLOW__CORE__PARALLELISM": "8",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+            # a worker lost mid-task (host gone, SIGKILL): its task is failed and retried
+            # after 60 s without a heartbeat, not the default 300 s
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             **state["s3_env"],
+            **state.get("extra_env", {}),
         }
     )
     env.pop("TRASOS_WAREHOUSE", None)
     return env
 
 
-def up(timeout_s: float = 240) -> dict[str, Any]:
-    """Start every part (idempotent: a running cluster is returned as is)."""
+def up(timeout_s: float = 240, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Start every part (idempotent: a running cluster is returned as is); ``extra_env`` goes
+    to every Airflow process (tests, benches: e.g. ``TRASOS_INGEST_CHUNK_BYTES``)."""
     current = read_state()
     if current and _alive(current):
         return current
@@ -358,7 +364,12 @@ def up(timeout_s: float = 240) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
     names = ["postgres", "redis", "api"] + [f"weed{i}" for i in range(8)]
     ports = dict(zip(names, free_ports(len(names)), strict=True))
-    state: dict[str, Any] = {"root": str(root), "ports": ports, "pids": {}}
+    state: dict[str, Any] = {
+        "root": str(root),
+        "ports": ports,
+        "pids": {},
+        "extra_env": dict(extra_env or {}),
+    }
     _write_state(state)
     try:
         state["postgres"] = start_postgres(root, ports["postgres"])
@@ -397,17 +408,8 @@ def _start_airflow(state: dict[str, Any], timeout_s: float) -> None:
         state["pids"][name] = _spawn(
             [airflow, name], root / f"{name}.log", env, root / "services" / name
         )
-    for worker, queues in WORKERS.items():
-        wenv = cluster_env(state, role=worker)
-        Path(wenv["TRASOS_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
-        state["pids"][f"celery-{worker}"] = _spawn(
-            [airflow, "celery", "worker", "-q", queues, "-H", f"{worker}@127.0.0.1"]
-            + ["--concurrency", "2", "--skip-serve-logs"],
-            root / f"celery-{worker}.log",
-            wenv,
-            root / worker / "cwd",
-        )
-    _write_state(state)
+    for worker in WORKERS:
+        start_worker(state, worker)
     url = f"http://127.0.0.1:{state['ports']['api']}/api/v2/version"
     _wait(
         "Airflow API server",
@@ -415,6 +417,33 @@ def _start_airflow(state: dict[str, Any], timeout_s: float) -> None:
         timeout_s,
         root / "api-server.log",
     )
+
+
+def start_worker(state: dict[str, Any], worker: str) -> int:
+    """Start the Celery worker ``worker`` (of :data:`WORKERS`) in its own directories."""
+    from include.airflowctl import venv_bin
+
+    root = Path(state["root"])
+    wenv = cluster_env(state, role=worker)
+    Path(wenv["TRASOS_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    pid = _spawn(
+        [str(venv_bin() / "airflow"), "celery", "worker", "-q", WORKERS[worker]]
+        + ["-H", f"{worker}@127.0.0.1", "--concurrency", "2", "--skip-serve-logs"],
+        root / f"celery-{worker}.log",
+        wenv,
+        root / worker / "cwd",
+    )
+    state["pids"][f"celery-{worker}"] = pid
+    _write_state(state)
+    return pid
+
+
+def kill_worker(state: dict[str, Any], worker: str) -> None:
+    """SIGKILL a worker and every task process it runs (a host lost mid-task)."""
+    try:
+        os.killpg(state["pids"][f"celery-{worker}"], signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _write_state(state: dict[str, Any]) -> None:

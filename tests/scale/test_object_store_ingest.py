@@ -14,58 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from include.contracts import INGEST_MANIFEST_COLUMNS, QUARANTINE_COLUMNS, RAW_EVENT_COLUMNS
 from include.ingest import ingest
 from include.settings import REPO_ROOT, get_settings
 from include.storage import StorageConfigError, Store
 from include.warehouse import connect
+from tests.scale.helpers import lake_state, local_files, small_chunk
 
 pytestmark = pytest.mark.scale
-
-
-def lake_state() -> dict:
-    """What a run leaves (object keys and rows; wall-clock columns left out)."""
-    s = get_settings()
-    events = [c for c, _ in RAW_EVENT_COLUMNS if c != "received_at"]
-    q = [c for c, _ in QUARANTINE_COLUMNS if c != "quarantined_at"]
-    manifest = [
-        c
-        for c, _ in INGEST_MANIFEST_COLUMNS
-        if c not in ("first_seen_at", "loaded_at", "file_mtime")
-    ]
-    with connect(read_only=True) as con:
-
-        def rows(sql: str) -> list[tuple]:
-            return con.execute(sql).fetchall()
-
-        return {
-            "files": s.store.files("lake") + s.store.files("quarantine"),
-            "events": rows(f"select {', '.join(events)} from raw.events order by all"),
-            "quarantine": rows(f"select {', '.join(q)} from raw.quarantine order by all"),
-            "manifest": rows(f"select {', '.join(manifest)} from raw.ingest_manifest order by all"),
-            "event_ids": rows("select * from raw.event_ids order by all"),
-            "outputs": rows("select path, load_id, kind, rows from raw.ingest_outputs order by 1"),
-        }
-
-
-def local_files(data_dir: Path) -> list[str]:
-    return sorted(
-        p.relative_to(data_dir).as_posix()
-        for folder in ("lake", "quarantine", "models", "published")
-        for p in (data_dir / folder).rglob("*")
-        if p.is_file()
-    )
-
-
-def _small_chunk(landing: Path) -> str:
-    """About three event loads (plus one load per snapshot file)."""
-    return str(sum(p.stat().st_size for p in (landing / "events").rglob("*.gz")) // 3 + 1)
 
 
 @pytest.fixture
 def landed(data_dir: Path, simulated_landing: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(simulated_landing, data_dir / "landing")
-    monkeypatch.setenv("TRASOS_INGEST_CHUNK_BYTES", _small_chunk(data_dir / "landing"))
+    monkeypatch.setenv("TRASOS_INGEST_CHUNK_BYTES", small_chunk(data_dir / "landing"))
     return data_dir
 
 
@@ -78,7 +39,7 @@ def local_reference(simulated_landing: Path, tmp_path_factory: pytest.TempPathFa
         mp.setenv("TRASOS_DATA_DIR", str(data))
         for key in ("TRASOS_STORE_URL", "TRASOS_WAREHOUSE"):
             mp.delenv(key, raising=False)
-        mp.setenv("TRASOS_INGEST_CHUNK_BYTES", _small_chunk(data / "landing"))
+        mp.setenv("TRASOS_INGEST_CHUNK_BYTES", small_chunk(data / "landing"))
         summary = ingest()
         state = lake_state()
     return {"summary": summary.as_dict(), "state": state}
