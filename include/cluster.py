@@ -529,3 +529,69 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class ClusterApi:
+    """Airflow's REST API of a running cluster as ``admin`` (tests, benches, scripts)."""
+
+    def __init__(self, state: dict[str, Any]):
+        import httpx
+
+        from include.airflowctl import ensure_passwords
+
+        base = f"http://127.0.0.1:{state['ports']['api']}"
+        password = ensure_passwords(Path(state["root"]) / "airflow")["admin"]
+        token = httpx.post(
+            f"{base}/auth/token", json={"username": "admin", "password": password}, timeout=30
+        )
+        token.raise_for_status()
+        self.http = httpx.Client(
+            base_url=f"{base}/api/v2",
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+            timeout=30,
+        )
+
+    def get(self, path: str) -> Any:
+        r = self.http.get(path)
+        r.raise_for_status()
+        return r.json()
+
+    def send(self, method: str, path: str, body: dict) -> Any:
+        r = self.http.request(method, path, json=body)
+        r.raise_for_status()
+        return r.json()
+
+    def wait(self, what: str, check, timeout_s: float = 300) -> Any:
+        """Poll ``check()`` every second until it returns something true; its value."""
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                got = check()
+            except httpx.HTTPError:  # a 404 before the DAG is parsed, a restart
+                got = None
+            if got:
+                return got
+            time.sleep(1)
+        raise ClusterError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+    def unpause_and_first_run(self, dag_id: str) -> str:
+        """Unpause ``dag_id`` once parsed (its latest interval then runs); that run's id."""
+        self.wait(f"{dag_id} parsed", lambda: self.get(f"/dags/{dag_id}"))
+        self.send("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+        runs = self.wait(
+            f"a run of {dag_id}", lambda: self.get(f"/dags/{dag_id}/dagRuns")["dag_runs"], 120
+        )
+        return runs[0]["dag_run_id"]
+
+    def wait_run(self, dag_id: str, run_id: str, timeout_s: float = 600) -> dict[str, Any]:
+        """Wait for the run to end; ``{"state": ..., "tasks": {task_id: task instance}}``."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}"
+        self.wait(
+            f"{dag_id} run {run_id}",
+            lambda: self.get(path)["state"] in ("success", "failed"),
+            timeout_s,
+        )
+        tis = self.get(f"{path}/taskInstances")["task_instances"]
+        return {"state": self.get(path)["state"], "tasks": {t["task_id"]: t for t in tis}}

@@ -57,6 +57,8 @@ def dbt_env(base: dict[str, str] | None = None, data_dir: Path | None = None) ->
         env.pop("TRASOS_WAREHOUSE", None)
         return env
     env["TRASOS_DATA_DIR"] = str(settings.data_dir)
+    if settings.store.remote:  # the lake on an object store: profiles.yml's object_store target
+        env.setdefault("TRASOS_DBT_TARGET", "object_store")
     if os.environ.get("TRASOS_WAREHOUSE"):  # also for a bare ``base`` (Cosmos' env_vars)
         env["TRASOS_WAREHOUSE"] = str(settings.warehouse_path)
     return env
