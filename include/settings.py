@@ -56,9 +56,17 @@ class Settings:
 
     @property
     def _stored(self) -> Path:
-        """The local root of the stored folders (the data directory unless TRASOS_STORE_URL
-        names another local folder; on an object store these local paths are unused)."""
-        return self.data_dir if self.store.remote else Path(self.store.root)
+        """The local root of the stored folders: the data directory (or the local folder
+        TRASOS_STORE_URL names); with an object store, this host's cache of it under the state
+        directory (``models/``, ``published/`` synced from and to the store)."""
+        if self.store.remote:
+            return self.state_dir / "store_cache"
+        return Path(self.store.root)
+
+    def local_copy(self, key: str) -> Path:
+        """The local file of a store key (``models/_snapshots/<run>``): the file itself on the
+        local default, this host's cached copy with an object store."""
+        return self._stored / key
 
     @cached_property
     def store(self) -> Store:

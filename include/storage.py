@@ -128,6 +128,11 @@ class Store:
                 raise FileNotFoundError(self.url(key)) from None
         return (Path(self.root) / key).read_bytes()
 
+    def size(self, key: str) -> int:
+        if self.remote:
+            return int(self.fs.size(self._bucket_path(key)))
+        return (Path(self.root) / key).stat().st_size
+
     def read_text(self, key: str) -> str:
         return self.read_bytes(key).decode("utf-8")
 
@@ -165,6 +170,14 @@ class Store:
             Path(local).unlink(missing_ok=True)
         else:
             replace_durably(local, Path(self.root) / key, sync_dir=sync_dir)
+        return key
+
+    def put_bytes_from(self, local: str | Path, key: str) -> str:
+        """Copy a local file to ``key`` (the local file stays)."""
+        if self.remote:
+            self.fs.put_file(str(local), self._bucket_path(key))
+        else:
+            atomic_write_bytes(Path(self.root) / key, Path(local).read_bytes())
         return key
 
     def put_tree(self, local_dir: str | Path, prefix: str) -> list[str]:
@@ -223,6 +236,46 @@ class Store:
         if self.remote and not con.filesystem_is_registered(self.fs.protocol[0]):
             con.register_filesystem(self.fs)
         return con
+
+
+def pull_tree(store: Store, prefix: str, local_dir: Path, pointers: tuple[str, ...] = ()) -> int:
+    """Bring ``local_dir`` up to date with ``prefix`` on the store: download every object
+    that is missing locally or has another size, and always the ``pointers`` (small files
+    rewritten in place, e.g. ``CURRENT``), each atomically. Returns the number downloaded."""
+    if not store.remote:
+        return 0
+    n = 0
+    for key in store.files(prefix):
+        rel = key[len(prefix) + 1 :]
+        target = local_dir / rel
+        if rel in pointers or not target.exists() or target.stat().st_size != store.size(key):
+            atomic_write_bytes(target, store.read_bytes(key))
+            n += 1
+    return n
+
+
+def push_tree(store: Store, local_dir: Path, prefix: str, pointers: tuple[str, ...] = ()) -> int:
+    """Upload what changed under ``local_dir`` to ``prefix``: data objects first, then the
+    ``pointers`` (the commit: a reader following a pointer finds every object it names).
+    Returns the number uploaded."""
+    if not store.remote or not local_dir.exists():
+        return 0
+    remote = {k[len(prefix) + 1 :]: k for k in store.files(prefix)}
+    files = [p for p in sorted(local_dir.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+    data = [p for p in files if p.relative_to(local_dir).as_posix() not in pointers]
+    marks = [p for p in files if p.relative_to(local_dir).as_posix() in pointers]
+    n = 0
+    for p in data:
+        rel = p.relative_to(local_dir).as_posix()
+        if rel not in remote or store.size(remote[rel]) != p.stat().st_size:
+            store.put_bytes_from(p, f"{prefix}/{rel}")
+            n += 1
+    for p in marks:
+        rel = p.relative_to(local_dir).as_posix()
+        if rel not in remote or store.read_bytes(remote[rel]) != p.read_bytes():
+            store.write_bytes(f"{prefix}/{rel}", p.read_bytes())
+            n += 1
+    return n
 
 
 def store_from_env(data_dir: Path) -> Store:

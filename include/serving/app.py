@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from common.contracts import PRODUCT_EVENT_TYPES, PUBLISHED_LIST_LENGTH
 from include.serving import metrics, problems
 from include.serving.auth import API_KEY_HEADER, KeyRing, load_api_keys
-from include.serving.loader import ID_PATTERN, ModelStore, Snapshot
+from include.serving.loader import ID_PATTERN, ModelStore, Snapshot, model_store_from_settings
 from include.serving.problems import FieldError, Problem
 from include.serving.session import (
     CATEGORY_KEY_PREFIX,
@@ -618,9 +618,7 @@ def create_app(
     the first load out of the garbage collector's reach (:func:`gc.freeze`).
     """
     if store is None:
-        store = ModelStore(
-            get_settings().published_dir, poll_interval=float(os.environ.get(POLL_ENV, "1.0"))
-        )
+        store = model_store_from_settings(poll_interval=float(os.environ.get(POLL_ENV, "1.0")))
     keyring: list[KeyRing] = [] if api_keys is None else [KeyRing(api_keys)]
 
     def ring() -> KeyRing:
