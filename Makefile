@@ -14,6 +14,8 @@ DATASET    ?= simulator
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
+# PHONY list
+.PHONY: up-cluster down-cluster
 .PHONY: help setup run up land test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate rollback sql sample mlflow notebook setup-scale test-scale
 
 help:  ## list the targets
@@ -70,6 +72,12 @@ setup-scale: setup $(SCALE_SYNCED)  ## add the scale-out stack (Celery, Postgres
 
 test-scale: setup-scale  ## the scale-out tests (tests/scale/: cluster profile, object store, Spark)
 	$(PY) -m pytest tests/scale -m scale -n 0
+
+up-cluster: setup-scale  ## cluster profile on loopback: Postgres, Redis, SeaweedFS (S3), Airflow with 2 Celery workers (docs/scale-out.md)
+	$(CTL) up-cluster
+
+down-cluster:  ## stop everything make up-cluster started
+	$(CTL) down-cluster
 
 lint: setup  ## ruff (Python) and sqlfluff (dbt SQL)
 	$(VENV)/bin/ruff check .

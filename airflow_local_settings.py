@@ -18,7 +18,23 @@ import importlib
 import logging
 import sys
 
-__all__: list[str] = []  # no cluster policies here
+__all__ = ["task_policy"]
+
+
+def task_policy(task) -> None:  # noqa: ANN001 - Airflow's BaseOperator
+    """Cluster profile (``TRASOS_WRITER_QUEUE``, :mod:`include.cluster`): every task of the
+    one-slot DuckDB writer pool runs on the Celery queue of the host that holds the warehouse
+    file. Without the variable (the embedded default) nothing changes."""
+    import os
+
+    queue = os.environ.get("TRASOS_WRITER_QUEUE")
+    if not queue:
+        return
+    from include.assets import WRITER_POOL
+
+    if task.pool == WRITER_POOL:
+        task.queue = queue
+
 
 #: Imported by the scheduler before its LocalExecutor forks the workers.
 PRELOAD = ("dbt.cli.main", "dbt.adapters.duckdb", "great_expectations")

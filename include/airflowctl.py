@@ -757,7 +757,11 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "command", choices=["init", "up", "run", "land", "env", "users", "clean", "sync-access"]
+        "command",
+        choices=[
+            *("init", "up", "run", "land", "env", "users", "clean", "sync-access"),
+            *("up-cluster", "down-cluster"),
+        ],
     )
     parser.add_argument("--days", type=int, default=1, help="land: how many days (default 1)")
     parser.add_argument(
@@ -783,6 +787,10 @@ def main(argv: list[str] | None = None) -> int:
         sync_access()
     elif args.command == "users":
         print_credentials(airflow_env()["AIRFLOW__API__BASE_URL"])
+    elif args.command in ("up-cluster", "down-cluster"):
+        from include import cluster  # the cluster profile (make up-cluster)
+
+        return cluster.main(["up" if args.command == "up-cluster" else "down"])
     elif args.command == "clean":
         shutil.rmtree(get_settings().airflow_home, ignore_errors=True)
     return 0

@@ -40,6 +40,13 @@ def dbt_executable() -> str:
     return found
 
 
+def dbt_target() -> str:
+    """The profiles.yml target: ``TRASOS_DBT_TARGET``, else ``object_store`` when the lake is
+    on an object store (``TRASOS_STORE_URL=s3://...``), else ``dev``."""
+    explicit = os.environ.get("TRASOS_DBT_TARGET")
+    return explicit or ("object_store" if get_settings().store.remote else "dev")
+
+
 def dbt_env(base: dict[str, str] | None = None, data_dir: Path | None = None) -> dict[str, str]:
     """Environment for a dbt process: absolute data paths from settings, telemetry off.
 
@@ -57,6 +64,8 @@ def dbt_env(base: dict[str, str] | None = None, data_dir: Path | None = None) ->
         env.pop("TRASOS_WAREHOUSE", None)
         return env
     env["TRASOS_DATA_DIR"] = str(settings.data_dir)
+    if settings.store.remote:  # the lake on an object store: profiles.yml's object_store target
+        env.setdefault("TRASOS_DBT_TARGET", dbt_target())
     if os.environ.get("TRASOS_WAREHOUSE"):  # also for a bare ``base`` (Cosmos' env_vars)
         env["TRASOS_WAREHOUSE"] = str(settings.warehouse_path)
     return env

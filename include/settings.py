@@ -12,11 +12,21 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from include.storage import Store, store_from_env
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _env_path(name: str, default: Path) -> Path:
     value = os.environ.get(name)
+    if value and "://" in value:
+        # Path("s3://b/x") is the local folder "s3:/b/x": refuse instead of writing there.
+        raise ValueError(
+            f"{name}={value!r} is a URL, but {name} must be a local folder (the warehouse, the "
+            "landing zone and the reports live there). Put the lake, quarantine, models and "
+            "published files on an object store with TRASOS_STORE_URL=s3://bucket/prefix "
+            "(see docs/scale-out.md)."
+        )
     path = Path(value) if value else default
     return path if path.is_absolute() else (REPO_ROOT / path)
 
@@ -38,11 +48,31 @@ class Settings:
 
     @property
     def lake_dir(self) -> Path:
-        return self.data_dir / "lake"
+        return self._stored / "lake"
 
     @property
     def quarantine_dir(self) -> Path:
-        return self.data_dir / "quarantine"
+        return self._stored / "quarantine"
+
+    @property
+    def _stored(self) -> Path:
+        """The local root of the stored folders: the data directory (or the local folder
+        TRASOS_STORE_URL names); with an object store, this host's cache of it under the state
+        directory (``models/``, ``published/`` synced from and to the store)."""
+        if self.store.remote:
+            return self.state_dir / "store_cache"
+        return Path(self.store.root)
+
+    def local_copy(self, key: str) -> Path:
+        """The local file of a store key (``models/_snapshots/<run>``): the file itself on the
+        local default, this host's cached copy with an object store."""
+        return self._stored / key
+
+    @cached_property
+    def store(self) -> Store:
+        """Lake, quarantine, models and published files: ``TRASOS_STORE_URL`` (an
+        ``s3://`` object store) or, by default, this data directory (:mod:`include.storage`)."""
+        return store_from_env(self.data_dir)
 
     @property
     def warehouse_path(self) -> Path:
@@ -50,11 +80,11 @@ class Settings:
 
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return self._stored / "models"
 
     @property
     def published_dir(self) -> Path:
-        return self.data_dir / "published"
+        return self._stored / "published"
 
     @property
     def analyst_dir(self) -> Path:
@@ -93,15 +123,14 @@ class Settings:
         return os.environ.get("TRASOS_AIRFLOW_URL", "http://127.0.0.1:8080")
 
     def ensure_dirs(self) -> None:
+        stored = (self.lake_dir, self.quarantine_dir, self.models_dir, self.published_dir)
         for path in (
             self.landing_events_dir,
-            self.lake_dir,
-            self.quarantine_dir,
-            self.models_dir,
-            self.published_dir,
+            *(() if self.store.remote else stored),  # on an object store: nothing local
             self.reports_dir,
         ):
             path.mkdir(parents=True, exist_ok=True)
+        self.store.ensure()
 
 
 def get_settings() -> Settings:

@@ -93,6 +93,8 @@ def connect(
             raise
         con = duckdb.connect(str(target))
     try:
+        # views over the lake on an object store read s3:// URLs through fsspec
+        get_settings().store.register(con)
         yield con
     finally:
         con.close()

@@ -5,6 +5,11 @@ their row counts back (:meth:`Lake.verify`), and only then moves them into place
 (:meth:`Lake.move_into_place`) inside the load's transaction. A crash before the commit leaves
 files that ``raw.ingest_outputs`` does not list: :meth:`Lake.clean_orphans` deletes them first.
 
+On an object store (``TRASOS_STORE_URL=s3://...``, :mod:`include.storage`) the staging folder
+is local, "move into place" is an upload to the final key (no rename), and the commit is still
+the warehouse transaction that lists the objects in ``raw.ingest_outputs``; the ``raw`` views
+read exactly the committed objects, so an upload whose commit never came is invisible to them.
+
 Layout (``<load_id>`` = hash of the load's file paths and contents)::
 
     lake/events/event_date=YYYY-MM-DD/part-<load_id>.parquet
@@ -23,7 +28,7 @@ from typing import Any
 
 import duckdb
 
-from common.fs import fsync_dir, replace_durably
+from common.fs import fsync_dir
 from include.contracts import (
     CUSTOMER_LAKE_COLUMNS,
     ITEM_LAKE_COLUMNS,
@@ -51,6 +56,9 @@ def refresh_views(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     """(Re)create ``raw.events``, ``raw.items``, ``raw.customers`` and ``raw.quarantine``
     over the Parquet files (an empty typed view while there are none)."""
     con.execute("create schema if not exists raw")
+    if settings.store.remote:
+        _refresh_remote_views(con, settings)
+        return
     views = {
         "events": (settings.lake_dir / "events", "event_date", RAW_EVENT_COLUMNS),
         "items": (settings.lake_dir / "catalog", "snapshot_date", ITEM_LAKE_COLUMNS),
@@ -86,12 +94,43 @@ def _create_view(
     con.execute(f"create or replace view {name} as {body}")
 
 
+def _refresh_remote_views(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Views over the committed objects (``raw.ingest_outputs``), by URL: every reader of the
+    warehouse registers the store on its connection (:func:`include.warehouse.connect`)."""
+    store = settings.store
+    store.register(con)
+    views = {
+        "events": ("events", RAW_EVENT_COLUMNS),
+        "items": ("catalog", ITEM_LAKE_COLUMNS),
+        "customers": ("customers", CUSTOMER_LAKE_COLUMNS),
+        "quarantine": ("quarantine", QUARANTINE_COLUMNS),
+    }
+    for view, (kind, columns) in views.items():
+        keys = [
+            k
+            for (k,) in con.execute(
+                "select path from raw.ingest_outputs where kind = ? order by path", [kind]
+            ).fetchall()
+        ]
+        names = ", ".join(n for n, _ in columns)
+        if keys:
+            urls = ", ".join("'" + store.url(k).replace("'", "''") + "'" for k in keys)
+            body = (
+                f"select {names} from read_parquet([{urls}], hive_partitioning = false, "
+                "union_by_name = true)"
+            )
+        else:
+            body = _empty_select(columns)
+        con.execute(f"create or replace view raw.{view} as {body}")
+
+
 @dataclass(frozen=True)
 class Output:
-    """One Parquet file of a load: written to ``staged``, committed as ``final``."""
+    """One Parquet file of a load: written to ``staged``, committed under the store key
+    ``final`` (``lake/events/event_date=.../part-<load_id>.parquet``)."""
 
     staged: Path
-    final: Path
+    final: str
     kind: str  # the dataset ("events", "catalog", "customers") or "quarantine"
 
 
@@ -101,11 +140,22 @@ class Lake:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.data_dir = settings.data_dir
-        self.staging = [settings.lake_dir / "_staging", settings.quarantine_dir / "_staging"]
+        self.store = settings.store
+        if self.store.remote:  # staged on local disk, then uploaded
+            local = settings.data_dir / ".lake_staging"
+            self.staging = [local / "lake", local / "quarantine"]
+        else:
+            self.staging = [settings.lake_dir / "_staging", settings.quarantine_dir / "_staging"]
 
     def output_folders(self) -> list[Path]:
         folders = [self.settings.lake_dir / folder for folder, _ in LAKE_DATASETS.values()]
         return [*folders, self.settings.quarantine_dir / QUARANTINE_FOLDER]
+
+    def output_prefixes(self) -> list[str]:
+        return [
+            *(f"lake/{folder}" for folder, _ in LAKE_DATASETS.values()),
+            f"quarantine/{QUARANTINE_FOLDER}",
+        ]
 
     def rel(self, path: Path) -> str:
         return path.relative_to(self.data_dir).as_posix()
@@ -117,6 +167,17 @@ class Lake:
             shutil.rmtree(folder, ignore_errors=True)
         known = {row[0] for row in con.execute("select path from raw.ingest_outputs").fetchall()}
         removed: list[str] = []
+        if self.store.remote:
+            for prefix in self.output_prefixes():
+                for key in self.store.files(prefix):
+                    if key not in known:
+                        self.store.remove(key)
+                        removed.append(key)
+            if removed:
+                log.warning(
+                    "removed %d uncommitted object(s) of a crashed run: %s", len(removed), removed
+                )
+            return removed
         for folder in self.output_folders():
             if not folder.exists():
                 continue
@@ -161,7 +222,7 @@ class Lake:
                 f"copy (select {names} from {source} where {partition} = '{value}') "
                 f"to '{staged}' ({PARQUET_OPTIONS})"
             )
-            final = self.settings.lake_dir / folder / part / staged.name
+            final = f"lake/{folder}/{part}/{staged.name}"
             outputs.append(Output(staged, final, dataset))
         return outputs
 
@@ -173,7 +234,7 @@ class Lake:
             f"copy (select {q_cols} from ({select_sql}) order by source_file, source_line) "
             f"to '{staged}' ({PARQUET_OPTIONS})"
         )
-        final = self.settings.quarantine_dir / QUARANTINE_FOLDER / staged.name
+        final = f"quarantine/{QUARANTINE_FOLDER}/{staged.name}"
         return Output(staged, final, "quarantine")
 
     def verify(self, con: Any, outputs: list[Output], stats: list[FileStats]) -> None:
@@ -213,10 +274,11 @@ class Lake:
         moved = []
         for o in outputs:
             rows, size = pq_rows(o.staged), o.staged.stat().st_size
-            replace_durably(o.staged, o.final, sync_dir=False)
-            moved.append((self.rel(o.final), load_id, o.kind, rows, size))
-        for folder in {o.final.parent for o in outputs}:
-            fsync_dir(folder)
+            self.store.put_file(o.staged, o.final, sync_dir=False)
+            moved.append((o.final, load_id, o.kind, rows, size))
+        if not self.store.remote:
+            for folder in {self.store.local_path(o.final).parent for o in outputs}:
+                fsync_dir(folder)
         return moved
 
     def drop_staging(self, load_id: str) -> None:

@@ -392,7 +392,7 @@ class _Runner:
         s.reasons = dict(sorted(counter.items()))
         if spec.name == "events" and n_final:
             s.event_dates.extend(
-                o.final.parent.name.split("=", 1)[1] for o in outputs if o.kind == "events"
+                o.final.rsplit("/", 2)[1].split("=", 1)[1] for o in outputs if o.kind == "events"
             )
         s.loads += 1
         for st, it in zip(stats, items, strict=True):

@@ -73,9 +73,9 @@ def sample(args: argparse.Namespace) -> int:
 
     from include.serving.app import create_app
     from include.serving.auth import API_KEY_HEADER
-    from include.serving.loader import ModelStore
+    from include.serving.loader import model_store_from_settings
 
-    store = ModelStore(get_settings().published_dir)
+    store = model_store_from_settings()
     store.check()
     snap = store.current
     if snap is None:

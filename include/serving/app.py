@@ -41,7 +41,7 @@ from include.serving.holdout import (
     experiment_fields,
     is_held_out,
 )
-from include.serving.loader import ID_PATTERN, ModelStore, Snapshot
+from include.serving.loader import ID_PATTERN, ModelStore, Snapshot, model_store_from_settings
 from include.serving.problems import FieldError, Problem
 from include.serving.session import (
     CATEGORY_KEY_PREFIX,
@@ -689,9 +689,7 @@ def create_app(
     the first load out of the garbage collector's reach (:func:`gc.freeze`).
     """
     if store is None:
-        store = ModelStore(
-            get_settings().published_dir, poll_interval=float(os.environ.get(POLL_ENV, "1.0"))
-        )
+        store = model_store_from_settings(poll_interval=float(os.environ.get(POLL_ENV, "1.0")))
     keyring: list[KeyRing] = [] if api_keys is None else [KeyRing(api_keys)]
     # the holdout experiment (seed experiments, common.experiment), read once
     experiment = experiment or active_experiment()

@@ -33,7 +33,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from common.contracts import RECOMMENDATION_COLUMNS
+from common.fs import atomic_dir, atomic_write_text
 from include.serving.session import SessionIndex, load_session_index
+from include.settings import get_settings
+from include.storage import Store
 
 log = logging.getLogger("trasos.serving")
 
@@ -349,6 +352,35 @@ def load_version(published_dir: Path, version: str) -> Snapshot:
     )
 
 
+PUBLISHED_PREFIX = "published"
+
+
+def sync_published(store: Store, cache: Path) -> str | None:
+    """Make the local ``cache`` follow ``published/`` on the object store: the version
+    ``published/CURRENT`` names is downloaded whole (into a staging folder, renamed into
+    place), and only then the local ``CURRENT`` is replaced. Returns that version."""
+    key = f"{PUBLISHED_PREFIX}/{CURRENT_FILE}"
+    if not store.exists(key):
+        return None
+    version = store.read_text(key).strip()
+    if not _VERSION_RE.match(version):
+        raise ModelLoadError(f"{store.url(key)} holds an invalid version {version!r}")
+    if not (cache / version).is_dir():
+        with atomic_dir(cache / version, replace=False) as tmp:
+            store.get_tree(f"{PUBLISHED_PREFIX}/{version}", tmp)
+    local = cache / CURRENT_FILE
+    if not local.exists() or local.read_text(encoding="utf-8").strip() != version:
+        atomic_write_text(local, version + "\n")
+    return version
+
+
+def model_store_from_settings(poll_interval: float = 1.0) -> ModelStore:
+    """The API's store: ``published/`` of the data directory, or with an object store
+    (``TRASOS_STORE_URL``) this host's cache of it, synced on every poll."""
+    s = get_settings()
+    return ModelStore(s.published_dir, poll_interval=poll_interval, mirror=s.store)
+
+
 class ModelStore:
     """The current :class:`Snapshot`, kept in step with ``<published_dir>/CURRENT``.
 
@@ -363,8 +395,10 @@ class ModelStore:
         *,
         poll_interval: float = 1.0,
         retry_after: float = 30.0,
+        mirror: Store | None = None,
     ) -> None:
         self.published_dir = Path(published_dir)
+        self.mirror = mirror if mirror is not None and mirror.remote else None
         self.poll_interval = poll_interval
         self.retry_after = retry_after
         self._current: Snapshot | None = None
@@ -384,6 +418,8 @@ class ModelStore:
         """Load the version ``CURRENT`` names if it is new; True when the model was swapped."""
         with self._check_lock:
             try:
+                if self.mirror is not None:
+                    sync_published(self.mirror, self.published_dir)
                 version = read_current(self.published_dir)
             except (OSError, ModelLoadError) as exc:
                 self._record_failure("?", exc)

@@ -14,11 +14,13 @@ DataFrames read from the ML marts and puts its outputs where the platform expect
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from common.contracts import PRODUCT_EVENT_TYPES
 from common.errors import DeterministicFailure
@@ -29,6 +31,45 @@ if TYPE_CHECKING:
     import duckdb
 
 log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextmanager
+def working_copy() -> Iterator[None]:
+    """With the models and published files on an object store (``TRASOS_STORE_URL``): pull
+    them into this host's cache first, push what the task wrote after it succeeded (data
+    objects, then the ``current`` / ``promotions.json`` / ``CURRENT`` pointers last: a reader
+    never follows a pointer to a missing object). A no-op on the local default. Tasks hand
+    each other versions and store keys, so any worker can run any of them."""
+    from include.serving.loader import CURRENT_FILE
+    from include.storage import pull_tree, push_tree
+    from recsys.registry import CURRENT, PROMOTIONS
+
+    s = get_settings()
+    if not s.store.remote:
+        yield
+        return
+    trees = (
+        ("models", s.models_dir, (CURRENT, PROMOTIONS)),
+        ("published", s.published_dir, (CURRENT_FILE,)),
+    )
+    for prefix, local, pointers in trees:
+        pull_tree(s.store, prefix, local, pointers)
+    yield
+    for prefix, local, pointers in trees:
+        push_tree(s.store, local, prefix, pointers)
+
+
+def synced(fn: F) -> F:
+    """Run ``fn`` inside :func:`working_copy`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with working_copy():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
 
 SNAPSHOT_QUERIES: dict[str, str] = {
     # recsys expects user_id, item_id, event_type, event_at (one row per product event)
@@ -61,6 +102,7 @@ def _safe(run_id: str) -> str:
 
 
 @fail_fast
+@synced
 def extract_training_data(run_id: str) -> dict[str, Any]:
     """Snapshot the ML marts to Parquet, then gate the training set (fails without retry).
 
@@ -79,7 +121,8 @@ def extract_training_data(run_id: str) -> dict[str, Any]:
     from recsys.plan import training_plan
 
     settings = get_settings()
-    out = settings.models_dir / "_snapshots" / _safe(run_id)
+    key = f"models/_snapshots/{_safe(run_id)}"  # what the next tasks get: a key, not a path
+    out = settings.local_copy(key)
     counts = {}
     with atomic_dir(out) as tmp:  # a snapshot folder is complete or absent
         with connect(read_only=True) as con:
@@ -94,9 +137,10 @@ def extract_training_data(run_id: str) -> dict[str, Any]:
     gate = run_gate(
         "training_set", pd.read_parquet(out / TRAINED_INTERACTIONS_FILE), run_name=run_id
     )
-    return {"snapshot": str(out), "rows": counts, "gate": gate.summary()}
+    return {"snapshot": key, "rows": counts, "gate": gate.summary()}
 
 
+@synced
 def train(snapshot: dict[str, Any]) -> dict[str, Any]:
     """Train every candidate and baseline on the snapshot and save a (not yet current) version."""
     import pandas as pd
@@ -111,7 +155,7 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
     )
 
     settings = get_settings()
-    folder = Path(snapshot["snapshot"])
+    folder = settings.local_copy(snapshot["snapshot"])
     events = pd.read_parquet(folder / "events.parquet")
     config, split_at = training_plan(events)
     summary = run_training(
@@ -181,6 +225,7 @@ def clause_text(c: dict[str, Any]) -> str:
 
 
 @fail_fast
+@synced
 def check_dod(summary: dict[str, Any]) -> dict[str, Any]:
     """Stop the run when the version failed its definition of done; say which clause, by how
     much, and notify every owner of a failed clause."""
@@ -209,6 +254,7 @@ def check_dod(summary: dict[str, Any]) -> dict[str, Any]:
     raise DefinitionOfDoneFailed(message, owners[0], {"clauses": failed}, summary["report_path"])
 
 
+@synced
 def score(summary: dict[str, Any]) -> dict[str, Any]:
     """Batch-score the version into ``published/<version>/recommendations.parquet``, with the
     session model's files beside it when its clause passed."""
@@ -224,6 +270,7 @@ def score(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 @fail_fast
+@synced
 def validate_recommendations(scored: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
     """GX gate on the lists: known purchases are excluded, ranks and scores are sane."""
     import pandas as pd
@@ -231,10 +278,12 @@ def validate_recommendations(scored: dict[str, Any], snapshot: dict[str, Any]) -
     from expectations.gate import run_gate
     from expectations.suites import RecommendationsParams
 
-    recs = pd.read_parquet(scored["path"])
-    events = pd.read_parquet(Path(snapshot["snapshot"]) / "events.parquet")
+    settings = get_settings()
+    recs = pd.read_parquet(settings.published_dir / scored["version"] / "recommendations.parquet")
+    folder = settings.local_copy(snapshot["snapshot"])
+    events = pd.read_parquet(folder / "events.parquet")
     purchases = events.loc[events["event_type"] == "purchase", ["user_id", "item_id"]]
-    n_items = len(pd.read_parquet(Path(snapshot["snapshot"]) / "items.parquet"))
+    n_items = len(pd.read_parquet(folder / "items.parquet"))
     gate = run_gate(
         "recommendations",
         recs,
@@ -246,6 +295,7 @@ def validate_recommendations(scored: dict[str, Any], snapshot: dict[str, Any]) -
     return {**scored, "gate": gate.summary()}
 
 
+@synced
 def publish(validated: dict[str, Any]) -> dict[str, Any]:
     """Promote the version (models/current) and publish its lists (published/CURRENT)."""
     from recsys.registry import promote
@@ -263,6 +313,7 @@ def publish(validated: dict[str, Any]) -> dict[str, Any]:
     return {"version": version, "published": str(folder), "rows": validated["rows"]}
 
 
+@synced
 def rollback() -> dict[str, Any]:
     """Serve the previously promoted model again: ``published/CURRENT`` and ``models/current``.
 

@@ -27,7 +27,7 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
     Cosmos reads its own settings when imported, so its cache directory (in the git-ignored
     state directory) and telemetry switch are set here, before the import.
     """
-    from include.dbt_runner import dbt_env_vars, dbt_executable
+    from include.dbt_runner import dbt_env_vars, dbt_executable, dbt_target
     from include.transform import DE_SELECT, ensure_dbt_ls
 
     settings = get_settings()
@@ -57,7 +57,7 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
         ),
         profile_config=ProfileConfig(
             profile_name="trasos",
-            target_name="dev",
+            target_name=dbt_target(),
             profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
         ),
         execution_config=ExecutionConfig(
