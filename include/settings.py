@@ -49,6 +49,18 @@ class Settings:
         return _env_path("TRASOS_WAREHOUSE", self.data_dir / "warehouse.duckdb")
 
     @property
+    def dbt_target(self) -> str:
+        """The dbt output of dbt_project/profiles.yml: ``dev`` (DuckDB, default) or ``spark``
+        (``TRASOS_DBT_TARGET``). Every dbt run and every reader of marts follows it."""
+        return os.environ.get("TRASOS_DBT_TARGET") or "dev"
+
+    @property
+    def spark_dir(self) -> Path:
+        """The Spark target's warehouse (``warehouse/<schema>.db/<table>``, Parquet) and its
+        Derby metastore (``metastore_db``): ``TRASOS_SPARK_DIR``, default ``$DATA/spark``."""
+        return _env_path("TRASOS_SPARK_DIR", self.data_dir / "spark")
+
+    @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 

@@ -57,7 +57,8 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
         ),
         profile_config=ProfileConfig(
             profile_name="trasos",
-            target_name="dev",
+            # TRASOS_DBT_TARGET: dev (DuckDB) or spark (dbt_project/profiles.yml)
+            target_name=get_settings().dbt_target,
             profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
         ),
         execution_config=ExecutionConfig(
