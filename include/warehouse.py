@@ -3,6 +3,10 @@
 DuckDB allows one read-write process per file. Writers run in the one-slot
 Airflow pool :data:`include.assets.WRITER_POOL`; readers that must not wait (the API, reports) read
 published Parquet instead of this file.
+
+Readers of dbt's marts use :func:`read_marts`, which follows the dbt target
+(``TRASOS_DBT_TARGET``): the DuckDB file on ``dev``; on ``spark`` an in-memory DuckDB whose
+``<schema>.<table>`` views read the Spark warehouse's Parquet tables, so the same SQL works.
 """
 
 from __future__ import annotations
@@ -93,6 +97,64 @@ def connect(
             raise
         con = duckdb.connect(str(target))
     try:
+        yield con
+    finally:
+        con.close()
+
+
+def spark_table_dirs(warehouse_dir: Path) -> dict[tuple[str, str], Path]:
+    """``(schema, table) -> directory`` of the Spark warehouse's Parquet tables
+    (``<warehouse>/<schema>.db/<table>``; dbt's staging tables, ``__dbt_tmp`` and
+    ``__trasos_stage`` leftovers skipped)."""
+    found = {}
+    for schema_dir in sorted(warehouse_dir.glob("*.db")):
+        for table in sorted(p for p in schema_dir.iterdir() if p.is_dir()):
+            if table.name.endswith(("__dbt_tmp", "__trasos_stage")):
+                continue
+            if any(table.rglob("*.parquet")):
+                found[(schema_dir.name.removesuffix(".db"), table.name)] = table
+    return found
+
+
+def attach_spark_warehouse(con: duckdb.DuckDBPyConnection, warehouse_dir: Path) -> list[str]:
+    """Create a view ``<schema>.<table>`` on ``con`` for every table of the Spark warehouse
+    (Spark writes timestamps as UTC INT96, which DuckDB reads as naive UTC timestamps, like
+    the DuckDB warehouse's). Returns the qualified names."""
+    names = []
+    for (schema, table), path in spark_table_dirs(warehouse_dir).items():
+        con.execute(f'create schema if not exists "{schema}"')
+        glob = str(path / "**" / "*.parquet").replace("'", "''")
+        con.execute(
+            f'create or replace view "{schema}"."{table}" as select * from '
+            f"read_parquet('{glob}', hive_partitioning = true)"
+        )
+        names.append(f"{schema}.{table}")
+    return names
+
+
+@contextmanager
+def read_marts(*, wait_s: float = 0.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only DuckDB connection on dbt's tables for the configured dbt target.
+
+    ``dev`` (DuckDB): the warehouse file, as :func:`connect` ``(read_only=True)``. ``spark``:
+    an in-memory database with a view per table of ``settings.spark_dir/warehouse`` (the
+    ``raw`` schema ingestion keeps in the DuckDB file is attached read-only when it exists).
+    """
+    settings = get_settings()
+    if not settings.dbt_target.startswith("spark"):
+        with connect(read_only=True, wait_s=wait_s) as con:
+            yield con
+        return
+    warehouse_dir = settings.spark_dir / "warehouse"
+    if not warehouse_dir.is_dir():
+        raise FileNotFoundError(
+            f"the Spark warehouse {warehouse_dir} does not exist yet: build the marts first "
+            "(make dbt-build TARGET=spark, or the events_transform DAG with "
+            "TRASOS_DBT_TARGET=spark)"
+        )
+    con = duckdb.connect()
+    try:
+        attach_spark_warehouse(con, warehouse_dir)
         yield con
     finally:
         con.close()
