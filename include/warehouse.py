@@ -132,17 +132,46 @@ def attach_spark_warehouse(con: duckdb.DuckDBPyConnection, warehouse_dir: Path) 
     return names
 
 
+def _attach_duckdb_rest(con: duckdb.DuckDBPyConnection, path: Path, taken: set[str]) -> None:
+    """Views on ``con`` for the DuckDB warehouse's tables that Spark does not have (ingestion's
+    ``raw`` schema, monitoring history), the file attached read-only."""
+    try:
+        con.execute(
+            f"attach '{str(path).replace(chr(39), chr(39) * 2)}' as duckdb_file (read_only)"
+        )
+    except duckdb.IOException as exc:  # a writer holds it: the marts alone still answer
+        log.warning(
+            "the DuckDB warehouse %s is not readable now (%s): raw tables left out", path, exc
+        )
+        return
+    rows = con.execute(
+        "select schema_name, table_name from duckdb_tables() where database_name = 'duckdb_file' "
+        "union all select schema_name, view_name from duckdb_views() "
+        "where database_name = 'duckdb_file' and not internal"
+    ).fetchall()
+    for schema, table in rows:
+        if f"{schema}.{table}" in taken:
+            continue
+        con.execute(f'create schema if not exists "{schema}"')
+        con.execute(
+            f'create view "{schema}"."{table}" as select * from duckdb_file."{schema}"."{table}"'
+        )
+
+
 @contextmanager
-def read_marts(*, wait_s: float = 0.0) -> Iterator[duckdb.DuckDBPyConnection]:
+def read_marts(
+    path: Path | None = None, *, wait_s: float = 0.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only DuckDB connection on dbt's tables for the configured dbt target.
 
-    ``dev`` (DuckDB): the warehouse file, as :func:`connect` ``(read_only=True)``. ``spark``:
-    an in-memory database with a view per table of ``settings.spark_dir/warehouse`` (the
-    ``raw`` schema ingestion keeps in the DuckDB file is attached read-only when it exists).
+    ``dev`` (DuckDB): the warehouse file (``path``, default settings'), as :func:`connect`
+    ``(read_only=True)``. ``spark``: an in-memory database with a view per table of
+    ``settings.spark_dir/warehouse``, plus views on the DuckDB file's other tables (ingestion's
+    ``raw`` schema, monitoring history) when the file exists.
     """
     settings = get_settings()
     if not settings.dbt_target.startswith("spark"):
-        with connect(read_only=True, wait_s=wait_s) as con:
+        with connect(read_only=True, path=path, wait_s=wait_s) as con:
             yield con
         return
     warehouse_dir = settings.spark_dir / "warehouse"
@@ -154,7 +183,10 @@ def read_marts(*, wait_s: float = 0.0) -> Iterator[duckdb.DuckDBPyConnection]:
         )
     con = duckdb.connect()
     try:
-        attach_spark_warehouse(con, warehouse_dir)
+        taken = set(attach_spark_warehouse(con, warehouse_dir))
+        duckdb_file = path or settings.warehouse_path
+        if duckdb_file.exists():
+            _attach_duckdb_rest(con, duckdb_file, taken)
         yield con
     finally:
         con.close()

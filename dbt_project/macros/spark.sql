@@ -2,9 +2,9 @@
     What the project needs from Spark that dbt-spark does not offer on plain Parquet tables
     (no Delta Lake or Iceberg here: their jars come from Maven). docs/scale-out.md, "Spark target".
 
-    - `type_float`: double on every adapter. `float` is 32-bit in DuckDB and Spark; DuckDB
-      divided `cast(n as float) / m` in 32 bits while Spark divides in 64, so the rates of the
-      metrics marts differed in the 8th digit. (dispatch order in dbt_project.yml)
+    - `type_double()`: a 64-bit float type for ratios. `float` (dbt.type_float) is 32-bit on
+      DuckDB and Spark, and DuckDB divides `cast(n as float) / m` in 32 bits where Spark
+      divides in 64: the metrics marts' rates differed in the 8th digit.
     - `delete_where(relation, condition)`: `delete from` on DuckDB; on Spark the rows that stay
       are staged into a table and written back with `insert overwrite` (Parquet has no delete).
     - The incremental strategies `delete+insert` and `merge` (with merge_update_columns) on
@@ -16,8 +16,14 @@
       Cost: one rewrite of the table per incremental run (O(table)), against DuckDB's O(rows
       changed): measured in bench/sessionize.py.
 -#}
-{% macro duckdb__type_float() %}double{% endmacro %}
-{% macro spark__type_float() %}double{% endmacro %}
+{% macro type_double() -%}
+    {{ return(adapter.dispatch('type_double', 'trasos')()) }}
+{%- endmacro %}
+
+
+{% macro default__type_double() -%}
+    double
+{%- endmacro %}
 
 
 {% macro delete_where(relation, condition) -%}
