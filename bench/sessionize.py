@@ -343,15 +343,18 @@ def compare_sessions(warehouse: Path, frame) -> tuple[bool, int, int]:
 
 
 def spark_startup_seconds() -> float:
-    """Wall seconds of a bare local SparkSession start (JVM, Hive catalog off) in a fresh
-    Python process, imports included: what every Spark dbt invocation pays first."""
+    """Wall seconds of a bare local SparkSession start (JVM, Hive catalog off, loopback as in
+    profiles.yml) in a fresh Python process, imports included: what every Spark dbt
+    invocation pays first."""
     import subprocess
     import sys
 
     code = (
         "import time; t = time.perf_counter(); from pyspark.sql import SparkSession; "
         "s = SparkSession.builder.master('local[2]').config('spark.ui.enabled', 'false')"
-        ".getOrCreate(); s.sql('select 1').collect(); print(time.perf_counter() - t)"
+        ".config('spark.driver.host', '127.0.0.1').config('spark.driver.bindAddress', "
+        "'127.0.0.1').getOrCreate(); s.sql('select 1').collect(); "
+        "print(time.perf_counter() - t)"
     )
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
     out = subprocess.run(
