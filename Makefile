@@ -88,8 +88,10 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-dbt-build: setup  ## dbt build on the local warehouse
-	eval "$$($(CTL) env)" && cd dbt_project && ../$(VENV)/bin/dbt build
+TARGET ?= $(or $(TRASOS_DBT_TARGET),dev)
+dbt-build: setup  ## dbt build on the local warehouse (TARGET=spark: local Spark, needs setup-scale)
+	eval "$$($(CTL) env)" && cd dbt_project && TRASOS_DBT_TARGET=$(TARGET) SPARK_LOCAL_IP=127.0.0.1 \
+	  ../$(VENV)/bin/dbt build
 
 dbt-docs: setup  ## generate dbt docs (one self-contained page) into the reports and serve them on loopback
 	eval "$$($(CTL) env)" && $(PY) -m include.transform docs && \

@@ -15,14 +15,20 @@ Steps, each printing progress:
    plus one lag window over the stitched events, nothing numbered, hashed or written;
 3. the same rule in plain pandas (sort, groupby, diff, cumsum), timed in-process, and an exact
    comparison of every event's (visitor_id, session start) with dbt's;
-4. append 100k new events (a new hour) and time a whole ``dbt build`` again, start-up included
+4. the Spark target (``TRASOS_DBT_TARGET=spark``, local pyspark, needs ``make setup-scale``)
+   on the same lake: ``dbt run`` of the sessionisation models and their parents;
+   ``spark_events_per_s`` from dbt's own timings of the two models (Spark's start-up lands in
+   the first node, a staging view, and is measured apart: ``spark_startup_s``, a bare
+   SparkSession start in a fresh process); ``spark_sessions_match``: every event's session
+   (id, visitor, start, index) equal to DuckDB's. ``--no-spark`` skips it;
+5. append 100k new events (a new hour) and time a whole ``dbt build`` again, start-up included
    (incremental models process the new hour), then the same as ``dbt build --full-refresh``,
    and check both give the same tables.
 
 The LAST line printed is one JSON object with the figures. Run it on an idle machine: it uses
 both cores and a few GB of RAM.
 
-    .venv/bin/python bench/sessionize.py [--events 10000000] [--data-dir DIR] [--keep]
+    .venv/bin/python bench/sessionize.py [--events 10000000] [--data-dir DIR] [--keep] [--no-spark]
 """
 
 from __future__ import annotations
@@ -228,18 +234,28 @@ def append_hour(data_dir: Path, n_events: int, history_events: int) -> str:
     return hour
 
 
-def run_dbt(args: list[str], data_dir: Path, target_path: Path) -> tuple[float, dict]:
-    """Run dbt through the project's runner; return (wall seconds, run_results)."""
+def run_dbt(
+    args: list[str], data_dir: Path, target_path: Path, target: str = "dev"
+) -> tuple[float, dict]:
+    """Run dbt through the project's runner on ``target`` (profiles.yml); return (wall
+    seconds, run_results)."""
     from include.dbt_runner import DbtError
     from include.dbt_runner import run_dbt as project_run_dbt
 
     results_path = target_path / "run_results.json"
     results_path.unlink(missing_ok=True)  # never read an earlier command's results
+    previous = os.environ.get("TRASOS_DBT_TARGET")
+    os.environ["TRASOS_DBT_TARGET"] = target
     t0 = time.perf_counter()
     try:
         project_run_dbt(args, target_path, log_output=False, data_dir=data_dir)
     except DbtError as exc:
         raise SystemExit(str(exc)) from None
+    finally:
+        if previous is None:
+            os.environ.pop("TRASOS_DBT_TARGET", None)
+        else:
+            os.environ["TRASOS_DBT_TARGET"] = previous
     wall = time.perf_counter() - t0
     # `dbt parse` writes no run results
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
@@ -326,6 +342,51 @@ def compare_sessions(warehouse: Path, frame) -> tuple[bool, int, int]:
     return mismatches == 0 and n_sessions_dbt == n_sessions_pd, n_sessions_dbt, n_sessions_pd
 
 
+def spark_startup_seconds() -> float:
+    """Wall seconds of a bare local SparkSession start (JVM, Hive catalog off, loopback as in
+    profiles.yml) in a fresh Python process, imports included: what every Spark dbt
+    invocation pays first."""
+    import subprocess
+    import sys
+
+    code = (
+        "import time; t = time.perf_counter(); from pyspark.sql import SparkSession; "
+        "s = SparkSession.builder.master('local[2]').config('spark.ui.enabled', 'false')"
+        ".config('spark.driver.host', '127.0.0.1').config('spark.driver.bindAddress', "
+        "'127.0.0.1').getOrCreate(); s.sql('select 1').collect(); "
+        "print(time.perf_counter() - t)"
+    )
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def compare_spark_sessions(data_dir: Path) -> tuple[bool, int]:
+    """Every event's (session_id, visitor_id, session_started_at, session_index) on Spark
+    equal to DuckDB's; returns (match, events compared)."""
+    from include.warehouse import attach_spark_warehouse
+
+    con = duckdb.connect()
+    try:
+        attach_spark_warehouse(con, data_dir / "spark" / "warehouse")
+        con.execute(f"attach '{data_dir / 'warehouse.duckdb'}' as duck (read_only)")
+        row = con.execute(
+            """select count(*), count(*) filter (
+                where s.event_id is null or d.event_id is null or s.session_id <> d.session_id
+                    or s.visitor_id <> d.visitor_id
+                    or s.session_started_at <> d.session_started_at
+                    or s.session_index <> d.session_index)
+            from intermediate.int_events_sessionized as s
+            full outer join duck.intermediate.int_events_sessionized as d
+                on s.event_id = d.event_id"""
+        ).fetchall()[0]
+        return row[1] == 0, int(row[0])
+    finally:
+        con.close()
+
+
 def fingerprint(data_dir: Path) -> tuple:
     con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
     try:
@@ -341,6 +402,12 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
     parser.add_argument("--reuse", action="store_true", help="reuse an existing lake in --data-dir")
+    parser.add_argument(
+        "--no-spark",
+        dest="spark",
+        action="store_false",
+        help="skip the Spark target (it needs `make setup-scale` and Java 17)",
+    )
     parser.add_argument(
         "--no-full-refresh",
         dest="full_refresh",
@@ -423,6 +490,36 @@ def main() -> None:
                 "sessions_match": bool(match),
             }
         )
+
+        if args.spark:
+            log("Spark start-up alone (a bare local SparkSession in a fresh process)")
+            startup_spark = spark_startup_seconds()
+            log(f"Spark start-up: {startup_spark:.1f} s")
+            shutil.rmtree(data_dir / "spark", ignore_errors=True)
+            spark_target = data_dir / "dbt_target_spark"
+            log("dbt run on the Spark target: the sessionisation models and their parents")
+            wall_spark, results_spark = run_dbt(
+                ["run", "--select", "+int_events_sessionized"], data_dir, spark_target, "spark"
+            )
+            timings_spark = model_timings(results_spark)
+            spark_session_s = sum(timings_spark[m] for m in SESSION_MODELS)
+            spark_match, n_compared = compare_spark_sessions(data_dir)
+            log(
+                f"Spark: {wall_spark:.1f} s wall, sessionisation models {spark_session_s:.2f} s; "
+                f"sessions identical to DuckDB's on {n_compared:,} events: {spark_match}"
+            )
+            log(f"per-node timings on Spark (s): {json.dumps(timings_spark)}")
+            figures.update(
+                {
+                    "spark_events_per_s": round(n_sessionized / spark_session_s),
+                    "spark_sessions_match": bool(spark_match and n_compared == n_sessionized),
+                    "spark_sessionisation_models_s": round(spark_session_s, 3),
+                    "spark_startup_s": round(startup_spark, 2),
+                    "spark_dbt_run_s": round(wall_spark, 2),
+                    "spark_node_s": timings_spark,
+                    "spark_vs_duckdb_sessionisation": round(spark_session_s / session_s, 2),
+                }
+            )
 
         log(f"appending {args.new_events:,} new events (one hour)")
         hour = append_hour(data_dir, args.new_events, args.events)

@@ -77,7 +77,7 @@ def list_marts(con: Any) -> list[str]:
     """Mart tables of the warehouse (schema ``main``, ``fct_``/``dim_``/``ml_``/``metrics_``)."""
     rows = con.execute(
         "select table_name from information_schema.tables "
-        "where table_schema = 'main' and table_type = 'BASE TABLE' order by table_name"
+        "where table_schema = 'main' and table_type in ('BASE TABLE', 'VIEW') order by table_name"
     ).fetchall()
     return [name for (name,) in rows if MART_NAME.match(name)]
 
@@ -93,7 +93,7 @@ def publish(
     """
     import duckdb
 
-    from include.warehouse import connect
+    from include.warehouse import read_marts
 
     root = analyst_dir()
     root.mkdir(parents=True, exist_ok=True)
@@ -103,7 +103,7 @@ def publish(
         final = root / stamp
         # 1. the Parquet files, complete or absent (a staging folder renamed into place)
         with atomic_dir(final, replace=False) as staging:
-            with connect(read_only=True, path=warehouse, wait_s=wait_s) as con:
+            with read_marts(warehouse, wait_s=wait_s) as con:
                 marts = list_marts(con)
                 if not marts:
                     raise RuntimeError(

@@ -41,10 +41,8 @@ def dbt_executable() -> str:
 
 
 def dbt_target() -> str:
-    """The profiles.yml target: ``TRASOS_DBT_TARGET``, else ``object_store`` when the lake is
-    on an object store (``TRASOS_STORE_URL=s3://...``), else ``dev``."""
-    explicit = os.environ.get("TRASOS_DBT_TARGET")
-    return explicit or ("object_store" if get_settings().store.remote else "dev")
+    """The profiles.yml target (:attr:`include.settings.Settings.dbt_target`)."""
+    return get_settings().dbt_target
 
 
 def dbt_env(base: dict[str, str] | None = None, data_dir: Path | None = None) -> dict[str, str]:
@@ -59,13 +57,17 @@ def dbt_env(base: dict[str, str] | None = None, data_dir: Path | None = None) ->
     env = dict(os.environ if base is None else base)
     env["DBT_PROFILES_DIR"] = str(settings.dbt_project_dir)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
+    env["TRASOS_DBT_TARGET"] = env.get("TRASOS_DBT_TARGET") or settings.dbt_target
+    if env["TRASOS_DBT_TARGET"].startswith("spark"):
+        env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     if data_dir is not None:
         env["TRASOS_DATA_DIR"] = str(Path(data_dir).resolve())
         env.pop("TRASOS_WAREHOUSE", None)
+        env.pop("TRASOS_SPARK_DIR", None)
         return env
     env["TRASOS_DATA_DIR"] = str(settings.data_dir)
-    if settings.store.remote:  # the lake on an object store: profiles.yml's object_store target
-        env.setdefault("TRASOS_DBT_TARGET", dbt_target())
+    if os.environ.get("TRASOS_SPARK_DIR"):
+        env["TRASOS_SPARK_DIR"] = str(settings.spark_dir)
     if os.environ.get("TRASOS_WAREHOUSE"):  # also for a bare ``base`` (Cosmos' env_vars)
         env["TRASOS_WAREHOUSE"] = str(settings.warehouse_path)
     return env
@@ -74,7 +76,7 @@ def dbt_env(base: dict[str, str] | None = None, data_dir: Path | None = None) ->
 def dbt_env_vars() -> dict[str, str]:
     """Only the variables dbt needs (for Cosmos' ProjectConfig.env_vars)."""
     full = dbt_env({})
-    return {k: v for k, v in full.items() if k.startswith(("TRASOS_", "DBT_"))}
+    return {k: v for k, v in full.items() if k.startswith(("TRASOS_", "DBT_", "SPARK_"))}
 
 
 def run_dbt(

@@ -79,6 +79,21 @@ class Settings:
         return _env_path("TRASOS_WAREHOUSE", self.data_dir / "warehouse.duckdb")
 
     @property
+    def dbt_target(self) -> str:
+        """The dbt output of dbt_project/profiles.yml: ``TRASOS_DBT_TARGET`` (``dev``, ``spark``,
+        ``spark_thrift``), else ``object_store`` when the lake is on an object store
+        (``TRASOS_STORE_URL=s3://...``), else ``dev`` (DuckDB, the default). Every dbt run and
+        every reader of marts follows it."""
+        explicit = os.environ.get("TRASOS_DBT_TARGET")
+        return explicit or ("object_store" if self.store.remote else "dev")
+
+    @property
+    def spark_dir(self) -> Path:
+        """The Spark target's warehouse (``warehouse/<schema>.db/<table>``, Parquet) and its
+        Derby metastore (``metastore_db``): ``TRASOS_SPARK_DIR``, default ``$DATA/spark``."""
+        return _env_path("TRASOS_SPARK_DIR", self.data_dir / "spark")
+
+    @property
     def models_dir(self) -> Path:
         return self._stored / "models"
 

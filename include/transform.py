@@ -157,11 +157,11 @@ def marts_summary(path: Path | None = None) -> dict[str, Any]:
 
     Returns ``{"tables": {name: {"rows": n, "min": ..., "max": ...}}, "warehouse": path}``.
     """
-    from include.warehouse import connect
+    from include.warehouse import read_marts
 
     summary: dict[str, Any] = {"tables": {}}
     # connect() also works where dbt (run in-process by Cosmos) holds the file read-write
-    with connect(read_only=True, path=path) as con:
+    with read_marts(path) as con:
         for table, time_column in CORE_MARTS:
             if time_column:
                 rows, lo, hi = con.execute(

@@ -3,6 +3,10 @@
 DuckDB allows one read-write process per file. Writers run in the one-slot
 Airflow pool :data:`include.assets.WRITER_POOL`; readers that must not wait (the API, reports) read
 published Parquet instead of this file.
+
+Readers of dbt's marts use :func:`read_marts`, which follows the dbt target
+(``TRASOS_DBT_TARGET``): the DuckDB file on ``dev``; on ``spark`` an in-memory DuckDB whose
+``<schema>.<table>`` views read the Spark warehouse's Parquet tables, so the same SQL works.
 """
 
 from __future__ import annotations
@@ -95,6 +99,96 @@ def connect(
     try:
         # views over the lake on an object store read s3:// URLs through fsspec
         get_settings().store.register(con)
+        yield con
+    finally:
+        con.close()
+
+
+def spark_table_dirs(warehouse_dir: Path) -> dict[tuple[str, str], Path]:
+    """``(schema, table) -> directory`` of the Spark warehouse's Parquet tables
+    (``<warehouse>/<schema>.db/<table>``; dbt's staging tables, ``__dbt_tmp`` and
+    ``__trasos_stage`` leftovers skipped)."""
+    found = {}
+    for schema_dir in sorted(warehouse_dir.glob("*.db")):
+        for table in sorted(p for p in schema_dir.iterdir() if p.is_dir()):
+            if table.name.endswith(("__dbt_tmp", "__trasos_stage")):
+                continue
+            if any(table.rglob("*.parquet")):
+                found[(schema_dir.name.removesuffix(".db"), table.name)] = table
+    return found
+
+
+def attach_spark_warehouse(con: duckdb.DuckDBPyConnection, warehouse_dir: Path) -> list[str]:
+    """Create a view ``<schema>.<table>`` on ``con`` for every table of the Spark warehouse
+    (Spark writes timestamps as UTC INT96, which DuckDB reads as naive UTC timestamps, like
+    the DuckDB warehouse's). Returns the qualified names."""
+    names = []
+    for (schema, table), path in spark_table_dirs(warehouse_dir).items():
+        con.execute(f'create schema if not exists "{schema}"')
+        glob = str(path / "**" / "*.parquet").replace("'", "''")
+        con.execute(
+            f'create or replace view "{schema}"."{table}" as select * from '
+            f"read_parquet('{glob}', hive_partitioning = true)"
+        )
+        names.append(f"{schema}.{table}")
+    return names
+
+
+def _attach_duckdb_rest(con: duckdb.DuckDBPyConnection, path: Path, taken: set[str]) -> None:
+    """Views on ``con`` for the DuckDB warehouse's tables that Spark does not have (ingestion's
+    ``raw`` schema, monitoring history), the file attached read-only."""
+    try:
+        con.execute(
+            f"attach '{str(path).replace(chr(39), chr(39) * 2)}' as duckdb_file (read_only)"
+        )
+    except duckdb.IOException as exc:  # a writer holds it: the marts alone still answer
+        log.warning(
+            "the DuckDB warehouse %s is not readable now (%s): raw tables left out", path, exc
+        )
+        return
+    rows = con.execute(
+        "select schema_name, table_name from duckdb_tables() where database_name = 'duckdb_file' "
+        "union all select schema_name, view_name from duckdb_views() "
+        "where database_name = 'duckdb_file' and not internal"
+    ).fetchall()
+    for schema, table in rows:
+        if f"{schema}.{table}" in taken:
+            continue
+        con.execute(f'create schema if not exists "{schema}"')
+        con.execute(
+            f'create view "{schema}"."{table}" as select * from duckdb_file."{schema}"."{table}"'
+        )
+
+
+@contextmanager
+def read_marts(
+    path: Path | None = None, *, wait_s: float = 0.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only DuckDB connection on dbt's tables for the configured dbt target.
+
+    ``dev`` (DuckDB): the warehouse file (``path``, default settings'), as :func:`connect`
+    ``(read_only=True)``. ``spark``: an in-memory database with a view per table of
+    ``settings.spark_dir/warehouse``, plus views on the DuckDB file's other tables (ingestion's
+    ``raw`` schema, monitoring history) when the file exists.
+    """
+    settings = get_settings()
+    if not settings.dbt_target.startswith("spark"):
+        with connect(read_only=True, path=path, wait_s=wait_s) as con:
+            yield con
+        return
+    warehouse_dir = settings.spark_dir / "warehouse"
+    if not warehouse_dir.is_dir():
+        raise FileNotFoundError(
+            f"the Spark warehouse {warehouse_dir} does not exist yet: build the marts first "
+            "(make dbt-build TARGET=spark, or the events_transform DAG with "
+            "TRASOS_DBT_TARGET=spark)"
+        )
+    con = duckdb.connect()
+    try:
+        taken = set(attach_spark_warehouse(con, warehouse_dir))
+        duckdb_file = path or settings.warehouse_path
+        if duckdb_file.exists():
+            _attach_duckdb_rest(con, duckdb_file, taken)
         yield con
     finally:
         con.close()

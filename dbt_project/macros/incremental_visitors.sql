@@ -23,8 +23,7 @@
 
 {% macro delete_touched_visitors(visitor_column='visitor_id') -%}
     {%- if is_incremental() -%}
-        delete from {{ this }}
-        where {{ visitor_column }} in ({{ touched_visitors_sql(visitor_column) }})
+        {{ delete_where(this, visitor_column ~ ' in (' ~ touched_visitors_sql(visitor_column) ~ ')') }}
     {%- else -%}
         select 1
     {%- endif -%}
@@ -33,12 +32,14 @@
 
 {% macro delete_stitched_devices(visitor_column='visitor_id') -%}
     {%- if is_incremental() -%}
-        delete from {{ this }}
-        where {{ visitor_column }} in (
-            select stitched.anonymous_id
-            from {{ ref('int_identities_stitched') }} as stitched
-            where stitched.is_identified
-        )
+        {%- set stitched_devices -%}
+            {{ visitor_column }} in (
+                select stitched.anonymous_id
+                from {{ ref('int_identities_stitched') }} as stitched
+                where stitched.is_identified
+            )
+        {%- endset -%}
+        {{ delete_where(this, stitched_devices) }}
     {%- else -%}
         select 1
     {%- endif -%}

@@ -15,7 +15,10 @@
 
     DuckDB reads the glob with hive partitioning (the partition key, e.g. event_date, becomes a
     column) and unions files by column name, so a column added later reads as null in old files.
-    Another engine adds its own `<adapter>__read_lake` (Spark: parquet.`<path>`).
+    Spark (`spark__read_lake`) reads the source's directory as a Parquet table: partition
+    discovery gives the partition key as a column, `spark.sql.parquet.mergeSchema` (profiles.yml)
+    unions columns by name. It cannot see that a directory is missing from Jinja, so a lake
+    without customer or catalog snapshots fails on Spark (write empty snapshots first).
 -#}
 {% macro read_lake(source_relation, empty_columns=none) -%}
     {{ return(adapter.dispatch('read_lake', 'trasos')(source_relation, empty_columns)) }}
@@ -50,6 +53,26 @@
     {%- endif -%}
     {%- endif -%}
     read_parquet({{ location }}, hive_partitioning = true, union_by_name = true)
+{%- endmacro %}
+
+
+{#- The source's directory: its meta.external_location up to the first glob. -#}
+{% macro lake_directory(source_relation) -%}
+    {%- for node in graph.sources.values() -%}
+        {%- set location = node.config.meta.external_location or node.meta.external_location -%}
+        {%- if location and node.identifier == source_relation.identifier -%}
+            {{- return(location.replace('{name}', node.name).split('*')[0].rstrip('/')) -}}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ exceptions.raise_compiler_error("read_lake(): no lake source named " ~ source_relation) }}
+{%- endmacro %}
+
+
+{% macro spark__read_lake(source_relation, empty_columns=none) -%}
+    {%- if not execute -%}
+        {{ return(source_relation) }}
+    {%- endif -%}
+    parquet.`{{ lake_directory(source_relation) }}`
 {%- endmacro %}
 
 

@@ -123,13 +123,13 @@ def export_marts(keep: int = KEEP_EXPORTS) -> Path:
     Opens the warehouse read-only (schedule it with the writers, in the ``duckdb_writer``
     pool, so no dbt run holds the file). Returns the folder; ``exports/LATEST`` names it.
     """
-    from include.warehouse import connect
+    from include.warehouse import read_marts
 
     root = exports_dir()
     export_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     final = root / export_id
     with atomic_dir(final, replace=False) as staging:
-        with connect(read_only=True) as con:
+        with read_marts() as con:
             present = {
                 row[0]
                 for row in con.execute(

@@ -321,9 +321,9 @@ def take_sample(
             return _write(con, request, sample_id, final, check)
         finally:
             con.close()
-    from include.warehouse import connect
+    from include.warehouse import read_marts
 
-    with connect(read_only=True) as con:
+    with read_marts() as con:
         return _write(con, request, sample_id, final, check)
 
 

@@ -23,7 +23,7 @@ from include.monitoring import (
     write_page,
 )
 from include.settings import get_settings
-from include.warehouse import connect
+from include.warehouse import connect, read_marts
 
 
 def check_data(last_updated: dict[str, Any], role: str) -> dict[str, int]:
@@ -119,7 +119,8 @@ def run_model_monitor(
             today,
         )
     )
-    with connect() as con:
+    # the marts of the dbt target (DuckDB file or Spark warehouse); the checks go to the file
+    with read_marts() as con:
         n_items = con.execute("select count(*) from dim_items").fetchall()[0][0]
         user_lists = recs[recs["list_type"] == "user"]
         cov = catalog_coverage(user_lists["item_id"], n_items)
@@ -193,5 +194,6 @@ def run_model_monitor(
                     row["event_date"],
                 )
             )
+    with connect() as con:
         store_checks(con, "model", today, checks)
     return checks

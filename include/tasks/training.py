@@ -116,7 +116,7 @@ def extract_training_data(run_id: str) -> dict[str, Any]:
 
     from common.fs import atomic_dir
     from expectations.gate import run_gate
-    from include.warehouse import connect
+    from include.warehouse import read_marts
     from recsys.data import aggregate_events
     from recsys.plan import training_plan
 
@@ -125,7 +125,7 @@ def extract_training_data(run_id: str) -> dict[str, Any]:
     out = settings.local_copy(key)
     counts = {}
     with atomic_dir(out) as tmp:  # a snapshot folder is complete or absent
-        with connect(read_only=True) as con:
+        with read_marts() as con:
             frames = read_training_frames(con)
         for name, frame in frames.items():
             frame.to_parquet(tmp / f"{name}.parquet", index=False)

@@ -57,6 +57,7 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
         ),
         profile_config=ProfileConfig(
             profile_name="trasos",
+            # TRASOS_DBT_TARGET: dev (DuckDB), object_store, spark (dbt_project/profiles.yml)
             target_name=dbt_target(),
             profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
         ),
@@ -180,11 +181,11 @@ def validate_marts(path: Path | None = None, run_name: str | None = None) -> dic
     """
     from expectations.gate import run_gate
     from include.transform import marts_summary
-    from include.warehouse import connect
+    from include.warehouse import read_marts
 
     summary = marts_summary(path)
     empty = [name for name, info in summary["tables"].items() if info["rows"] == 0]
-    with connect(read_only=True, path=path) as con:
+    with read_marts(path) as con:
         if (
             "main.dim_customers" in empty
             and not con.execute(

@@ -95,7 +95,7 @@ decay_sums as (
                 {{ dbt.datediff(
                     'weighted_events.event_at', 'pairs.last_interaction_at', 'second'
                 ) }}
-                / {{ 86400.0 * half_life_days }}
+                / cast({{ 86400.0 * half_life_days }} as double)
             )
         ) as decay_sum_at_last
     from weighted_events

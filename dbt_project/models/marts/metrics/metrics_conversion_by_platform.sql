@@ -32,7 +32,7 @@ final as (
         n_visitors,
         n_non_customer_visitors,
         n_first_time_buyers,
-        cast(n_first_time_buyers as {{ dbt.type_float() }})
+        cast(n_first_time_buyers as {{ type_double() }})
         / nullif(n_non_customer_visitors, 0) as non_customer_conversion_rate
     from totals
 

@@ -111,7 +111,7 @@ final as (
         n_first_time_buyers,
         n_buyers,
         n_buyers - n_first_time_buyers as n_repeat_buyers,
-        cast(n_first_time_buyers as {{ dbt.type_float() }})
+        cast(n_first_time_buyers as {{ type_double() }})
         / nullif(n_non_customer_visitors, 0) as non_customer_conversion_rate
     from aggregated
 

@@ -62,12 +62,12 @@ final as (
         daily.n_new_visitors,
         daily.n_non_customer_visitors,
         daily.n_first_time_buyers,
-        cast(daily.n_first_time_buyers as {{ dbt.type_float() }})
+        cast(daily.n_first_time_buyers as {{ type_double() }})
         / nullif(daily.n_non_customer_visitors, 0) as non_customer_conversion_rate,
         {{ rolling_days }} as rolling_window_days,
         window_totals.n_non_customer_visitors_window,
         window_totals.n_first_time_buyers_window,
-        cast(window_totals.n_first_time_buyers_window as {{ dbt.type_float() }})
+        cast(window_totals.n_first_time_buyers_window as {{ type_double() }})
         / nullif(window_totals.n_non_customer_visitors_window, 0)
             as rolling_non_customer_conversion_rate
     from daily

@@ -49,13 +49,13 @@ final as (
         n_add_to_cart_sessions,
         n_purchase_sessions,
         n_sessions_with_any_purchase,
-        cast(n_product_view_sessions as {{ dbt.type_float() }})
+        cast(n_product_view_sessions as {{ type_double() }})
         / n_sessions as session_to_view_rate,
-        cast(n_add_to_cart_sessions as {{ dbt.type_float() }})
+        cast(n_add_to_cart_sessions as {{ type_double() }})
         / nullif(n_product_view_sessions, 0) as view_to_cart_rate,
-        cast(n_purchase_sessions as {{ dbt.type_float() }})
+        cast(n_purchase_sessions as {{ type_double() }})
         / nullif(n_add_to_cart_sessions, 0) as cart_to_purchase_rate,
-        cast(n_purchase_sessions as {{ dbt.type_float() }})
+        cast(n_purchase_sessions as {{ type_double() }})
         / nullif(n_product_view_sessions, 0) as view_to_purchase_rate
     from aggregated
 

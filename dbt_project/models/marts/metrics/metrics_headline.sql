@@ -98,7 +98,7 @@ final as (
         funnel_totals.data_end_date,
         conversion_totals.n_non_customer_visitors,
         conversion_totals.n_first_time_buyers,
-        cast(conversion_totals.n_first_time_buyers as {{ dbt.type_float() }})
+        cast(conversion_totals.n_first_time_buyers as {{ type_double() }})
         / nullif(conversion_totals.n_non_customer_visitors, 0) as non_customer_conversion_rate,
         customer_returns.n_customer_returns,
         customer_returns.median_days_to_next_visit_customers,
@@ -109,7 +109,7 @@ final as (
         funnel_totals.n_add_to_cart_sessions,
         funnel_totals.n_purchase_sessions,
         funnel_totals.n_sessions_with_any_purchase,
-        cast(funnel_totals.n_purchase_sessions as {{ dbt.type_float() }})
+        cast(funnel_totals.n_purchase_sessions as {{ type_double() }})
         / nullif(funnel_totals.n_product_view_sessions, 0) as view_to_purchase_rate,
         impact_pivoted.conversion_rate_with_recommendation_click,
         impact_pivoted.conversion_rate_without_recommendation_click

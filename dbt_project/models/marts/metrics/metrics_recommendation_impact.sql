@@ -80,15 +80,15 @@ final as (
         end as session_group,
         n_sessions,
         n_converted_sessions,
-        cast(n_converted_sessions as {{ dbt.type_float() }}) / n_sessions as conversion_rate,
+        cast(n_converted_sessions as {{ type_double() }}) / n_sessions as conversion_rate,
         purchase_revenue / n_sessions as revenue_per_session,
         n_returned_sessions,
-        cast(n_returned_sessions as {{ dbt.type_float() }}) / n_sessions as return_rate,
+        cast(n_returned_sessions as {{ type_double() }}) / n_sessions as return_rate,
         median_days_to_return,
         {{ window_days }} as return_window_days,
         n_sessions_window_observed,
         n_returned_within_window,
-        cast(n_returned_within_window as {{ dbt.type_float() }})
+        cast(n_returned_within_window as {{ type_double() }})
         / nullif(n_sessions_window_observed, 0) as return_rate_within_window,
         first_session_date,
         last_session_date

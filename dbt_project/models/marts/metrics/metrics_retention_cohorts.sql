@@ -92,7 +92,7 @@ final as (
         grid.activity_week,
         grid.cohort_size,
         coalesce(cohort_purchases.n_purchasing_customers, 0) as n_purchasing_customers,
-        cast(coalesce(cohort_purchases.n_purchasing_customers, 0) as {{ dbt.type_float() }})
+        cast(coalesce(cohort_purchases.n_purchasing_customers, 0) as {{ type_double() }})
         / grid.cohort_size as purchasing_share,
         cast({{ dbt.dateadd('day', 6, 'grid.activity_week') }} as date)
         <= data_end.data_end_date as is_complete_week

@@ -103,14 +103,14 @@ final as (
         cohort_week,
         n_customers,
         n_returned,
-        cast(n_returned as {{ dbt.type_float() }}) / n_customers as return_rate,
+        cast(n_returned as {{ type_double() }}) / n_customers as return_rate,
         median_days_to_return,
         n_second_orders,
         median_days_to_second_order,
         {{ window_days }} as return_window_days,
         n_customers_window_observed,
         n_returned_within_window,
-        cast(n_returned_within_window as {{ dbt.type_float() }})
+        cast(n_returned_within_window as {{ type_double() }})
         / nullif(n_customers_window_observed, 0) as return_rate_within_window,
         data_end_date
     from aggregated

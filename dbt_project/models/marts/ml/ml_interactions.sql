@@ -32,7 +32,7 @@ final as (
         pairs.decay_sum_at_last * power(
             0.5,
             {{ dbt.datediff('pairs.last_interaction_at', 'reference_time.reference_at', 'second') }}
-            / {{ 86400.0 * half_life_days }}
+            / cast({{ 86400.0 * half_life_days }} as double)
         ) as decayed_score,
         pairs.n_views,
         pairs.n_carts,
