@@ -75,9 +75,13 @@ def _identifier(name: str) -> str:
 
 def list_marts(con: Any) -> list[str]:
     """Mart tables of the warehouse (schema ``main``, ``fct_``/``dim_``/``ml_``/``metrics_``)."""
+    # on the Spark target the marts are views on its Parquet tables (warehouse.read_marts); on
+    # DuckDB a view in main is someone's ad-hoc query, not a mart
+    spark = get_settings().dbt_target.startswith("spark")
+    kinds = "('BASE TABLE', 'VIEW')" if spark else "('BASE TABLE')"
     rows = con.execute(
         "select table_name from information_schema.tables "
-        "where table_schema = 'main' and table_type in ('BASE TABLE', 'VIEW') order by table_name"
+        f"where table_schema = 'main' and table_type in {kinds} order by table_name"
     ).fetchall()
     return [name for (name,) in rows if MART_NAME.match(name)]
 

@@ -32,8 +32,8 @@ from include import dbt_runner
 from include.settings import Settings
 from include.warehouse import attach_spark_warehouse
 
-# the builds run in the first test's setup: 13 min on 2 cores under a load average of ~10
-# (3 Spark builds then), over 25 min at 25-30: the default 900 s per test is too short
+# the builds run in the first test's setup: 7.7 min on 2 cores under a load average of ~10,
+# over 25 min at 25-30 (3 Spark builds then): the default 900 s per test is too short
 pytestmark = [pytest.mark.scale, pytest.mark.integration, pytest.mark.timeout(2400)]
 
 DAYS = 3
