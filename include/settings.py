@@ -89,7 +89,7 @@ class Settings:
 
     @property
     def spark_dir(self) -> Path:
-        """The Spark target's warehouse (``warehouse/<schema>.db/<table>``, Parquet) and its
+        """The Spark target's warehouse (``warehouse/{schema}.db/{table}``, Parquet) and its
         Derby metastore (``metastore_db``): ``TRASOS_SPARK_DIR``, default ``$DATA/spark``."""
         return _env_path("TRASOS_SPARK_DIR", self.data_dir / "spark")
 

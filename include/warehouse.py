@@ -6,7 +6,7 @@ published Parquet instead of this file.
 
 Readers of dbt's marts use :func:`read_marts`, which follows the dbt target
 (``TRASOS_DBT_TARGET``): the DuckDB file on ``dev``; on ``spark`` an in-memory DuckDB whose
-``<schema>.<table>`` views read the Spark warehouse's Parquet tables, so the same SQL works.
+``{schema}.{table}`` views read the Spark warehouse's Parquet tables, so the same SQL works.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def connect(
 
 def spark_table_dirs(warehouse_dir: Path) -> dict[tuple[str, str], Path]:
     """``(schema, table) -> directory`` of the Spark warehouse's Parquet tables
-    (``<warehouse>/<schema>.db/<table>``; dbt's staging tables, ``__dbt_tmp`` and
+    (``{warehouse}/{schema}.db/{table}``; dbt's staging tables, ``__dbt_tmp`` and
     ``__trasos_stage`` leftovers skipped)."""
     found = {}
     for schema_dir in sorted(warehouse_dir.glob("*.db")):
@@ -119,7 +119,7 @@ def spark_table_dirs(warehouse_dir: Path) -> dict[tuple[str, str], Path]:
 
 
 def attach_spark_warehouse(con: duckdb.DuckDBPyConnection, warehouse_dir: Path) -> list[str]:
-    """Create a view ``<schema>.<table>`` on ``con`` for every table of the Spark warehouse
+    """Create a view ``{schema}.{table}`` on ``con`` for every table of the Spark warehouse
     (Spark writes timestamps as UTC INT96, which DuckDB reads as naive UTC timestamps, like
     the DuckDB warehouse's). Returns the qualified names."""
     names = []

@@ -9,7 +9,7 @@
     {%- for e in var('experiments__extra', []) %}
     union all
     select
-        cast('{{ e["experiment_id"] | replace("'", "''") }}' as varchar),
+        cast('{{ e["experiment_id"] | replace("'", "''") }}' as {{ dbt.type_string() }}),
         cast({{ e["control_share"] | float }} as double),
         cast({{ e.get("return_window_days", 3) | int }} as integer)
     {%- endfor %}

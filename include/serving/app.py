@@ -163,8 +163,12 @@ class SessionRequest(BaseModel):
                     "visitor_id": "a1b2c3d4-anon",
                 }
             ],
-            # the holdout experiment assigns every answer by one key: name the visitor
-            "anyOf": [{"required": ["visitor_id"]}, {"required": ["user_id"]}],
+            # the holdout experiment assigns every answer by one key: name the visitor (a
+            # present key holding null names nobody, so each branch also demands a string)
+            "anyOf": [
+                {"required": ["visitor_id"], "properties": {"visitor_id": {"type": "string"}}},
+                {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
+            ],
         },
     )
 
