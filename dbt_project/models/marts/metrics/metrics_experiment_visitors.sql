@@ -61,9 +61,20 @@ ranked_exposures as (
         *,
         row_number() over (
             partition by experiment_id, visitor_id order by event_at, event_id
-        ) as exposure_rank,
-        count(distinct variant) over (partition by experiment_id, visitor_id) as n_variants
+        ) as exposure_rank
     from exposure_events
+
+),
+
+-- a grouped count, not count(distinct) over a window: Spark has no distinct window functions
+variants_seen as (
+
+    select
+        experiment_id,
+        visitor_id,
+        count(distinct variant) as n_variants
+    from exposure_events
+    group by 1, 2
 
 ),
 
@@ -76,9 +87,13 @@ first_exposure as (
         ranked_exposures.session_id as exposure_session_id,
         ranked_exposures.user_id as exposure_user_id,
         ranked_exposures.event_at as first_exposed_at,
-        ranked_exposures.n_variants,
+        variants_seen.n_variants,
         exposure_session.ended_at as exposure_ended_at
     from ranked_exposures
+    inner join variants_seen
+        on
+            ranked_exposures.experiment_id = variants_seen.experiment_id
+            and ranked_exposures.visitor_id = variants_seen.visitor_id
     left join {{ ref('fct_sessions') }} as exposure_session
         on ranked_exposures.session_id = exposure_session.session_id
     where ranked_exposures.exposure_rank = 1
@@ -140,8 +155,8 @@ joined as (
         fe.exposure_user_id is null
         and vh.first_seen_at >= exps.experiment_started_at as is_new_visitor,
         fe.first_exposed_at
-        <= exps.experiment_ended_at
-        - to_days(exps.return_window_days) as is_followed_for_return,
+        <= {{ dbt.dateadd('day', '-1 * exps.return_window_days', 'exps.experiment_ended_at') }}
+            as is_followed_for_return,
         pa.visitor_id is not null as has_purchase_after_exposure
     from first_exposure as fe
     inner join experiments as exps
@@ -171,7 +186,8 @@ final as (
         coalesce(
             is_customer
             and is_followed_for_return
-            and next_session_at <= first_exposed_at + to_days(return_window_days),
+            and next_session_at
+            <= {{ dbt.dateadd('day', 'return_window_days', 'first_exposed_at') }},
             false
         ) as is_returned_within_n,
         return_window_days,
