@@ -419,6 +419,56 @@ def test_context_must_be_an_object_when_present(data_dir: Path) -> None:
     ]
 
 
+def test_string_fields_load_strings_that_look_like_json_and_reject_other_types(
+    data_dir: Path,
+) -> None:
+    """String fields are read as VARCHAR in the line's pass; a value that is valid JSON text
+    (digits, 'true', '[1]', '{}', a quoted word) is asked its type in the line: a string
+    loads as it is, a number, boolean, array or object is bad_type. Escapes are undone."""
+    lines = [
+        line(1, item_id="12345", event_type="product_view"),  # digits as a string: loads
+        line(2, item_id=12345, event_type="product_view"),  # a number: bad_type:item_id
+        line(3, user_id="true"),  # loads
+        line(4, user_id=True),  # bad_type:user_id
+        line(5, page="[1]"),  # loads
+        line(6, page=[1]),  # bad_type:page
+        line(7, page="{}"),  # loads
+        line(8, page={}),  # bad_type:page
+        line(9, page='"quoted"'),  # loads, quotes kept
+        line(10, properties={"order_id": 77}),  # bad_type:properties.order_id
+        line(11, properties={"order_id": "77"}),  # loads
+        line(12, context={"country": -1}),  # bad_type:context.country
+        line(13, page="/a\tb \u00e9"),  # loads as /a<TAB>b é (json.dumps escapes it)
+        line(14, event_id="2026"),  # loads
+        line(15, event_time="2026"),  # a string, not a time: bad_type:event_time
+    ]
+    write_gz(data_dir / "landing", f"{HOUR}/batch-0001.jsonl.gz", lines)
+    s = ingest()
+    assert s.reconciles and s.loaded == 8 and s.quarantined == 7
+    assert query(data_dir, "select source_line, reason from raw.quarantine order by 1") == [
+        (2, "bad_type:item_id"),
+        (4, "bad_type:user_id"),
+        (6, "bad_type:page"),
+        (8, "bad_type:page"),
+        (10, "bad_type:properties.order_id"),
+        (12, "bad_type:context.country"),
+        (15, "bad_type:event_time"),
+    ]
+    assert query(
+        data_dir,
+        "select source_line, event_id, item_id, user_id, page, order_id from raw.events order by 1",
+    ) == [
+        (1, "e1", "12345", None, "/", None),
+        (3, "e3", None, "true", "/", None),
+        (5, "e5", None, None, "[1]", None),
+        (7, "e7", None, None, "{}", None),
+        (9, "e9", None, None, '"quoted"', None),
+        (11, "e11", None, None, "/", "77"),
+        (13, "e13", None, None, "/a\tb \u00e9", None),
+        (14, "2026", None, None, "/", None),
+    ]
+
+
 def test_same_file_again_and_a_rerun_add_nothing(sim_data: Path) -> None:
     first = ingest()
     before = state(sim_data)

@@ -5,11 +5,14 @@ lines does, per line:
 
 1. ``json_valid`` (blank lines are recognised only among the invalid ones, so the common
    case costs nothing extra);
-2. one ``json_transform`` of the whole line into a struct whose leaves are typed ``JSON``:
-   the values come back as short JSON texts, whose first character gives the JSON type
-   (``"`` string, ``{`` object, digit or ``-`` number, ...) without parsing the line again;
-   nested objects (``properties``, ``context``) get one more transform of their own short
-   text;
+2. one ``json_transform`` of the whole line into a struct: leaves whose contract type is a
+   JSON string (VARCHAR, TIMESTAMP, DATE) come back as VARCHAR, unescaped; the others as
+   short JSON texts whose first character gives the JSON type (``{`` object, digit or ``-``
+   number, ...) without parsing the line again. A VARCHAR leaf that was a number, boolean,
+   object or array comes back as its JSON text, which is valid JSON: only such values (an id
+   of digits, say; a UUID or a word fails ``json_valid`` at its first characters) are asked
+   their type in the line. Nested objects (``properties``) whose text is kept get one more
+   transform of their own short text;
 3. casts to the contract types (a value of the wrong JSON type casts to NULL), then one
    ``CASE`` that names the first rule a line breaks, in a fixed order: invalid JSON, missing
    required fields, wrong types (reasons name the field by its JSON path:
@@ -144,8 +147,18 @@ SPECS: dict[str, DatasetSpec] = {s.name: s for s in (EVENTS, ITEMS, CUSTOMERS)}
 _WS = "chr(32) || chr(9) || chr(13) || chr(10)"
 
 
-def _struct(keys: list[str]) -> str:
-    return json.dumps({k: "JSON" for k in keys}, separators=(",", ":"))
+#: Contract types whose JSON value is a string: transformed straight to VARCHAR (unescaped,
+#: no JSON text to parse again); every other leaf comes back as JSON text.
+_STRING_TYPES = frozenset({"VARCHAR", "TIMESTAMP", "DATE"})
+
+
+def _target(f: Field) -> str:
+    """The json_transform type of a leaf."""
+    return "VARCHAR" if f.type in _STRING_TYPES else "JSON"
+
+
+def _struct(fields: list[Field]) -> str:
+    return json.dumps({f.path[-1]: _target(f) for f in fields}, separators=(",", ":"))
 
 
 def _leaf_ref(f: Field, inline: frozenset[str] = frozenset()) -> str:
@@ -175,21 +188,28 @@ def _q(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _string(t: str) -> str:
-    # The value of a JSON string text (measured: cheaper than slicing between the quotes).
-    return f"({t} ->> '$')"
+def _json_path(f: Field) -> str:
+    return "$." + ".".join(json.dumps(k) for k in f.path)
 
 
 def _typed(f: Field, t: str) -> str:
-    """SQL for the field's value: its contract type, NULL if absent or of another type."""
-    is_string = f"starts_with({t}, '\"')"
+    """SQL for the field's value: its contract type, NULL if absent or of another type.
+
+    A string-typed leaf ``t`` is the VARCHAR json_transform made of it: the string itself,
+    or, when the value was a number, boolean, object or array, its JSON text. Such a text is
+    valid JSON, so only a value that is valid JSON (a UUID or a word is not: json_valid
+    stops at its first characters) is asked its type in the line (rare: an id of digits)."""
+    if f.type in _STRING_TYPES:
+        not_string = (
+            f"case when json_valid({t}) then json_type(line, '{_json_path(f)}') <> 'VARCHAR' end"
+        )
+        value = {
+            "VARCHAR": t,
+            "TIMESTAMP": f"try_cast({t} as TIMESTAMPTZ)::TIMESTAMP",
+            "DATE": f"try_cast({t} as DATE)",
+        }[f.type]
+        return f"case when {t} is not null and not coalesce({not_string}, false) then {value} end"
     is_number = f"(ascii({t}) between 48 and 57 or ascii({t}) = 45)"
-    if f.type == "VARCHAR":
-        return f"case when {is_string} then {_string(t)} end"
-    if f.type == "TIMESTAMP":
-        return f"case when {is_string} then try_cast({_string(t)} as TIMESTAMPTZ)::TIMESTAMP end"
-    if f.type == "DATE":
-        return f"case when {is_string} then try_cast({_string(t)} as DATE) end"
     if f.type == "DOUBLE":
         return f"case when {is_number} then try_cast({t} as DOUBLE) end"
     if f.type in ("INTEGER", "BIGINT"):
@@ -231,16 +251,22 @@ def staging_sql(spec: DatasetSpec, *, source: str = "lines", files: str = "files
     # An object whose text is not kept (events: context) is transformed in the line's own
     # pass; one whose text is kept (properties) is transformed again from that text.
     inline = frozenset(p for p in nested_parents if p not in kept)
+
+    def children(parent: str) -> list[Field]:
+        return [f for f in spec.fields if len(f.path) == 2 and f.path[0] == parent]
+
     top_struct = json.dumps(
         {
-            f.path[0]: {k: "JSON" for k in subkeys(f.path[0])} if f.path[0] in inline else "JSON"
+            f.path[0]: json.loads(_struct(children(f.path[0])))
+            if f.path[0] in inline
+            else _target(f)
             for f in top
         },
         separators=(",", ":"),
     )
     nested_sql = ",\n        ".join(
         f"case when starts_with(d.{_q(p)}, '{{') then json_transform(d.{_q(p)}, "
-        f"'{_struct(subkeys(p))}')"
+        f"'{_struct(children(p))}')"
         f" end as n_{p}"
         for p in nested_parents
         if p not in inline
