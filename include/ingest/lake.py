@@ -207,33 +207,23 @@ class Lake:
     def stage_partitions(
         self, con: Any, dataset: str, partition: str, load_id: str, source: str = "loaded"
     ) -> list[Output]:
-        """One Parquet file per ``partition`` value of ``source``, in one COPY (DuckDB's
-        PARTITION_BY writer, both cores; ``source`` is read once, where a COPY per partition
-        read it once per partition), renamed ``part-<load_id>.parquet`` in its partition
-        folder (``-<k>`` added should DuckDB write more than one file there)."""
+        """One Parquet file per ``partition`` value of ``source`` (a plain COPY per
+        partition: DuckDB's PARTITION_BY writer costs about twice the CPU for the same bytes)."""
         folder, columns = LAKE_DATASETS[dataset]
         names = ", ".join(n for n, _ in columns)
         lake_stage = self.staging_dir_paths(load_id)[0]
-        written = lake_stage / "_copy"
-        con.execute(
-            f"copy (select {names} from {source}) to '{written}' ({PARQUET_OPTIONS}, "
-            f"partition_by ({partition}), write_partition_columns true, "
-            f"filename_pattern 'part-{{i}}')"
-        )
         outputs = []
-        for part_dir in sorted(p for p in written.iterdir() if p.is_dir()):
-            if not part_dir.name.startswith(f"{partition}="):
-                raise ReconciliationError(
-                    f"unexpected folder {part_dir.name} in a partitioned write", details={}
-                )
-            target = lake_stage / part_dir.name
-            target.mkdir()
-            for k, path in enumerate(sorted(part_dir.glob("*.parquet"))):
-                name = f"part-{load_id}.parquet" if k == 0 else f"part-{load_id}-{k}.parquet"
-                staged = target / name
-                path.rename(staged)
-                outputs.append(Output(staged, f"lake/{folder}/{part_dir.name}/{name}", dataset))
-        shutil.rmtree(written)
+        values = con.execute(f"select distinct {partition}::VARCHAR from {source} order by 1")
+        for (value,) in values.fetchall():
+            part = f"{partition}={value}"
+            staged = lake_stage / part / f"part-{load_id}.parquet"
+            staged.parent.mkdir(parents=True)
+            con.execute(
+                f"copy (select {names} from {source} where {partition} = '{value}') "
+                f"to '{staged}' ({PARQUET_OPTIONS})"
+            )
+            final = f"lake/{folder}/{part}/{staged.name}"
+            outputs.append(Output(staged, final, dataset))
         return outputs
 
     def stage_quarantine(self, con: Any, select_sql: str, load_id: str) -> Output:

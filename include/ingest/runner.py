@@ -338,10 +338,9 @@ class _Runner:
 
         self.lake.staging_dir(load_id)
         outputs = []
-        # The rows that load, as a view over ``staged`` (each Parquet file reads its partition
-        # from it: no copy of every row into one more table); one Parquet file per partition.
+        # The rows that load, once; then one Parquet file per partition.
         con.execute(
-            "create or replace temp view loaded as "
+            "create or replace temp table loaded as "
             + self.validator.loaded_sql(spec, now, keep("c."))
         )
         for file_id, late, bots in con.execute(

@@ -4,10 +4,8 @@ per-file counts (:class:`~include.ingest.model.FileStats`) with the reconciliati
 Temp tables of a load (on the run's connection): ``lines`` (file_id, line_no, line),
 ``files`` (one row per file), ``bad_lines`` (lines DuckDB never sees: invalid UTF-8),
 ``staged`` (:func:`~include.ingest.parse.staging_sql`), ``dups`` (valid lines that are
-duplicates), ``bot_agents`` (the load's crawler user agents), ``rate_bots`` (anonymous ids
-over the per-minute rate), and the view ``loaded`` (the rows that load, made by the runner
-from :meth:`LoadValidator.loaded_sql`; a view, so the rows are not copied once more before
-they are written).
+duplicates), ``rate_bots`` (anonymous ids over the per-minute rate), ``loaded`` (the rows
+that load, made by the runner from :meth:`LoadValidator.loaded_sql`).
 """
 
 from __future__ import annotations
@@ -126,17 +124,6 @@ class LoadValidator:
             """
         )
         if spec.name == "events":
-            # Crawler user agents: the regular expression runs on the load's distinct agents
-            # (a few dozen), not on every line.
-            con.execute(
-                f"""
-                create or replace temp table bot_agents as
-                select ua from (
-                    select distinct v_user_agent as ua from staged
-                    where v_user_agent is not null and reason is null
-                ) where regexp_matches(ua, '{BOT_USER_AGENT_RE}')
-                """
-            )
             con.execute(
                 f"""
                 create or replace temp table rate_bots as
@@ -208,8 +195,8 @@ class LoadValidator:
         exprs: list[str] = []
         fields = {f.column for f in spec.fields}
         bot = (
-            "(coalesce(c.v_user_agent in (select ua from bot_agents), false) "
-            "or coalesce(c.v_anonymous_id in (select anonymous_id from rate_bots), false))"
+            f"(regexp_matches(coalesce(c.v_user_agent, ''), '{BOT_USER_AGENT_RE}') "
+            "or c.v_anonymous_id in (select anonymous_id from rate_bots))"
             if spec.name == "events"
             else "false"
         )
