@@ -20,7 +20,12 @@ files for comparison. Prints progress, then as its LAST line one JSON object::
 * ``bytes_per_event``: bytes of ``lake/events`` Parquet / events loaded.
 * ``lost``: lines the simulator wrote minus (loaded + quarantined + duplicates); must be 0.
 * ``cpu_s_per_m_events``: process CPU seconds per million event lines (all threads): the
-  figure that does not depend on what else runs on the machine.
+  figure that depends least on what else runs on the machine.
+* ``duckdb_copy_cpu_s_per_m_events``: the same for :func:`duckdb_copy`; their ratio
+  ``cpu_ratio_vs_duckdb_copy`` (copy's CPU / ingestion's CPU, like ``events_per_s`` /
+  ``duckdb_copy_events_per_s``) compares the work done, where the wall-clock ratio also
+  depends on how many cores each got while other processes ran (the copy keeps both
+  cores busy throughout; ingestion has phases on one).
 
 Usage: ``python bench/ingest.py [--days 30 --visitors 250000 --fault-rate 0.01]``
 """
@@ -177,7 +182,9 @@ def main() -> int:
         n_loop, loop_s = python_loop(event_files)
         log(f"python loop: {n_loop:,} lines in {loop_s:.1f} s ({n_loop / loop_s:,.0f}/s)")
         log("DuckDB alone: its JSON reader straight to day-partitioned zstd Parquet ...")
+        copy_cpu0 = time.process_time()
         n_copy, copy_s = duckdb_copy(event_files, data_dir / "copy_floor")
+        copy_cpu = time.process_time() - copy_cpu0
         log(f"duckdb copy: {n_copy:,} rows in {copy_s:.1f} s ({n_copy / copy_s:,.0f}/s)")
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -191,6 +198,8 @@ def main() -> int:
         "events": int(lines_in),
         "ingest_s": round(took, 2),
         "cpu_s_per_m_events": round(cpu / (lines_in / 1e6), 2),
+        "duckdb_copy_cpu_s_per_m_events": round(copy_cpu / (n_copy / 1e6), 2),
+        "cpu_ratio_vs_duckdb_copy": round((copy_cpu / n_copy) / (cpu / lines_in), 3),
         "loads": summary.loads,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "load_avg_1m": round(os.getloadavg()[0], 2),
