@@ -4,16 +4,19 @@
 Turns the raw Parquet lake into the marts every other role reads. Runs whenever ingestion
 has written new events (Asset `raw_events`).
 
-1. **dbt** (a Cosmos task group, one task per dbt node that builds it, then its tests):
+1. **dbt** (a Cosmos task group in watcher mode): the task `dbt.dbt_producer_watcher` runs
+   `dbt source freshness` of the lake sources, then ONE `dbt build` of the DE nodes:
    seeds -> `stg_lake__*` (typed, bots excluded) -> `int_identities_stitched` (each device
    belongs to its last known customer) -> `int_events_sessionized` (30-minute inactivity
    sessions per stitched visitor, incremental) -> core marts `fct_events`, `fct_sessions`,
    `dim_items`, `dim_customers` -> ML marts `ml_interactions`, `ml_item_features`,
-   `ml_user_features`. Every dbt task runs in the one-slot `duckdb_writer` pool.
-   `dbt.lake_<source>_source` tasks run `dbt source freshness` first: a stale events source
-   (nothing received for 24 h) fails and stops the models below it; an old snapshot only
-   warns, which notifies DE. Each dbt unit test is a task (`dbt.<model>_<test>_unit_test`)
-   between the model's parents and the model: a failing one stops the model.
+   `ml_user_features`, in dbt's order: a model's unit tests before it (a failing one fails
+   the producer, and dbt skips the model and what is below), its data tests after it. Then each seed, model (`dbt.<model>.run`),
+   model's data tests (`dbt.<model>.test`) and lake source (`dbt.lake_<source>_source`) is a
+   sensor task that takes its node's state in that build; retried or cleared, it runs its node
+   alone. A stale events source (nothing received for 24 h) fails its source task, and the
+   models that read only from it are skipped; an old snapshot only warns, which notifies DE.
+   Every task that can run dbt is in the one-slot `duckdb_writer` pool.
 2. **validate_marts**: row counts of the marts (fails on an empty one), then the Great
    Expectations `sessions` gate on `fct_sessions` (`include.tasks.transform.validate_marts`).
 3. **publish_analyst_copy**: every mart to Parquet in a new folder `<data>/analyst/<version>/`

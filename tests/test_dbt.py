@@ -531,14 +531,37 @@ def test_dag_renders_every_de_model_with_its_tests() -> None:
         "fct_events", "fct_sessions", "dim_items", "dim_customers",
         "ml_interactions", "ml_item_features", "ml_user_features",
     ]  # fmt: skip
-    for model in models:  # one build task (model + its tests) per model
-        assert f"dbt.{model}_model_build" in ids, model
-    # relationships tests run after both their models, in tasks of their own
-    detached = [i for i in ids if i.startswith("dbt.relationships_")]
-    assert len(detached) == 8
+    # watcher mode: one producer task runs the one `dbt build`; a sensor per model and one for
+    # its data tests turn the build's node states into task states
+    producer = dag.get_task("dbt.dbt_producer_watcher")
+    assert producer.select == (
+        "path:seeds path:models/staging path:models/intermediate path:models/marts/core "
+        "path:models/marts/ml"
+    )
+    assert not producer.exclude  # the build runs the unit tests, each before its model
+    for model in models:
+        run, tests = dag.get_task(f"dbt.{model}.run"), dag.get_task(f"dbt.{model}.test")
+        assert run.model_unique_id == f"model.trasos.{model}"
+        assert tests.upstream_task_ids == {run.task_id}
+    for seed in ("event_weights", "page_types", "experiments"):
+        assert dag.get_task(f"dbt.{seed}.seed").upstream_task_ids == {producer.task_id}
+    # the first sensors start when the build has ended, failed or not (all_done)
+    roots = [t for t in dag.tasks if t.upstream_task_ids == {producer.task_id}]
+    assert {t.task_id for t in roots} == {
+        "dbt.dbt_producer_watcher_done",
+        *(f"dbt.{seed}.seed" for seed in ("event_weights", "page_types", "experiments")),
+        *(f"dbt.lake_{source}_source" for source in ("events", "catalog", "customers")),
+    }
+    assert {t.trigger_rule for t in roots if "done" not in t.task_id} == {"all_done"}
+    # a relationships test counts among its models' tests (dbt runs it after both)
+    assert not [i for i in ids if i.startswith("dbt.relationships_")]
     assert not [i for i in ids if "metrics_" in i]  # DA's marts run in business_metrics
+    assert not [i for i in ids if i.endswith("_unit_test")]  # inside the build
     dbt_tasks = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
-    assert {t.pool for t in dbt_tasks} == {"duckdb_writer"}
+    # every task that can run dbt (a sensor retried runs its node) is a writer; the gate after
+    # the producer runs nothing
+    gate = dag.get_task("dbt.dbt_producer_watcher_done")
+    assert {t.pool for t in dbt_tasks if t is not gate} == {"duckdb_writer"}
     assert {t.owner for t in dag.tasks} == {"data-engineering"}
     validate = dag.get_task("validate_marts")
     assert {t.task_id for t in dbt_tasks} <= validate.get_flat_relative_ids(upstream=True)
@@ -548,30 +571,62 @@ def test_dag_renders_every_de_model_with_its_tests() -> None:
     analyst = dag.get_task("publish_analyst_copy")  # reads the warehouse: with the writers
     assert analyst.upstream_task_ids == {"validate_marts"}
     assert analyst.pool == "duckdb_writer"
-    # the 8 dbt unit tests: a `dbt test` task each, after the model's parents and before the
-    # model, whose build leaves them out
-    unit = {t.task_id: t for t in dbt_tasks if t.task_id.endswith("_unit_test")}
-    assert len(unit) == 8
-    sessionized = dag.get_task("dbt.int_events_sessionized_model_build")
-    assert "resource_type:unit_test" in sessionized.exclude
-    gap = unit[
-        "dbt.int_events_sessionized_gap_of_exactly_30_minutes_stays_in_the_session_unit_test"
-    ]
-    assert gap.select == (
-        "fqn:trasos.intermediate.int_events_sessionized.gap_of_exactly_30_minutes_stays_in_the_session"
-    )
-    assert gap.upstream_task_ids == {
-        "dbt.stg_lake__events_model_build",
-        "dbt.int_identities_stitched_model_build",
-    }
-    assert gap.downstream_task_ids == {"dbt.int_events_sessionized_model_build"}
-    # dbt source freshness of each lake source, upstream of its staging model
+    # dbt source freshness of each lake source: run by the producer, a sensor each, upstream
+    # of its staging model
     for source, model in (("events", "events"), ("catalog", "items"), ("customers", "customers")):
         task = dag.get_task(f"dbt.lake_{source}_source")
-        assert task.select == f"source:lake.{source}"
-        assert dag.get_task(f"dbt.stg_lake__{model}_model_build").upstream_task_ids == {
-            task.task_id
-        }
+        assert task.model_unique_id == f"source.trasos.lake.{source}"
+        assert dag.get_task(f"dbt.stg_lake__{model}.run").upstream_task_ids == {task.task_id}
+
+
+def test_stale_sources_stop_their_models_warnings_notify(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The producer's freshness callback: an `error` source skips what depends on it alone
+    (a model with another, fresh parent still runs); a `warn` source only notifies DE."""
+    import airflow  # noqa: F401  (Cosmos imports Airflow first, as the DAG processor does)
+    from cosmos.constants import DbtResourceType
+    from cosmos.dbt.graph import DbtNode
+
+    from include.tasks import transform
+
+    def node(uid: str, kind: DbtResourceType, *parents: str) -> DbtNode:
+        return DbtNode(
+            unique_id=uid,
+            resource_type=kind,
+            depends_on=list(parents),
+            path_base=Path("."),
+            original_file_path=Path("x"),
+        )
+
+    src, model = DbtResourceType.SOURCE, DbtResourceType.MODEL
+    nodes = {n.unique_id: n for n in (
+        node("source.trasos.lake.events", src),
+        node("source.trasos.lake.catalog", src),
+        node("model.trasos.stg_lake__events", model, "source.trasos.lake.events"),
+        node("model.trasos.stg_lake__items", model, "source.trasos.lake.catalog"),
+        node("model.trasos.int_identities_stitched", model, "model.trasos.stg_lake__events"),
+        node("model.trasos.fct_events", model,
+             "model.trasos.int_identities_stitched", "model.trasos.stg_lake__items"),
+    )}  # fmt: skip
+    notified: list[dict] = []
+    monkeypatch.setattr(transform, "notify_dbt_warnings", notified.append)
+    sources = {"results": [
+        {"unique_id": "source.trasos.lake.events", "status": "error"},
+        {"unique_id": "source.trasos.lake.catalog", "status": "warn",
+         "max_loaded_at": "2024-03-01", "max_loaded_at_time_ago_in_s": 90000.0},
+    ]}  # fmt: skip
+    marked = transform.stale_sources_stop_their_models({"ti": None}, None, None, nodes, sources)
+    # fct_events has a fresh parent (stg_lake__items: its source only warned): it runs
+    assert sorted(marked) == [
+        ("model.trasos.int_identities_stitched", "skipped"),
+        ("model.trasos.stg_lake__events", "skipped"),
+    ]
+    assert [n["test_names"] for n in notified] == [["lake.catalog"]]
+    assert "90000 s ago" in notified[0]["test_results"][0]
+    # nothing stale: nothing skipped, nobody notified
+    notified.clear()
+    fresh = {"results": [{"unique_id": "source.trasos.lake.events", "status": "pass"}]}
+    assert transform.stale_sources_stop_their_models({}, None, None, nodes, fresh) == []
+    assert notified == []
 
 
 def test_source_freshness_stops_on_stale_events_and_only_warns_on_old_snapshots(
@@ -661,8 +716,8 @@ def test_events_transform_dag_runs_and_emits_assets(tmp_path: Path) -> None:
     finally:
         copy.close()
 
-    # OpenLineage: every task of the run starts and completes, each dbt model's task names
-    # the model as its output and its parents as inputs
+    # OpenLineage: every task of the run starts and completes; the one task that built the
+    # models (the watcher producer) names each model as an output and their parents as inputs
     events = [json.loads(line) for line in lineage.read_text().splitlines() if line.strip()]
     run_events: dict[str, set[str]] = {}
     datasets: dict[str, tuple[set[str], set[str]]] = {}  # dbt's (Cosmos)

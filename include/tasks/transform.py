@@ -22,7 +22,16 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 
 
 def dbt_task_group(group_id: str, pool: str) -> Any:
-    """The DE dbt nodes as a Cosmos ``DbtTaskGroup`` (one task per node, each in ``pool``).
+    """The DE dbt nodes as a Cosmos ``DbtTaskGroup`` in watcher mode, every task in ``pool``.
+
+    One producer task (``dbt_producer_watcher``) runs ``dbt source freshness`` and then ONE
+    ``dbt build`` of the DE nodes (seeds, models, their data tests and unit tests, in dbt's own
+    order: a model's unit tests before it, its data tests after it, a failure skips what is
+    below). Each seed, model and lake source is still an Airflow task: a sensor that turns the
+    state of its node in that build (and, for a model, of its tests) into its own state, and
+    reruns its node alone when retried or cleared. Measured on ``make run``'s month (1M events,
+    2 cores): 39 tasks of one ``dbt build --select <node>`` each took 115-123 s, mostly dbt's
+    start-up paid per task; the one build takes a fraction of that (docs/airflow.md).
 
     Cosmos reads its own settings when imported, so its cache directory (in the git-ignored
     state directory) and telemetry switch are set here, before the import.
@@ -35,7 +44,6 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
     os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import (
-        DbtResourceType,
         ExecutionMode,
         InvocationMode,
         LoadMode,
@@ -44,8 +52,8 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
     )
 
     graph_log = logging.getLogger("cosmos.airflow.graph")
-    if not any(isinstance(f, _ConvertedUnitTests) for f in graph_log.filters):
-        graph_log.addFilter(_ConvertedUnitTests())
+    if not any(isinstance(f, _UnrenderedUnitTests) for f in graph_log.filters):
+        graph_log.addFilter(_UnrenderedUnitTests())
     group = DbtTaskGroup(
         group_id=group_id,
         project_config=ProjectConfig(
@@ -62,85 +70,103 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
             profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
         ),
         execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.LOCAL,
-            # dbtRunner in the task process: no second interpreter start per task (measured 3x
-            # faster than SUBPROCESS on the small DAG test); the venv's dbt either way
+            # one `dbt build` in the producer task, sensors per node (see the docstring)
+            execution_mode=ExecutionMode.WATCHER,
+            # dbtRunner in the task process (no second interpreter); the producer follows the
+            # build through dbt's callbacks
             invocation_mode=InvocationMode.DBT_RUNNER,
             dbt_executable_path=dbt_executable(),
+            # the producer: a stale source (freshness `error`) stops what is below it; a
+            # freshness warning only notifies DE
+            setup_operator_args={"freshness_callback": stale_sources_stop_their_models},
         ),
         render_config=RenderConfig(
             # `dbt ls` of the DE nodes (DE_SELECT: DA's marts/metrics run in business_metrics),
             # re-listed only when a project file changed: a parse reads a few kB, runs no dbt
             load_method=LoadMode.DBT_LS_FILE,
             dbt_ls_path=ensure_dbt_ls(DE_SELECT),
-            # one task per node: `dbt build --select <node>` runs it and then its tests. Half
-            # the tasks of AFTER_EACH (run + test), which matters under a one-slot writer pool
-            # where every task pays a process start (~5-10 s on 2 cores).
-            test_behavior=TestBehavior.BUILD,
-            # a relationships test runs after BOTH its models, in a task of its own (left in
-            # the build of its first parent it would run before the second one exists)
-            should_detach_multiple_parents_tests=True,
+            # the producer builds exactly the nodes rendered
+            select=list(DE_SELECT),
+            # a sensor per model and one per model's data tests (their aggregated result in
+            # the build, where dbt runs a relationships test after both its models)
+            test_behavior=TestBehavior.AFTER_EACH,
             # Airflow owners stay the DAG's (data-engineering), not dbt's meta.owner ("DE")
             enable_owner_inheritance=False,
-            # Cosmos emits each model's datasets (OpenLineage inputs/outputs from dbt's
-            # artifacts, and per-model Asset events through an AssetAlias); the DAGs still
-            # chain on the named Assets of include/assets.py only
+            # each model sensor emits its model's dataset (OpenLineage, per-model Asset events
+            # through an AssetAlias); the DAGs still chain on the named Assets of
+            # include/assets.py only
             emit_datasets=True,
-            # `dbt source freshness` of each lake source as a task upstream of its staging
-            # model: an error (stale source) fails it and stops every model below it
+            # `dbt source freshness` of each lake source: run by the producer before the
+            # build, a sensor per source shows its result
             source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
-            # dbt unit tests (Cosmos renders none by itself): one `dbt test` task each
-            node_converters={DbtResourceType("unit_test"): _unit_test_task},
         ),
-        # the model builds leave their unit tests to the unit-test tasks (run before them)
-        operator_args={"pool": pool, "exclude": UNIT_TESTS},
-        # freshness warnings (warn_after passed, error_after not yet) notify DE
-        on_warning_callback=notify_dbt_warnings,
+        # sensors poke (no triggerer round trip): after the build each finds its node's state
+        # at once. In the writer pool: a retried sensor runs its node's dbt command itself.
+        operator_args={"pool": pool, "deferrable": False, "poke_interval": 5},
     )
-    _run_unit_tests_before_their_model(group)
+    _sensors_after_the_build(group)
     return group
 
 
-UNIT_TESTS = "resource_type:unit_test"
+def _sensors_after_the_build(group: Any) -> None:
+    """Start the group's first sensors when the producer's build has ended (``all_done``: also
+    when it failed, so each reads its node's state and the failed ones fail).
 
-
-def _unit_test_task(
-    dag: Any, task_group: Any, node: Any, task_id: str, task_args: dict[str, Any], **_: Any
-) -> Any:
-    """Cosmos node converter: a dbt unit test as one ``dbt test --select <its fqn>`` task."""
-    from cosmos.operators.local import DbtTestLocalOperator
-
-    args = {**task_args, "exclude": None, "select": "fqn:" + ".".join(node.fqn)}
-    return DbtTestLocalOperator(
-        task_id=f"{node.name}_unit_test",
-        dag=dag,
-        task_group=task_group,
-        **args,
-    )
-
-
-def _run_unit_tests_before_their_model(group: Any) -> None:
-    """dbt's order: unit tests, then the model they test (``dbt build`` does the same).
-
-    Cosmos wires a unit test after the model it depends on; here it runs after the model's
-    parents (a unit test reads their column types) and before the model, so a failing unit
-    test stops the model and everything below it.
+    Cosmos starts them next to the producer in a ``DbtTaskGroup``, to show progress live. Here
+    every task shares the one-slot writer pool: a sensor taking the slot first would wait
+    forever for a build that cannot start; and ``airflow dags test`` (``make run``) runs one
+    task at a time, so a sensor before the producer would never return.
     """
-    unit_tests = [t for t in group.children.values() if t.task_id.endswith("_unit_test")]
-    models = {t.task_id: t.upstream_list[0] for t in unit_tests}  # Cosmos: the tested model
-    parents = {m.task_id: list(m.upstream_list) for m in models.values()}  # before rewiring
-    for task in unit_tests:
-        model = models[task.task_id]
-        model.downstream_task_ids.discard(task.task_id)
-        task.upstream_task_ids.discard(model.task_id)
-        for parent in parents[model.task_id]:
-            parent >> task
-        task >> model
+    from cosmos.constants import PRODUCER_WATCHER_DONE_TASK_ID, PRODUCER_WATCHER_TASK_ID
+
+    tasks = {t.task_id: t for t in group.iter_tasks()}  # nested groups included
+    producer = tasks[f"{group.group_id}.{PRODUCER_WATCHER_TASK_ID}"]
+    done = tasks[f"{group.group_id}.{PRODUCER_WATCHER_DONE_TASK_ID}"]
+    for task in tasks.values():
+        if task is not producer and task is not done and not task.upstream_task_ids & set(tasks):
+            producer >> task
+            task.trigger_rule = "all_done"
 
 
-class _ConvertedUnitTests(logging.Filter):
-    """Cosmos 1.15 logs "Unavailable conversion function" for a unit test before it looks at
-    ``node_converters``; ours converts them, so that one message is noise on every parse."""
+#: The producer's freshness statuses that stop the models below a source: dbt's ``error``
+#: (past ``error_after``). A ``warn`` (past ``warn_after`` only) notifies DE and stops nothing.
+STALE_FRESHNESS = ("error", "runtime error")
+
+
+def stale_sources_stop_their_models(
+    context: Any, dag: Any, task_group: Any, nodes: Any, sources_json: dict[str, Any] | None
+) -> list[tuple[str, str]]:
+    """Cosmos watcher ``freshness_callback`` (run by the producer after ``dbt source freshness``).
+
+    The models and seeds whose every parent is a stale source (or such a model) are left out
+    of the build and marked skipped; the stale source's own sensor fails, so the run is red,
+    as a freshness task of its own was. Cosmos's default also treats ``warn`` as stale; here
+    a warning notifies DE (:func:`notify_dbt_warnings`) and the build goes on.
+    """
+    from cosmos.operators.watcher import _default_freshness_callback
+
+    results = (sources_json or {}).get("results", [])
+    warned = [r for r in results if r.get("status") == "warn"]
+    if warned:
+        notify_dbt_warnings(
+            {
+                "ti": context.get("ti"),
+                "test_names": [r["unique_id"].removeprefix("source.trasos.") for r in warned],
+                "test_results": [
+                    f"WARN freshness: max_loaded_at {r.get('max_loaded_at')}, "
+                    f"{r.get('max_loaded_at_time_ago_in_s', 0):.0f} s ago"
+                    for r in warned
+                ],
+            }
+        )
+    stale = [r for r in results if r.get("status") in STALE_FRESHNESS]
+    return _default_freshness_callback(context, dag, task_group, nodes, {"results": stale})
+
+
+class _UnrenderedUnitTests(logging.Filter):
+    """Cosmos 1.15 logs "Unavailable conversion function" for every dbt unit test: watcher mode
+    renders none as a task, and none is needed (the producer's ``dbt build`` runs each before
+    its model), so that one message is noise on every parse."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
