@@ -81,6 +81,7 @@ def rees46(out: Path) -> Path:
             .astype("int64")
             .floordiv(10**9),
             "event_type": f["event_type"],
+            "user_id": f["user_id"],
         }
     )
     return _write(frame.dropna(subset=["session_id"]), out / "rees46.csv.gz")
