@@ -318,6 +318,10 @@ class SessionKNNParts:
     recency: float
     visitors: sp.csr_matrix | None = None
     taste_tables: dict[tuple[int, int], sp.csr_matrix] = field(default_factory=dict)
+    #: the last uncut table and its (rules_weight, source_norm, two_hop): taste variants reuse it
+    last_uncut: tuple[tuple[float, float, float], sp.csr_matrix] | None = field(
+        default=None, repr=False
+    )
 
     @classmethod
     def build(
@@ -369,6 +373,22 @@ class SessionKNNParts:
                 f"parts built with window={self.window}, recency={self.recency}; the config "
                 f"has {config.window}, {config.recency}: build parts for it"
             )
+        key = (config.rules_weight, config.source_norm, config.two_hop)
+        if self.last_uncut is not None and self.last_uncut[0] == key:
+            m = self.last_uncut[1]  # the same table under another taste weight (tuning)
+        else:
+            m = self._uncut(config)
+            self.last_uncut = (key, m)
+        if config.taste > 0:
+            t = self.taste_part(config.taste_rank, config.neighbours)
+            t_max = median_row_max(t)
+            if t_max > 0:
+                m_max = median_row_max(m) or 1.0
+                m = sp.csr_matrix(m + (config.taste * m_max / t_max) * t)
+        return sp.csr_matrix(keep_top_per_row(m, config.neighbours), dtype=np.float32)
+
+    def _uncut(self, config: SessionKNNConfig) -> sp.csr_matrix:
+        """``a * R + (1 - a) * C`` (+ the two-step neighbours), before the taste and the cut."""
         a = config.rules_weight
         m = a * self._normalised(self.rules, config.source_norm) + (1.0 - a) * self._normalised(
             self.co, config.source_norm
@@ -381,13 +401,7 @@ class SessionKNNParts:
             two.setdiag(0.0)
             two.eliminate_zeros()
             m = sp.csr_matrix(m + config.two_hop * two)
-        if config.taste > 0:
-            t = self.taste_part(config.taste_rank, config.neighbours)
-            t_max = median_row_max(t)
-            if t_max > 0:
-                m_max = median_row_max(m) or 1.0
-                m = sp.csr_matrix(m + (config.taste * m_max / t_max) * t)
-        return sp.csr_matrix(keep_top_per_row(m, config.neighbours), dtype=np.float32)
+        return m
 
     def model(self, config: SessionKNNConfig) -> SessionKNN:
         return SessionKNN.from_table(self.table(config), config)
