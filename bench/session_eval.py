@@ -81,6 +81,7 @@ def rees46(out: Path) -> Path:
             .astype("int64")
             .floordiv(10**9),
             "event_type": f["event_type"],
+            "user_id": f["user_id"],
         }
     )
     return _write(frame.dropna(subset=["session_id"]), out / "rees46.csv.gz")
@@ -104,31 +105,88 @@ def taobao(out: Path) -> Path:
     return _write(frame, out / "taobao.csv.gz")
 
 
-def simulator(out: Path, days: int = 21, visitors: int = 8000, seed: int = 7) -> Path:
-    """The project's simulator: landing events -> 30-minute sessions per visitor; test = the
-    sessions of visitors first seen in the last 7 days (the training DAG's protocol)."""
-    path = out / "simulator.csv.gz"
-    if path.exists():
-        return path
+#: the product events the training snapshot reads (``fct_events``), as the marts see them:
+#: bots dropped (ingestion's user-agent and per-minute rules), a device's anonymous events
+#: stitched to the last customer seen on it (``int_identities_stitched``)
+SIMULATOR_EVENTS_SQL = """
+    with raw as (
+        select anonymous_id, user_id, item_id, event_type, event_id,
+            cast(event_time as timestamp) as event_at, context.user_agent as user_agent
+        from read_json_auto(?, format = 'newline_delimited', union_by_name = true)
+    ),
+    rate_bots as (
+        select distinct anonymous_id from raw
+        group by anonymous_id, date_trunc('minute', event_at)
+        having count(*) > ?
+    ),
+    human as (
+        select * from raw
+        where not regexp_matches(coalesce(user_agent, ''), ?)
+          and anonymous_id not in (select anonymous_id from rate_bots)
+    ),
+    devices as (
+        select anonymous_id, arg_max(user_id, (event_at, event_id)) as device_user_id
+        from human where user_id is not null group by anonymous_id
+    )
+    select coalesce(h.user_id, d.device_user_id, h.anonymous_id) as user_id,
+        h.item_id, h.event_type, h.event_at
+    from human h left join devices d using (anonymous_id)
+    where h.item_id is not null and h.event_type in (select unnest(?))
+"""
+
+
+def simulator_events(landing: Path):
+    """The training snapshot's ``events`` frame (``user_id`` = the stitched visitor,
+    ``item_id``, ``event_type``, ``event_at``) from a simulated landing zone, without running
+    ingestion and dbt: :data:`SIMULATOR_EVENTS_SQL`."""
     import duckdb
 
-    from include.simulator import SimulatorConfig, simulate
+    from common.contracts import PRODUCT_EVENT_TYPES
+    from include.ingest.model import BOT_USER_AGENT_RE, IngestConfig
+
+    return duckdb.sql(
+        SIMULATOR_EVENTS_SQL,
+        params=[
+            str(landing / "**" / "*.jsonl.gz"),
+            IngestConfig().bot_max_events_per_minute,
+            BOT_USER_AGENT_RE,
+            list(PRODUCT_EVENT_TYPES),
+        ],
+    ).df()
+
+
+def simulator_frame(events) -> pd.DataFrame:
+    """The session CSV of the training DAG's protocol (``recsys.session.training``): the same
+    sessionisation, the same ``T`` (``recsys.plan.training_plan``), test = the sessions of
+    visitors first seen at or after ``T``; ``user_id`` is kept (the taste part pools a
+    visitor's sessions)."""
+    from recsys.plan import training_plan
     from recsys.session.training import UNUSED, session_split, sessionize
 
-    sim_dir = out / "simulator"
-    simulate(SimulatorConfig(days=days, visitors=visitors, seed=seed), sim_dir, overwrite=True)
-    events = duckdb.sql(
-        "select anonymous_id as user_id, item_id, event_type, "
-        "cast(event_time as timestamp) as event_at "
-        "from read_json_auto(?, format = 'newline_delimited', union_by_name = true) "
-        "where item_id is not null",
-        params=[str(sim_dir / "landing" / "events" / "**" / "*.jsonl.gz")],
-    ).df()
+    config, _ = training_plan(events)
     sessions = sessionize(events)
-    split_at = sessions["timestamp"].max() - 7 * 86400.0
+    split_at = sessions["timestamp"].max() - float(config.split.test_days) * 86400.0
     sessions["split"] = session_split(sessions, split_at)
-    frame = sessions[sessions["split"] != UNUSED][["session_id", "item_id", "timestamp", "split"]]
+    keep = ["session_id", "item_id", "timestamp", "user_id", "split"]
+    return sessions[sessions["split"] != UNUSED][keep]
+
+
+def simulator(out: Path, seed: int = 7) -> Path:
+    """The project's simulator with ``make run``'s configuration (``seed`` apart): its
+    product events as the training snapshot holds them, and the training DAG's split."""
+    path = out / ("simulator.csv.gz" if seed == 7 else f"simulator_seed{seed}.csv.gz")
+    if path.exists():
+        return path
+    from include.simulator import SimulatorConfig, simulate
+
+    sim_dir = out / f"simulator_seed{seed}"
+    simulate(SimulatorConfig(seed=seed), sim_dir, overwrite=True)
+    frame = simulator_frame(simulator_events(sim_dir / "landing" / "events"))
     return _write(frame, path)
+
+
+def simulator_seed11(out: Path) -> Path:
+    return simulator(out, seed=11)
 
 
 def _write(frame: pd.DataFrame, path: Path) -> Path:
@@ -147,6 +205,7 @@ BUILDERS = {
     "otto": otto,
     "taobao": taobao,
     "simulator": simulator,
+    "simulator_seed11": simulator_seed11,
 }
 
 

@@ -440,3 +440,73 @@ def test_user_model_item_embeddings_reads_a_saved_version(tmp_path):
     np.save(tmp_path / "item_embeddings.npy", np.array([[1, 0], [0, 1]], dtype=np.float32))
     ids, emb = user_model_item_embeddings(tmp_path)
     assert ids.tolist() == ["x", "y"] and emb.tolist() == [[1, 0], [0, 1]]
+
+
+def test_taste_table_by_hand_links_items_no_visitor_held_together():
+    # visitors: v0 holds {A, B}, v1 holds {B, C}; visitor counts A 1, B 2, C 1, so
+    # G = D^-1/2 X'X D^-1/2 = [[1, r, 0], [r, 1, r], [0, r, 1]] with r = 1/sqrt(2): eigenvalues
+    # 2, 1, 0; the top one's vector (1, sqrt(2), 1) / 2, so the rank-1 G is 2 v v' =
+    # [[1/2, r, 1/2], [r, 1, r], [1/2, r, 1/2]]: A and C (never held by one visitor) get 1/2
+    x = sp.csr_matrix(np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]]))
+    r = 1 / np.sqrt(2)
+    t1 = dense(M.taste_table(x, rank=1, width=5))
+    assert t1 == pytest.approx(np.array([[0, r, 0.5], [r, 0, r], [0.5, r, 0]]), abs=1e-9)
+    # full rank gives G itself (A-C: 0, dropped); width 1 keeps each row's best
+    assert dense(M.taste_table(x, rank=3, width=5)) == pytest.approx(
+        np.array([[0, r, 0], [r, 0, r], [0, r, 0]]), abs=1e-9
+    )
+    t_w1 = dense(M.taste_table(x, rank=1, width=1))
+    assert t_w1 == pytest.approx(np.array([[0, r, 0], [r, 0, 0], [0, r, 0]]), abs=1e-9)
+
+
+def test_visitors_pool_their_sessions_and_default_to_the_session():
+    s = SD.Sessions(
+        np.array([0, 2, 3, 4]), np.array([A, B, C, D_]), np.arange(3.0), np.array([0, 0, 1])
+    )
+    # sessions 0 and 1 are one visitor's: {A, B} + {C}
+    assert dense(M.visitor_item_matrix(s, 4)).tolist() == [[1, 1, 1, 0], [0, 0, 0, 1]]
+    assert s.take(np.array([2, 0])).visitor.tolist() == [1, 0]
+    no_visitor = SD.Sessions(s.indptr, s.items, s.end_time)
+    assert dense(M.visitor_item_matrix(no_visitor, 4)).shape == (3, 4)
+    # a frame's user_id becomes the visitor codes; a missing one is the session's own
+    frame = SD.check_session_frame(
+        pd.DataFrame(
+            {
+                "session_id": ["s1", "s1", "s2", "s3"],
+                "item_id": ["A", "B", "C", "D"],
+                "pos": [0, 1, 0, 0],
+                "user_id": ["u", "u", "u", None],
+            }
+        )
+    )
+    enc = SD.to_sessions(frame, pd.Index(["A", "B", "C", "D"]))
+    assert enc.visitor[0] == enc.visitor[1] != enc.visitor[2]
+
+
+def test_taste_part_is_added_on_the_tables_scale_by_hand():
+    # sessions [A, B] (visitor 0) and [B, C] (visitor 1): the cosine table M has A-B = B-C =
+    # 1 / sqrt(1 * 2); the rank-1 taste table T is the one of the test above; both tables'
+    # median row maximum is 1/sqrt(2), so M + taste * T
+    s = SD.Sessions(np.array([0, 2, 4]), np.array([A, B, B, C]), np.arange(2.0), np.array([0, 1]))
+    cfg = M.SessionKNNConfig(
+        rules_weight=0.0, decay=0.0, source_norm=0.5, recency=0.0, taste=0.5, taste_rank=1
+    )
+    table = dense(M.SessionKNN(cfg).fit(s, 3).table)
+    r = 1 / np.sqrt(2)
+    expected = np.array([[0, 1.5 * r, 0.25], [1.5 * r, 0, 1.5 * r], [0.25, 1.5 * r, 0]])
+    assert table == pytest.approx(expected, rel=1e-6)
+    # taste 0: the table is M alone
+    plain = dense(
+        M.SessionKNN(M.SessionKNNConfig(**{**cfg.__dict__, "taste": 0.0})).fit(s, 3).table
+    )
+    assert plain == pytest.approx(np.array([[0, r, 0], [r, 0, r], [0, r, 0]]), rel=1e-6)
+
+
+def test_keep_top_per_row_keeps_the_largest_and_breaks_ties_by_column():
+    from recsys.models.cooccurrence import keep_top_per_row
+
+    m = sp.csr_matrix(np.array([[0.5, 0.9, 0.5, 0.5, 0.1], [0.0, 0.2, 0.0, 0.0, 0.3]]))
+    out = dense(keep_top_per_row(m, 2))
+    # row 0: 0.9, then the first of the tied 0.5s (lowest column); row 1 is short: kept whole
+    assert out.tolist() == [[0.5, 0.9, 0, 0, 0], [0, 0.2, 0, 0, 0.3]]
+    assert dense(keep_top_per_row(m, 3))[0].tolist() == [0.5, 0.9, 0.5, 0, 0]

@@ -222,8 +222,14 @@ def session_section(path: Path = SESSION_JSON) -> list[str]:
         "(revealed items excluded, so a last event that repeats a revealed item is a miss for "
         "every model). Splits: the files' own (YOOCHOOSE last day, RetailRocket last 7 days, "
         "Tmall as published), else the last 10 % of sessions by time (REES46, OTTO, Taobao); "
-        "the simulator: sessions of visitors first seen in its last 7 days. `session_stan`'s "
-        "hyper-parameters are chosen on the last 10 % of the training sessions, never on test.",
+        "the simulator (`make run`'s configuration; seed 7 is `make run`'s data, seed 11 a "
+        "second draw): its product events as the training snapshot holds them (bots dropped by "
+        "ingestion's rules, a device's events stitched to its customer), split as the training "
+        "DAG splits them (test = the sessions of visitors first seen in the last 7 days), so "
+        "its row is the figure `recommender_train` gates on. A visitor's sessions are pooled "
+        "by the taste part of the item table where the file names visitors (the simulator, "
+        "REES46). `session_stan`'s hyper-parameters are chosen on the last 10 % of the "
+        "training sessions, never on test.",
         "",
         "| dataset | test sessions | model | HR@20 | MRR@20 | HR vs cooccurrence | "
         "MRR vs cooccurrence |",

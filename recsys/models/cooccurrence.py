@@ -9,20 +9,54 @@ from recsys.config import DEFAULT_COOCCURRENCE, CooccurrenceConfig
 from recsys.data import Dataset, Holdout
 from recsys.models.base import Recommender
 
+#: cells of the padded (rows x longest row) buffer :func:`keep_top_per_row` partitions at once
+TOP_BLOCK_CELLS = 1 << 22
+
 
 def keep_top_per_row(m: sp.csr_matrix, n: int) -> sp.csr_matrix:
-    """Keep the ``n`` largest entries of each CSR row (ties: lower column), vectorised."""
-    m = sp.csr_matrix(m)
+    """Keep the ``n`` largest entries of each CSR row (ties: lower column), vectorised.
+
+    Only rows longer than ``n`` are cut: their ``n``-th largest value (``np.partition`` over
+    blocks of rows padded to their longest) is the threshold; entries above it stay, and so
+    do the entries equal to it, lowest columns first, up to ``n`` in the row.
+    """
+    m = sp.csr_matrix(m, copy=True)
     m.sort_indices()
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    order = np.lexsort((-m.data, rows))
-    rank = np.empty(len(order), dtype=np.int64)
-    starts = m.indptr[rows[order]]
-    rank[order] = np.arange(len(order)) - starts
-    keep = rank < n
-    out = sp.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape)
-    out.sort_indices()
-    return out
+    n_rows = m.shape[0]
+    lengths = np.diff(m.indptr)
+    long_rows = np.flatnonzero(lengths > n)
+    if len(long_rows) == 0:
+        return m
+    thr = np.full(n_rows, -np.inf)
+    start = 0
+    while start < len(long_rows):
+        width = int(lengths[long_rows[start]])
+        stop = start + 1
+        while stop < len(long_rows):
+            w = max(width, int(lengths[long_rows[stop]]))
+            if w * (stop + 1 - start) > TOP_BLOCK_CELLS:
+                break
+            width, stop = w, stop + 1
+        block = long_rows[start:stop]
+        blen = lengths[block]
+        local = np.repeat(np.arange(len(block)), blen)
+        pos = np.arange(int(blen.sum())) - np.repeat(np.cumsum(blen) - blen, blen)
+        src = np.repeat(m.indptr[block], blen) + pos
+        buf = np.full((len(block), width), -np.inf)
+        buf[local, pos] = m.data[src]
+        thr[block] = np.partition(buf, width - n, axis=1)[:, width - n]
+        start = stop
+    rows = np.repeat(np.arange(n_rows), lengths)
+    t = thr[rows]
+    above = m.data > t
+    tied = m.data == t
+    n_above = np.bincount(rows[above], minlength=n_rows)
+    tied_cum = np.cumsum(tied)
+    before = np.concatenate([[0], tied_cum])[m.indptr[:-1]]
+    tie_rank = tied_cum - 1 - before[rows]
+    keep = above | (tied & (tie_rank < n - n_above[rows]))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[keep], minlength=n_rows))])
+    return sp.csr_matrix((m.data[keep], m.indices[keep], indptr), shape=m.shape)
 
 
 def item_similarity(baskets: sp.csr_matrix, config: CooccurrenceConfig) -> sp.csr_matrix:

@@ -18,6 +18,7 @@ SESSION_ID = "session_id"
 ITEM_ID = "item_id"
 POS = "pos"
 TIMESTAMP = "timestamp"
+USER_ID = "user_id"
 SPLIT = "split"
 EVENT_TYPE = "event_type"
 ORDER_COLUMNS: tuple[str, ...] = (POS, TIMESTAMP)
@@ -39,11 +40,15 @@ class Sessions:
         ``(n_events,)`` int64 item codes in event order, ``-1`` = unknown item.
     end_time
         ``(n_sessions,)`` float64, the session's last event time (or file order): sorts sessions.
+    visitor
+        ``(n_sessions,)`` int64 visitor codes (the sessions of one person share a code), or
+        None when the sessions carry no visitor (each session is then its own visitor).
     """
 
     indptr: np.ndarray
     items: np.ndarray
     end_time: np.ndarray
+    visitor: np.ndarray | None = None
 
     @property
     def n_sessions(self) -> int:
@@ -64,7 +69,14 @@ class Sessions:
         indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         starts = np.repeat(self.indptr[sessions], lengths)
         offset = np.arange(indptr[-1], dtype=np.int64) - np.repeat(indptr[:-1], lengths)
-        return Sessions(indptr, self.items[starts + offset], self.end_time[sessions])
+        visitor = None if self.visitor is None else self.visitor[sessions]
+        return Sessions(indptr, self.items[starts + offset], self.end_time[sessions], visitor)
+
+    def visitor_codes(self) -> np.ndarray:
+        """``(n_sessions,)`` the visitor of each session (the session itself without visitors)."""
+        if self.visitor is None:
+            return np.arange(self.n_sessions, dtype=np.int64)
+        return np.asarray(self.visitor, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -87,12 +99,14 @@ def read_session_csv(path: str | Path) -> pd.DataFrame:
     """Read a session CSV (``.csv`` or ``.csv.gz``) and check its columns.
 
     It needs ``session_id``, ``item_id`` and an order column, ``pos`` or ``timestamp``
-    (numbers or ISO-8601 times); optionally ``split`` (``train``/``test``) and ``event_type``.
+    (numbers or ISO-8601 times); optionally ``split`` (``train``/``test``), ``event_type`` and
+    ``user_id`` (the visitor: their sessions are pooled by the taste part of the model).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; pass a session CSV or CSV.gz file")
-    frame = pd.read_csv(path, dtype={SESSION_ID: str, ITEM_ID: str, SPLIT: str, EVENT_TYPE: str})
+    dtypes = {SESSION_ID: str, ITEM_ID: str, SPLIT: str, EVENT_TYPE: str, USER_ID: str}
+    frame = pd.read_csv(path, dtype=dtypes)
     return check_session_frame(frame, str(path))
 
 
@@ -133,6 +147,11 @@ def check_session_frame(frame: pd.DataFrame, name: str = "sessions") -> pd.DataF
         out[SPLIT] = split.to_numpy()
     if EVENT_TYPE in frame.columns:
         out[EVENT_TYPE] = frame[EVENT_TYPE].astype(str).to_numpy()
+    if USER_ID in frame.columns:
+        # a session without a visitor is its own visitor
+        missing = frame[USER_ID].isna().to_numpy()
+        own = ("session:" + out[SESSION_ID]).to_numpy()
+        out[USER_ID] = np.where(missing, own, frame[USER_ID].astype(str).to_numpy())
     if out.empty:
         raise ValueError(f"{name} has no rows")
     return out
@@ -182,7 +201,12 @@ def to_sessions(frame: pd.DataFrame, item_codes: pd.Index) -> Sessions:
     boundaries = np.flatnonzero(np.diff(sid)) + 1
     indptr = np.concatenate([[0], boundaries, [len(sid)]]).astype(np.int64)
     items = item_codes.get_indexer(frame[ITEM_ID].to_numpy()[order]).astype(np.int64)
-    return Sessions(indptr, items, end[order][indptr[:-1]].astype(np.float64))
+    visitor = None
+    if USER_ID in frame.columns:
+        # a session's visitor: the one of its first event
+        visitor, _ = pd.factorize(frame[USER_ID].to_numpy()[order][indptr[:-1]], sort=True)
+        visitor = visitor.astype(np.int64)
+    return Sessions(indptr, items, end[order][indptr[:-1]].astype(np.float64), visitor)
 
 
 def last_item_cases(test: Sessions, min_length: int = 2) -> Cases:

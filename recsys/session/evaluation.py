@@ -134,11 +134,12 @@ def evaluate_cases(
         else TuningResult(config or SessionKNNConfig(), 0, [], tuned=False)
     )
     pop_key = popularity_key(item_counts(train, n_items))
+    knn = SessionKNN(tuning.config).fit(train, n_items)
     models = [
         Popularity().fit(train, n_items),
         Cooccurrence().fit(train, n_items),
-        SessionKNN(tuning.config).fit(train, n_items),
-        SessionStan(tuning.hybrid, tuning.config).fit(train, n_items),
+        knn,
+        SessionStan(tuning.hybrid, tuning.config).fit(train, n_items, table=knn),
     ]
     results = {m.name: evaluate_model(m, cases, pop_key) for m in models}
     return SessionEvaluation(cases.n, results, tuning, models[-1], items)  # type: ignore[arg-type]

@@ -10,6 +10,12 @@ The session model (``session_knn``) is an item neighbourhood: one item-to-item t
 where ``C`` counts training sessions holding both items and ``R`` are sequential rules (item
 j follows item i within ``window`` events; weight 1/gap), both with recent training sessions
 weighing more and normalised by ``n_i ** s * n_j ** (1 - s)`` (``s = 0.5``: the cosine).
+A taste part can be added: ``M + taste * t * T``, where ``T`` is each item's ``neighbours``
+best items in the rank-``taste_rank`` approximation of the *visitor*-level cosine
+co-occurrence (all the sessions of one visitor pooled: a person's taste spans their visits;
+without visitor ids each session is its own visitor) and ``t`` puts ``T`` on ``M``'s scale
+(the median of the rows' largest weights of ``M`` over that of ``T``): items the visitors
+who liked the session's items also like get a score even when no session held both.
 A session is scored by summing the rows of its items, the item at distance ``d`` from the
 end weighted ``(1 + d) ** -decay`` (``decay = 0``: plain sum, the co-occurrence baseline when
 ``a = 0``). The table is all the API needs: it is published as an item-to-item neighbour file
@@ -19,7 +25,7 @@ and the serving layer sums a few rows with numpy.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,6 +37,11 @@ POPULARITY = "popularity"
 COOCCURRENCE = "cooccurrence"
 SESSION_KNN = "session_knn"
 TWO_HOP_WIDTH = 50  # entries per row of M used for its two-step neighbours
+#: oversampling and power iterations of the taste part's randomized eigensolver
+TASTE_OVERSAMPLE = 8
+TASTE_POWER_ITERATIONS = 4
+#: rows of the dense taste similarity handled at once (bounded memory)
+TASTE_BLOCK = 1024
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,10 @@ class SessionKNNConfig:
         back to popularity.
     neighbours
         Entries kept per row of ``M`` (the published neighbour table's width).
+    taste
+        Weight of the taste table ``T`` (0 = none; see the module docstring).
+    taste_rank
+        Rank of the visitor co-occurrence approximation behind ``T``.
     """
 
     rules_weight: float = 0.5
@@ -66,6 +81,8 @@ class SessionKNNConfig:
     recency: float = 1.0
     two_hop: float = 0.0
     neighbours: int = 200
+    taste: float = 0.0
+    taste_rank: int = 16
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rules_weight <= 1.0:
@@ -80,6 +97,10 @@ class SessionKNNConfig:
             )
         if self.neighbours < 1:
             raise ValueError(f"neighbours={self.neighbours}; keep at least 1 per item")
+        if self.taste < 0 or self.taste_rank < 1:
+            raise ValueError(
+                f"taste={self.taste}, taste_rank={self.taste_rank}: use taste >= 0, rank >= 1"
+            )
 
 
 def session_item_matrix(sessions: Sessions, n_items: int) -> sp.csr_matrix:
@@ -109,6 +130,72 @@ def cosine_cooccurrence(sessions: Sessions, n_items: int) -> sp.csr_matrix:
     rows = np.repeat(np.arange(n_items), np.diff(co.indptr))
     co.data = co.data / np.sqrt(n_i[rows] * n_i[co.indices])
     return co
+
+
+def visitor_item_matrix(sessions: Sessions, n_items: int) -> sp.csr_matrix:
+    """CSR ``(n_visitors, n_items)`` float64: 1 where one of the visitor's sessions holds the item."""
+    visitor = sessions.visitor_codes()[sessions.session_of_event()]
+    known = sessions.items >= 0
+    n_visitors = int(visitor.max()) + 1 if len(visitor) else 0
+    x = sp.csr_matrix(
+        (np.ones(int(known.sum())), (visitor[known], sessions.items[known])),
+        shape=(n_visitors, n_items),
+    )
+    x.data[:] = 1.0
+    return x
+
+
+def top_eigenvectors(x: sp.csr_matrix, rank: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The ``rank`` largest eigenvalues and eigenvectors of ``G = x' x`` (never formed):
+    seeded randomized subspace iteration, so deterministic (numpy/scipy only)."""
+    n = x.shape[1]
+    k = min(rank + TASTE_OVERSAMPLE, n)
+    xt = sp.csr_matrix(x.T)
+    q = np.linalg.qr(xt @ (x @ np.random.default_rng(seed).standard_normal((n, k))))[0]
+    for _ in range(TASTE_POWER_ITERATIONS):
+        q = np.linalg.qr(xt @ (x @ q))[0]
+    xq = x @ q
+    vals, vecs = np.linalg.eigh(xq.T @ xq)
+    top = np.argsort(-vals, kind="stable")[: min(rank, k)]
+    return np.maximum(vals[top], 0.0), q @ vecs[:, top]
+
+
+def taste_table(visitors: sp.csr_matrix, rank: int, width: int) -> sp.csr_matrix:
+    """``T``: each item's ``width`` best items by the rank-``rank`` approximation of the
+    visitor-level cosine co-occurrence ``G = D^-1/2 X'X D^-1/2`` (``X``: visitors x items,
+    ``D``: the items' visitor counts), positive entries only, zero diagonal. CSR float64."""
+    n_items = visitors.shape[1]
+    n_v = np.asarray(visitors.sum(axis=0)).ravel()
+    xn = sp.csr_matrix(visitors @ sp.diags(1.0 / np.sqrt(np.maximum(n_v, 1.0))))
+    if xn.nnz == 0 or n_items < 2:
+        return sp.csr_matrix((n_items, n_items))
+    vals, vecs = top_eigenvectors(xn, rank)
+    emb = vecs * np.sqrt(vals)[None, :]
+    width = min(width, n_items - 1)
+    rows, cols, data = [], [], []
+    for start in range(0, n_items, TASTE_BLOCK):
+        block = np.arange(start, min(start + TASTE_BLOCK, n_items))
+        sim = emb[block] @ emb.T
+        sim[np.arange(len(block)), block] = -np.inf
+        top = np.argpartition(-sim, width - 1, axis=1)[:, :width]
+        val = np.take_along_axis(sim, top, axis=1)
+        ok = val > 1e-12
+        rows.append(np.repeat(block, width)[ok.ravel()])
+        cols.append(top[ok])
+        data.append(val[ok])
+    return sp.csr_matrix(
+        (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n_items, n_items),
+    )
+
+
+def median_row_max(m: sp.csr_matrix) -> float:
+    """Median over the non-empty rows of each row's largest entry (0 for an empty matrix)."""
+    m = sp.csr_matrix(m)
+    filled = np.diff(m.indptr) > 0
+    if not filled.any():
+        return 0.0
+    return float(np.median(np.maximum.reduceat(m.data, m.indptr[:-1][filled])))
 
 
 def position_weights(lengths: np.ndarray, decay: float) -> np.ndarray:
@@ -219,7 +306,9 @@ class SessionKNNParts:
     """Raw (session-weighted) pair counts of one training set, reused across a grid.
 
     ``co[i, j]``: weighted sessions holding both; ``rules[i, j]``: weighted ``1/gap`` of j
-    following i within ``window``; ``counts[i]``: weighted sessions holding i.
+    following i within ``window``; ``counts[i]``: weighted sessions holding i;
+    ``visitors``: :func:`visitor_item_matrix` (the taste tables are built from it on demand
+    and kept per rank in ``taste_tables``).
     """
 
     co: sp.csr_matrix
@@ -227,6 +316,12 @@ class SessionKNNParts:
     counts: np.ndarray
     window: int
     recency: float
+    visitors: sp.csr_matrix | None = None
+    taste_tables: dict[tuple[int, int], sp.csr_matrix] = field(default_factory=dict)
+    #: the last uncut table and its (rules_weight, source_norm, two_hop): taste variants reuse it
+    last_uncut: tuple[tuple[float, float, float], sp.csr_matrix] | None = field(
+        default=None, repr=False
+    )
 
     @classmethod
     def build(
@@ -253,7 +348,16 @@ class SessionKNNParts:
         )
         rules.sum_duplicates()
         counts = np.asarray(xw.sum(axis=0)).ravel()
-        return cls(co, rules, counts, window, recency)
+        return cls(co, rules, counts, window, recency, visitor_item_matrix(train, n_items))
+
+    def taste_part(self, rank: int, width: int) -> sp.csr_matrix:
+        """:func:`taste_table` of these parts' visitors (computed once per rank and width)."""
+        key = (rank, width)
+        if key not in self.taste_tables:
+            if self.visitors is None:
+                raise ValueError("these parts were built without visitors: no taste table")
+            self.taste_tables[key] = taste_table(self.visitors, rank, width)
+        return self.taste_tables[key]
 
     def _normalised(self, m: sp.csr_matrix, source_norm: float) -> sp.csr_matrix:
         m = sp.csr_matrix(m, copy=True)
@@ -269,6 +373,22 @@ class SessionKNNParts:
                 f"parts built with window={self.window}, recency={self.recency}; the config "
                 f"has {config.window}, {config.recency}: build parts for it"
             )
+        key = (config.rules_weight, config.source_norm, config.two_hop)
+        if self.last_uncut is not None and self.last_uncut[0] == key:
+            m = self.last_uncut[1]  # the same table under another taste weight (tuning)
+        else:
+            m = self._uncut(config)
+            self.last_uncut = (key, m)
+        if config.taste > 0:
+            t = self.taste_part(config.taste_rank, config.neighbours)
+            t_max = median_row_max(t)
+            if t_max > 0:
+                m_max = median_row_max(m) or 1.0
+                m = sp.csr_matrix(m + (config.taste * m_max / t_max) * t)
+        return sp.csr_matrix(keep_top_per_row(m, config.neighbours), dtype=np.float32)
+
+    def _uncut(self, config: SessionKNNConfig) -> sp.csr_matrix:
+        """``a * R + (1 - a) * C`` (+ the two-step neighbours), before the taste and the cut."""
         a = config.rules_weight
         m = a * self._normalised(self.rules, config.source_norm) + (1.0 - a) * self._normalised(
             self.co, config.source_norm
@@ -281,7 +401,7 @@ class SessionKNNParts:
             two.setdiag(0.0)
             two.eliminate_zeros()
             m = sp.csr_matrix(m + config.two_hop * two)
-        return sp.csr_matrix(keep_top_per_row(m, config.neighbours), dtype=np.float32)
+        return m
 
     def model(self, config: SessionKNNConfig) -> SessionKNN:
         return SessionKNN.from_table(self.table(config), config)

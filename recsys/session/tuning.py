@@ -11,6 +11,7 @@ import itertools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import scipy.sparse as sp
 
 from recsys.session.data import Cases, Sessions, split_validation
 from recsys.session.knn import SessionIndex, SessionStan, StanConfig
@@ -28,6 +29,8 @@ DEFAULT_GRID: dict[str, tuple[float, ...]] = {
 }
 #: tried on the grid's winner (a second, cheap stage)
 TWO_HOP_GRID: tuple[float, ...] = (0.1, 0.3)
+#: the taste table's weight, tried on the hybrid grid's winner
+TASTE_GRID: tuple[float, ...] = (0.1, 0.3, 1.0)
 #: below this many validation cases the grid is not trusted: the defaults are kept
 MIN_VALIDATION_CASES = 50
 #: the hybrid's grid (third stage, on the tuned item table): knn=0 is the table alone
@@ -83,7 +86,9 @@ def tune(
                 model.decay = float(decay)
                 hr, mrr = hr_mrr(case_ranks(model, cases, pop_key))
                 point = {**{n: getattr(config, n) for n in others}, "recency": recency}
-                point.update({"decay": float(decay), "two_hop": config.two_hop})
+                point.update(
+                    {"decay": float(decay), "two_hop": config.two_hop, "taste": config.taste}
+                )
                 point.update({"hr@20": hr, "mrr@20": mrr})
                 points.append(point)
                 if best is None or (hr, mrr) > best:
@@ -94,12 +99,14 @@ def tune(
     for two_hop in TWO_HOP_GRID:
         config = replace(stage_one, two_hop=two_hop)
         hr, mrr = hr_mrr(case_ranks(parts.model(config), cases, pop_key))
-        point = {n: getattr(config, n) for n in (*names, "two_hop")}
+        point = {n: getattr(config, n) for n in (*names, "two_hop", "taste")}
         points.append({**point, "hr@20": hr, "mrr@20": mrr})
         if best is None or (hr, mrr) > best:
             best = (hr, mrr)
             best_config = config
-    hybrid, hybrid_points = tune_hybrid(fit, cases, n_items, best_config, pop_key)
+    hybrid, hybrid_points, best_config = tune_hybrid(
+        fit, cases, n_items, best_config, pop_key, parts=parts
+    )
     return TuningResult(best_config, cases.n, points, True, hybrid, hybrid_points)
 
 
@@ -110,37 +117,49 @@ def tune_hybrid(
     table_config: SessionKNNConfig,
     pop_key: np.ndarray,
     base: StanConfig | None = None,
-) -> tuple[StanConfig, list[dict[str, float]]]:
-    """The hybrid's weights on the validation cases (the item table fixed at its winner)."""
+    parts: SessionKNNParts | None = None,
+) -> tuple[StanConfig, list[dict[str, float]], SessionKNNConfig]:
+    """The hybrid's weights on the validation cases, then the taste table's weight (the
+    item table's other parameters fixed at their winner); returns the hybrid, its points and
+    the item table's config with the chosen ``taste``. ``parts``: built on ``fit`` with the
+    table's window and recency (built here when None)."""
     base = base or StanConfig()
-    table = SessionKNNParts.build(fit, n_items, table_config.window, table_config.recency).table(
-        table_config
-    )
+    if parts is None or (parts.window, parts.recency) != (
+        table_config.window,
+        table_config.recency,
+    ):
+        parts = SessionKNNParts.build(fit, n_items, table_config.window, table_config.recency)
     index = SessionIndex.build(fit, n_items, base)
     points: list[dict[str, float]] = []
     best: tuple[float, float] | None = None
-    best_config = base
+    best_config, best_table = base, table_config
+    tables: dict[SessionKNNConfig, sp.csr_matrix] = {}
 
-    def trial(config: StanConfig) -> None:
-        nonlocal best, best_config
+    def trial(config: StanConfig, tconfig: SessionKNNConfig) -> None:
+        nonlocal best, best_config, best_table
         if config.sample != base.sample or config.recency != base.recency:
             raise ValueError("the hybrid grid reuses one index: sample/recency are fixed")
-        model = SessionStan.from_parts(index, table, config, table_config)
+        if tconfig not in tables:
+            tables[tconfig] = parts.table(tconfig)
+        model = SessionStan.from_parts(index, tables[tconfig], config, tconfig)
         hr, mrr = hr_mrr(case_ranks(model, cases, pop_key))
         point = {n: float(getattr(config, n)) for n in ("knn", "mix", "prior", "l1", "k")}
-        points.append({**point, "hr@20": hr, "mrr@20": mrr})
+        points.append({**point, "taste": tconfig.taste, "hr@20": hr, "mrr@20": mrr})
         if best is None or (hr, mrr) > best:
-            best, best_config = (hr, mrr), config
+            best, best_config, best_table = (hr, mrr), config, tconfig
 
     for knn, mix, prior in itertools.product(*HYBRID_GRID.values()):
         if knn == 0 and mix != 1.0:
             continue  # the table alone: its scale does not matter
-        trial(replace(base, knn=knn, mix=mix, prior=prior))
+        trial(replace(base, knn=knn, mix=mix, prior=prior), table_config)
+    stage, stage_table = best_config, best_table
+    for taste in TASTE_GRID:
+        trial(stage, replace(stage_table, taste=taste))
     if best_config.knn > 0:
-        stage = best_config
+        stage, stage_table = best_config, best_table
         for change in HYBRID_REFINE:
-            trial(replace(stage, **change))  # type: ignore[arg-type]
-    return best_config, points
+            trial(replace(stage, **change), stage_table)  # type: ignore[arg-type]
+    return best_config, points, best_table
 
 
 def grid_table(result: TuningResult, top: int = 5) -> str:
