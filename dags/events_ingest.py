@@ -16,8 +16,10 @@ downstream DAGs do not rebuild for nothing.
 
 Safe to re-run: a file already loaded is skipped, a loaded file dropped again with other
 bytes is quarantined whole (`content_changed`), and a run killed halfway is cleaned up and
-finished by the next one. Writers share the one-slot `duckdb_writer` pool, and a file lock
-keeps two ingestions apart even outside Airflow. Task bodies: `include/tasks/ingest.py`;
+finished by the next one; a retried `load_new_files` also reports the loads its killed try
+had committed (`loads_resumed`, by run id), so they are gated and announced like its own.
+Writers share the one-slot `duckdb_writer` pool, and a file lock keeps two ingestions apart
+even outside Airflow. Task bodies: `include/tasks/ingest.py`;
 logic: `include/ingest/`.
 """
 
@@ -43,11 +45,12 @@ from include.roles import Role, dag_kwargs
 )
 def events_ingest() -> None:
     @task(pool=WRITER_POOL, inlets=[LANDING])
-    def load_new_files() -> dict[str, Any]:
-        """Load every new landing file; returns the batch summary (counts only)."""
+    def load_new_files(run_id: str | None = None) -> dict[str, Any]:
+        """Load every new landing file; returns the batch summary (counts only). A retry
+        also reports what its killed try committed (the run id names the batch)."""
         from include.tasks.ingest import load_new_files as load
 
-        return load()
+        return load(batch=run_id)
 
     @task(pool=WRITER_POOL)
     def validate_raw_events(summary: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:

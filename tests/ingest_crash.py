@@ -1,5 +1,6 @@
-"""``python tests/ingest_crash.py POINT LOAD_NO``: one ingestion that SIGKILLs itself at a
-hook point of one load (crash tests only; production passes no hooks)."""
+"""``python tests/ingest_crash.py POINT LOAD_NO [BATCH]``: one ingestion (of batch BATCH, as
+``load_new_files`` names it by run id) that SIGKILLs itself at a hook point of one load
+(crash tests only; production passes no hooks)."""
 
 from __future__ import annotations
 
@@ -23,5 +24,5 @@ class KillAt(IngestHooks):
 
 
 if __name__ == "__main__":
-    ingest(hooks=KillAt(sys.argv[1], int(sys.argv[2])))
+    ingest(hooks=KillAt(sys.argv[1], int(sys.argv[2])), batch=(sys.argv[3:4] or [None])[0])
     print("finished without reaching the kill point", file=sys.stderr)

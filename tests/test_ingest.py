@@ -581,9 +581,20 @@ def clean_small_loads(simulated: Path, tmp_path_factory) -> dict:
         mp.setenv("TRASOS_DATA_DIR", str(clean))
         mp.delenv("TRASOS_WAREHOUSE", raising=False)
         mp.setenv("TRASOS_INGEST_CHUNK_BYTES", _small_chunk(clean))
-        loads = ingest().loads
-        assert loads >= 7
-        return {"state": state(clean), "loads": loads}
+        summary = ingest(batch="clean")
+        assert summary.loads >= 7
+        return {"state": state(clean), "loads": summary.loads, "summary": _batch_view(summary)}
+
+
+def _batch_view(summary) -> dict:
+    """What a run's summary says of its batch (the gate and the Asset event read these)."""
+    out = summary.as_dict()
+    return {
+        **{k: out[k] for k in (*summary.LOAD_FIELDS, "reasons", "files_found", "reconciles")},
+        "files_skipped": out["files_skipped"],
+        "event_dates": out["event_dates"],
+        "snapshots": sorted(out["snapshots"]),
+    }
 
 
 def _small_chunk(data_dir: Path) -> str:
@@ -610,7 +621,7 @@ def test_sigkill_at_any_point_then_rerun_equals_one_clean_run(
     load_no = n_loads if load_no == -1 else load_no
     monkeypatch.setenv("TRASOS_INGEST_CHUNK_BYTES", _small_chunk(sim_data))
     proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "tests" / "ingest_crash.py"), point, str(load_no)],
+        [sys.executable, str(REPO_ROOT / "tests" / "ingest_crash.py"), point, str(load_no), "r1"],
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         capture_output=True,
@@ -630,11 +641,17 @@ def test_sigkill_at_any_point_then_rerun_equals_one_clean_run(
         }
         assert on_disk - committed
 
-    rerun = ingest()
+    # the retry of the same batch (Airflow run): its summary is the clean run's, the loads
+    # the killed try committed included (so its gate and Asset event cover them)
+    rerun = ingest(batch="r1")
     assert rerun.reconciles
-    assert rerun.loads == n_loads - (load_no if point == "committed" else load_no - 1)
+    committed_before = load_no if point == "committed" else load_no - 1
+    assert rerun.loads_resumed == committed_before
+    assert _batch_view(rerun) == clean_small_loads["summary"]
     assert (rerun.orphans_removed > 0) == (point == "moved")
     assert state(sim_data) == clean_small_loads["state"]
+    # another batch (the next hourly run) finds nothing new and reports nothing
+    assert ingest(batch="r2").loads == 0
 
 
 def test_three_concurrent_runs_equal_one_clean_run(

@@ -9,12 +9,18 @@
 ``event_ids``
     Every loaded event id as ``md5_number(event_id)`` (16 bytes): deduplication across all
     history.
+``ingest_batches``
+    For a run that names its batch (the Airflow run id of ``load_new_files``): each load it
+    committed and what the load added to the run's summary. A retry of a killed try reports
+    the loads the killed try committed as its own, so the gate checks them and the Asset
+    event that starts the chain is emitted for them (not lost with the killed try).
 
 The rows of one load are written inside the load's transaction (:mod:`.runner`).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +29,7 @@ import pyarrow as pa
 
 from include.contracts import INGEST_MANIFEST_COLUMNS
 from include.ingest.landing import LandingFile
-from include.ingest.model import DONE_STATUSES, FileStats, mtime_of
+from include.ingest.model import DONE_STATUSES, FileStats, IngestSummary, mtime_of
 
 
 def _ddl() -> list[str]:
@@ -38,6 +44,8 @@ def _ddl() -> list[str]:
         "load_id VARCHAR, kind VARCHAR, rows BIGINT, bytes BIGINT, committed_at TIMESTAMP)",
         # every loaded event id, as md5_number(event_id): dedupe across all history
         "create table if not exists raw.event_ids (id_hash UHUGEINT, load_id VARCHAR)",
+        "create table if not exists raw.ingest_batches (load_id VARCHAR primary key, "
+        "batch VARCHAR, summary JSON, committed_at TIMESTAMP)",
     ]
 
 
@@ -128,3 +136,22 @@ def record_outputs(con: Any, moved: list[tuple[str, str, str, int, int]], now: d
             "insert or replace into raw.ingest_outputs values (?, ?, ?, ?, ?, ?)",
             [(*m, now) for m in moved],
         )
+
+
+def record_batch(con: Any, batch: str, load_id: str, summary: IngestSummary, now: datetime) -> None:
+    """Remember, inside the load's transaction, that ``load_id`` belongs to ``batch`` and what
+    it added to the run's summary (without failed files: those are retried, not done)."""
+    done = summary.as_dict() | {"failed": [], "files_failed": 0}
+    con.execute(
+        "insert or replace into raw.ingest_batches values (?, ?, ?, ?)",
+        [load_id, batch, json.dumps(done, default=str), now],
+    )
+
+
+def batch_loads(con: Any, batch: str) -> dict[str, IngestSummary]:
+    """The loads committed so far for ``batch``, by load id, with what each added."""
+    rows = con.execute(
+        "select load_id, summary from raw.ingest_batches where batch = ? order by committed_at",
+        [batch],
+    ).fetchall()
+    return {load_id: IngestSummary.from_dict(json.loads(text)) for load_id, text in rows}

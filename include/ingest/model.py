@@ -6,9 +6,10 @@ No I/O here: every other module of :mod:`include.ingest` imports these.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from include.contracts import (
     CUSTOMER_LAKE_COLUMNS,
@@ -180,6 +181,7 @@ class IngestSummary(LineCounts):
     files_pending: int = 0  # still being written (too young, or changed while read): next run
     orphans_removed: int = 0  # uncommitted Parquet files of a crashed run, deleted first
     loads: int = 0
+    loads_resumed: int = 0  # of ``loads``: committed by an earlier, killed try of the batch
     events_loaded: int = 0  # the part of ``loaded`` that is events (the rest: snapshot rows)
     reasons: dict[str, int] = field(default_factory=dict)
     event_dates: list[str] = field(default_factory=list)
@@ -196,6 +198,36 @@ class IngestSummary(LineCounts):
             setattr(self, f.name, getattr(self, f.name) + getattr(stats, f.name))
         if stats.dataset == "events":
             self.events_loaded += stats.loaded
+
+    #: What a load adds to its run's summary (the rest describes the run: the scan, orphans,
+    #: files left for later, failures, time).
+    LOAD_FIELDS: ClassVar[tuple[str, ...]] = (
+        *(f.name for f in fields(LineCounts)),
+        "files_new",
+        "files_loaded",
+        "files_content_changed",
+        "files_unreadable",
+        "loads",
+        "events_loaded",
+    )
+
+    def merge(self, load: IngestSummary) -> None:
+        """Add what another summary's loads did (:attr:`LOAD_FIELDS`, reasons, event dates,
+        snapshots, failed files) to this one."""
+        for name in self.LOAD_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(load, name))
+        reasons = Counter(self.reasons)
+        reasons.update(load.reasons)
+        self.reasons = dict(sorted(reasons.items()))
+        self.event_dates.extend(load.event_dates)
+        self.snapshots.extend(load.snapshots)
+        self.failed.extend(load.failed)
+        self.files_failed += load.files_failed
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IngestSummary:
+        """The summary :meth:`as_dict` wrote (keys it does not know are ignored)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -80,8 +80,13 @@ def ingest(
     settings: Settings | None = None,
     *,
     hooks: IngestHooks | None = None,
+    batch: str | None = None,
 ) -> IngestSummary:
     """Ingest every new landing file; returns the batch summary.
+
+    ``batch`` names the run for its retries (``load_new_files`` passes the Airflow run id):
+    the summary then also counts the loads an earlier, killed try of the same batch committed
+    (``loads_resumed``), so the retry's gate checks them and its Asset event announces them.
 
     Raises :class:`ReconciliationError` (after committing every file that did reconcile)
     when a file's counts do not add up, and :class:`IngestLockedError` when another run
@@ -123,9 +128,11 @@ def ingest(
             todo = [f for f in todo if f.path not in waiting]
         hooks = hooks or IngestHooks()
         hooks.at("scanned", 0)
-        runner = _Runner(con, s, cfg, lake, manifest, summary, hooks)
+        runner = _Runner(con, s, cfg, lake, manifest, summary, hooks, batch)
         runner.run(todo)
         refresh_views(con, s)
+        if batch is not None:
+            _resume(summary, bookkeeping.batch_loads(con, batch), runner.load_ids)
         for label, took in runner.timings.most_common(12):
             log.info("%7.2f s  %s", took, label)
     summary.seconds = time.monotonic() - started
@@ -141,6 +148,22 @@ def ingest(
             details={"failed": summary.failed},
         )
     return summary
+
+
+def _resume(summary: IngestSummary, loads: dict[str, IngestSummary], done_now: set[str]) -> None:
+    """Count the batch's loads committed by an earlier try (not by this run) as this run's:
+    their files were found unchanged by this run's scan, so they leave ``files_skipped``."""
+    for load_id, earlier in loads.items():
+        if load_id in done_now:
+            continue
+        summary.merge(earlier)
+        summary.loads_resumed += earlier.loads
+        summary.files_skipped = max(0, summary.files_skipped - earlier.files_new)
+    if summary.loads_resumed:
+        log.info(
+            "batch: %d load(s) committed by an earlier try of this run, counted in this summary",
+            summary.loads_resumed,
+        )
 
 
 def _too_young(files: list[LandingFile], min_age_s: float) -> list[LandingFile]:
@@ -186,8 +209,11 @@ class _Runner:
         manifest: Manifest,
         summary: IngestSummary,
         hooks: IngestHooks,
+        batch: str | None = None,
     ):
         self.timings: Counter = Counter()
+        self.batch = batch
+        self.load_ids: set[str] = set()
         self.con = _TimedConnection(con, self.timings)
         self.settings = settings
         self.cfg = cfg
@@ -299,7 +325,6 @@ class _Runner:
             )
         if not items:
             return
-        self.summary.files_new += len(items)
         spec = SPECS[items[0].file.dataset]
         load_id = hashlib.sha256(
             "\n".join(
@@ -358,6 +383,7 @@ class _Runner:
         self.lake.verify(con, outputs, stats)
         self.hooks.at("staged", self.load_no)
 
+        done = self._load_summary(spec, items, stats, outputs, n_final, keep())
         con.execute("begin transaction")
         try:
             if spec.name == "events" and n_final:
@@ -365,6 +391,8 @@ class _Runner:
             for st in stats:
                 st.loaded_at = now if st.status != "failed" else None
             bookkeeping.record_files(con, stats)
+            if self.batch is not None:
+                bookkeeping.record_batch(con, self.batch, load_id, done, now)
             moved = self.lake.move_into_place(outputs, load_id)
             bookkeeping.record_outputs(con, moved, now)
             self.hooks.at("moved", self.load_no)
@@ -374,9 +402,13 @@ class _Runner:
             raise
         finally:
             self.lake.drop_staging(load_id)
-        self._summarize(spec, items, stats, outputs, n_final, keep())
+        self.summary.merge(done)
+        self.load_ids.add(load_id)
+        for st in stats:
+            if st.status != "failed":
+                self.manifest.remember(st)
 
-    def _summarize(
+    def _load_summary(
         self,
         spec: DatasetSpec,
         items: list[LoadItem],
@@ -384,12 +416,10 @@ class _Runner:
         outputs: list[Any],
         n_final: int,
         keep: str,
-    ) -> None:
-        s = self.summary
-        counter = Counter(s.reasons)
-        for reason, n in self.validator.reasons(keep):
-            counter[reason] += n
-        s.reasons = dict(sorted(counter.items()))
+    ) -> IngestSummary:
+        """What this load adds to the run's summary."""
+        s = IngestSummary(files_new=len(items))
+        s.reasons = dict(sorted(self.validator.reasons(keep)))
         if spec.name == "events" and n_final:
             s.event_dates.extend(
                 o.final.rsplit("/", 2)[1].split("=", 1)[1] for o in outputs if o.kind == "events"
@@ -421,4 +451,4 @@ class _Runner:
                 s.files_loaded += 1
             if spec.name != "events" and st.loaded:
                 s.snapshots.append(f"{spec.name}/{it.snapshot_date.isoformat()}")
-            self.manifest.remember(st)
+        return s

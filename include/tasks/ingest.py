@@ -9,15 +9,17 @@ from include.ingest import ReconciliationError
 from include.tasks import fail_fast
 
 
-def load_new_files() -> dict[str, Any]:
+def load_new_files(batch: str | None = None) -> dict[str, Any]:
     """Ingest every new landing file; returns the batch summary (counts only, XCom-sized).
 
+    ``batch`` (the DAG run's id) makes a retry report the loads a killed try of the same run
+    committed, so they are gated and announced by this run's Asset event, not left unannounced.
     Failures keep their retries: a lock held by another run or a file that did not reconcile
     (left ``failed`` in the manifest and retried) may pass on the next try.
     """
     from include.ingest import ingest
 
-    return ingest().as_dict()
+    return ingest(batch=batch).as_dict()
 
 
 @fail_fast
