@@ -18,6 +18,13 @@ from typing import Any
 
 import pytest
 
+# With the scale-out stack installed (`make setup-scale`), Great Expectations imports
+# pyspark.sql.connect, whose import calls sys.exit(0) ("Skipping doctests") in a process whose
+# __main__ has neither __spec__ nor __file__: an xdist worker. Give the worker's __main__ a file.
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "<pytest-xdist worker>"
+
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="trasos-tests-"))  # one per xdist worker
 os.environ["TRASOS_STATE_DIR"] = str(_SESSION_DIR / "state")
 # A task that fails and keeps its retry (include.roles.retry_delay) retries after 1 s, not 30:
