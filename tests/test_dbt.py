@@ -494,6 +494,10 @@ def test_incremental_run_equals_full_rebuild(built: Path, tmp_path: Path) -> Non
         ).fetchall()
     )
     con.close()
+    # A load killed before its commit left a file under its final name that ingestion's
+    # manifest does not list (u2, 15 min after e16): dbt must not read it (read_lake).
+    orphan = [("e17", "2024-03-02 09:40:00", "page_view", "a4", "u2", None, "/", {})]
+    write_events(data_dir, orphan, "orphan", received_at="2024-03-03 09:00:00")
     out = run_dbt(data_dir, "build", "--select", *DE_SELECT.split(), *quick)
     # batch 2 and 3 (the lookback re-reads the last 6 h): their partitions, not batch 1's alone
     assert "event_date=2024-03-01, 2024-03-02, 2024-03-03 (ingestion's manifest)" in out
@@ -507,6 +511,7 @@ def test_incremental_run_equals_full_rebuild(built: Path, tmp_path: Path) -> Non
     e15 = by_id["e15"]
     assert e15[:5] == ("u1", 4, _ts("2024-03-03 08:00:00"), _ts("2024-03-01 20:05:00"), 129300)
     assert by_id["e16"][:3] == ("u2", 1, _ts("2024-03-02 09:00:00"))  # joins the open session
+    assert "e17" not in by_id  # the uncommitted file
     rewritten = {event for event, row in by_id.items() if row[-1] != before.get(event)}
     # u1's closed sessions stay; u2's open session and the new events are rewritten
     assert rewritten == {"e11", "e12", "e15", "e16"}

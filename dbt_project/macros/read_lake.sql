@@ -52,7 +52,36 @@
         ) }}
     {%- endif -%}
     {%- endif -%}
+    {%- set committed = committed_filter(source_relation) -%}
+    {%- if committed %}
+    (select * exclude (filename) from read_parquet({{ location }}, hive_partitioning = true,
+        union_by_name = true, filename = true) where {{ committed }})
+    {%- else %}
     read_parquet({{ location }}, hive_partitioning = true, union_by_name = true)
+    {%- endif %}
+{%- endmacro %}
+
+
+{#-
+    Only the files ingestion committed: a load writes its Parquet under the final names, then
+    lists them in `raw.ingest_outputs` in the transaction that commits it (on the object store
+    there is no rename to hide them before). A load killed in between leaves files that the
+    glob matches and the next ingestion deletes; until then this filter keeps them out, as the
+    `raw.*` views do. A lake written without ingestion's bookkeeping (no `raw.ingest_outputs`,
+    none of the source's files in it, or a lake outside `<root>/lake/<source>`) is read whole.
+-#}
+{% macro committed_filter(source_relation) -%}
+    {%- set manifest = adapter.get_relation(database=target.database, schema='raw',
+        identifier='ingest_outputs') -%}
+    {%- set folder = '/lake/' ~ source_relation.identifier -%}
+    {%- set directory = lake_directory(source_relation) -%}
+    {%- if manifest is none or not directory.endswith(folder) -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set root = directory[:directory | length - folder | length] -%}
+    {%- set listed = manifest ~ " where kind = '" ~ source_relation.identifier ~ "'" -%}
+    {{ return("(filename in (select '" ~ root ~ "/' || path from " ~ listed
+        ~ ") or not exists (select 1 from " ~ listed ~ "))") }}
 {%- endmacro %}
 
 
