@@ -28,26 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 DAGS = ("events_ingest", "events_transform", "recommender_train")
-SMALL_SAMPLE_CONTRACT = """
-version: 1
-candidate: lightfm_blend
-baselines: [popularity, category_popularity, cooccurrence, als]
-clauses:
-  - id: enough_users_evaluated
-    owner: DE
-    metric: n_users
-    segment: all
-    model: candidate
-    op: ">="
-    threshold: 5
-session_clauses:
-  - id: session_hr_vs_cooccurrence
-    owner: DS
-    metric: hr@20
-    compare_to: cooccurrence
-    factor: 0.0
-    min_test_sessions: 5
-"""
+#: the small-sample definition of done of the chain tests
+SMALL_SAMPLE_CONTRACT = (
+    Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "small_sample_dod.yaml"
+)
 
 
 def log(msg: str) -> None:
@@ -61,13 +45,12 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="trasos-chain-"))
     work.chmod(0o755)  # PostgreSQL runs as nobody under root
     os.environ["TRASOS_CLUSTER_DIR"] = str(work / "cluster")
-    (work / "dod.yaml").write_text(SMALL_SAMPLE_CONTRACT)
     result: dict = {"dags": {}}
     try:
         t0 = time.perf_counter()
         state = cluster.up(
             extra_env={
-                "TRASOS_DEFINITION_OF_DONE": str(work / "dod.yaml"),
+                "TRASOS_DEFINITION_OF_DONE": str(SMALL_SAMPLE_CONTRACT),
                 "TRASOS_MLFLOW": "off",
                 "TRASOS_RETRY_DELAY_SECONDS": "2",
             }
@@ -76,25 +59,10 @@ def main() -> int:
         env = cluster.cluster_env(state, "writer")
         simulate(SimulatorConfig(days=10, visitors=2500, seed=11), Path(env["TRASOS_DATA_DIR"]))
         api = cluster.ClusterApi(state)
-        for dag in DAGS[1:]:
-            api.wait(dag, lambda d=dag: api.get(f"/dags/{d}"))
-            api.send("PATCH", f"/dags/{dag}", {"is_paused": False})
-        t0 = time.perf_counter()
-        run_id = api.unpause_and_first_run(DAGS[0])
-        for dag in DAGS:
-            if dag != DAGS[0]:
-                runs = api.wait(dag, lambda d=dag: api.get(f"/dags/{d}/dagRuns")["dag_runs"], 600)
-                run_id = runs[0]["dag_run_id"]
-            run = api.wait_run(dag, run_id, timeout_s=3600)
-            tasks = run["tasks"].values()
-            result["dags"][dag] = {
-                "state": run["state"],
-                "done_after_s": round(time.perf_counter() - t0, 1),
-                "workers": sorted({t["hostname"] for t in tasks if t["hostname"]}),
-            }
+        chain = api.run_chain(DAGS, timeout_s=3600)
+        for dag, got in chain.items():
+            result["dags"][dag] = {k: v for k, v in got.items() if k != "tasks"}
             log(f"{dag}: {result['dags'][dag]}")
-            if run["state"] != "success":
-                break
         # the API host: the cluster's store, its own state directory (cache)
         os.environ.update({k: v for k, v in env.items() if k.startswith(("TRASOS_", "AWS_"))})
         os.environ["TRASOS_STATE_DIR"] = str(work / "api-host")

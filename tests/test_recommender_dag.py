@@ -32,26 +32,8 @@ from recsys import tracking as T
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SMALL_SAMPLE_CONTRACT = """
-version: 1
-candidate: lightfm_blend
-baselines: [popularity, category_popularity, cooccurrence, als]
-clauses:
-  - id: enough_users_evaluated
-    owner: DE
-    metric: n_users
-    segment: all
-    model: candidate
-    op: ">="
-    threshold: 5
-session_clauses:
-  - id: session_hr_vs_cooccurrence
-    owner: DS
-    metric: hr@20
-    compare_to: cooccurrence
-    factor: 0.0
-    min_test_sessions: 5
-"""
+#: the small-sample definition of done (the shipped one refuses samples this small)
+SMALL_SAMPLE_CONTRACT = (Path(__file__).parent / "fixtures" / "small_sample_dod.yaml").read_text()
 
 
 @pytest.fixture
