@@ -47,7 +47,9 @@ for _key, _value in airflow_env().items():
         os.environ[_key] = _value
         _derived.append(_key)
 os.environ[_DERIVED] = ",".join(_derived)
-os.environ.pop("TRASOS_DATA_DIR", None)  # each test sets its own through `data_dir`
+# Each test sets its own through `data_dir`; one that does not gets this worker's scratch
+# folder, never the repository's ./data (where a gate would leave its GX context and pages).
+os.environ["TRASOS_DATA_DIR"] = str(_SESSION_DIR / "data")
 # MLflow tracking costs ~5 s of CPU per process that trains or promotes: off, except in the
 # tests that check it (the `mlflow_on` fixture), which run it for real on a local store.
 os.environ["TRASOS_MLFLOW"] = "off"
