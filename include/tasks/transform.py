@@ -34,15 +34,12 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
     start-up paid per task; at the same load they took 1.4x the wall time and CPU of the one
     build with its sensors (docs/architecture.md).
 
-    Cosmos reads its own settings when imported, so its cache directory (in the git-ignored
-    state directory) and telemetry switch are set here, before the import.
+    Cosmos reads its own settings when imported: :func:`cosmos_defaults` first.
     """
     from include.dbt_runner import dbt_env_vars, dbt_executable, dbt_target
     from include.transform import DE_SELECT, ensure_dbt_ls
 
-    settings = get_settings()
-    os.environ.setdefault("AIRFLOW__COSMOS__CACHE_DIR", str(settings.state_dir / "cosmos"))
-    os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
+    cosmos_defaults()
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import (
         ExecutionMode,
@@ -107,6 +104,13 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
     )
     _sensors_after_the_build(group)
     return group
+
+
+def cosmos_defaults() -> None:
+    """Cosmos's cache directory (in the git-ignored state directory) and telemetry off, unless
+    the environment says otherwise; Cosmos reads both once, when first imported."""
+    os.environ.setdefault("AIRFLOW__COSMOS__CACHE_DIR", str(get_settings().state_dir / "cosmos"))
+    os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
 
 
 def _sensors_after_the_build(group: Any) -> None:
