@@ -312,8 +312,12 @@ def cluster_env(state: dict[str, Any], role: str = "writer") -> dict[str, str]:
 
     root = Path(state["root"])
     pg = f"127.0.0.1:{state['ports']['postgres']}"
-    saved = {k: os.environ.get(k) for k in ("TRASOS_DATA_DIR", "TRASOS_WAREHOUSE")}
+    keys = ("TRASOS_DATA_DIR", "TRASOS_STATE_DIR", "TRASOS_WAREHOUSE")
+    saved = {k: os.environ.get(k) for k in keys}
+    # a host's own data and state folders: its store cache (models/, published/), Cosmos and
+    # dbt-ls caches are its own, as on separate hosts, and never outlive the cluster
     os.environ["TRASOS_DATA_DIR"] = str(root / role / "data")
+    os.environ["TRASOS_STATE_DIR"] = str(root / role / "state")
     os.environ.pop("TRASOS_WAREHOUSE", None)
     try:
         env = airflow_env(port=state["ports"]["api"], home=root / "airflow")
@@ -326,6 +330,7 @@ def cluster_env(state: dict[str, Any], role: str = "writer") -> dict[str, str]:
     env.update(
         {
             "TRASOS_DATA_DIR": str(root / role / "data"),
+            "TRASOS_STATE_DIR": str(root / role / "state"),
             "TRASOS_STORE_URL": f"s3://{BUCKET}",
             "TRASOS_LOCK_DSN": f"postgresql://airflow@{pg}/airflow",
             "TRASOS_WRITER_QUEUE": WRITER_QUEUE,

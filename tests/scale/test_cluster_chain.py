@@ -74,7 +74,11 @@ def test_the_chain_runs_on_both_workers_through_the_object_store(chain, store_en
 
     store = Store(store_env["TRASOS_STORE_URL"])
     assert store.files("lake/events") and store.files("lake/catalog")
-    assert store.files("models") and store.read_text("published/CURRENT").strip()
+    current = store.read_text("published/CURRENT").strip()
+    assert store.files("models") and current
+    # one training, one version: nothing of an older cluster's cache was pushed to this store
+    versions = {k.split("/")[1] for k in store.files("published") if k != "published/CURRENT"}
+    assert versions == {current}, versions
     for role in cluster.WORKERS:
         data = Path(cluster.cluster_env(state, role)["TRASOS_DATA_DIR"])
         assert local_files(data) == [], role  # no lake, models or lists on a worker's disk
