@@ -155,7 +155,8 @@ def generate_events_sql(
         end as page,
         case when event_type = 'scroll' then cast(r as double) end as scroll_depth_pct,
         cast(null as integer) as list_position,
-        case when event_type in ('add_to_cart', 'purchase') then 10.0 + r end as price,
+        case when event_type in ('add_to_cart', 'purchase') then cast(10 + r as double) end
+            as price,
         case when event_type in ('add_to_cart', 'purchase') then 1 end as quantity,
         case when event_type = 'purchase' then 'o' || s end as order_id,
         case when event_type = 'search' then 'dress' end as search_query,
@@ -165,6 +166,8 @@ def generate_events_sql(
         case device % 4 when 0 then 'DE' when 1 then 'FR' when 2 then 'NL' else 'GB' end
             as country,
         'bench' as user_agent,
+        cast(null as varchar) as experiment_id,
+        cast(null as varchar) as variant,
         '{{}}' as properties,
         device % 100 = 99 as is_bot,
         event_time + interval 5 minute as received_at,

@@ -55,3 +55,19 @@ def test_growth_is_the_ratio_of_the_two_hourly_builds() -> None:
         incremental.growth(0.0, 3.0)
     grown = incremental.grown_nodes({"a": 1.0, "b": 2.0}, {"a": 4.0, "b": 2.2, "c": 0.5}, top=2)
     assert grown == {"a": 3.0, "c": 0.5}
+
+
+def test_the_bench_lake_has_the_raw_event_contract(tmp_path: Path) -> None:
+    """The generated lake carries exactly the columns and types ingestion writes, so the
+    benches build the same dbt models (a column added to the contract must reach them)."""
+    from include.contracts import RAW_EVENT_COLUMNS
+
+    write_lake(tmp_path, 500)
+    con = duckdb.connect()
+    described = con.execute(
+        "describe select * from read_parquet(?, hive_partitioning = false)",
+        [str(tmp_path / "lake" / "events" / "*" / "*.parquet")],
+    ).fetchall()
+    partition_key = RAW_EVENT_COLUMNS[-1]  # event_date: in the path, not in the file
+    assert partition_key == ("event_date", "DATE")
+    assert [(name, kind) for name, kind, *_ in described] == list(RAW_EVENT_COLUMNS[:-1])
