@@ -85,6 +85,11 @@ def test_the_last_line_is_the_json_summary(tmp_path, capsys, protocol):
     assert summary["n_test_users"] > 0 and summary["evaluate_s"] > 0 and summary["fit_s"] > 0
     assert isinstance(summary["dod_passed"], bool)
     assert summary["candidate"] in summary["models"]
+    # LightFM alone against ALS: the point ratio of the table's nDCG@10 with its interval
+    vs = summary["lightfm_vs_als"]
+    m = summary["models"]
+    assert vs["ndcg@10"] == pytest.approx(m["lightfm"]["ndcg@10"] / m["als"]["ndcg@10"], rel=1e-3)
+    assert vs["ci95"][0] <= vs["ndcg@10"] <= vs["ci95"][1]
     if protocol == "leave-last-out":
         assert summary["n_test_users"] == 250  # every sampled user has >= 4 distinct items
         # a ring walk: co-occurrence of neighbours beats popularity by far
