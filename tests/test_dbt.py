@@ -544,6 +544,13 @@ def test_dag_renders_every_de_model_with_its_tests() -> None:
         "path:models/marts/ml"
     )
     assert not producer.exclude  # the build runs the unit tests, each before its model
+    # the parse that `dbt ls` made to render the group seeds Cosmos's partial-parse cache, so
+    # the producer's first freshness run and build after `make clean` do not parse in full
+    from include.transform import ensure_dbt_ls
+
+    parsed = ensure_dbt_ls().parent / "partial_parse.msgpack"
+    cached = Path(producer.cache_dir) / "target" / "partial_parse.msgpack"
+    assert cached.exists() and cached.stat().st_mtime >= parsed.stat().st_mtime
     for model in models:
         run, tests = dag.get_task(f"dbt.{model}.run"), dag.get_task(f"dbt.{model}.test")
         assert run.model_unique_id == f"model.trasos.{model}"
@@ -558,6 +565,13 @@ def test_dag_renders_every_de_model_with_its_tests() -> None:
         *(f"dbt.lake_{source}_source" for source in ("events", "catalog", "customers")),
     }
     assert {t.trigger_rule for t in roots if "done" not in t.task_id} == {"all_done"}
+    # a node the producer never reported fails its sensor after a while, not never
+    from airflow.sdk.bases.sensor import BaseSensorOperator
+
+    from include.tasks.transform import SENSOR_TIMEOUT_S
+
+    sensors = [t for t in dag.tasks if isinstance(t, BaseSensorOperator)]
+    assert len(sensors) > 30 and {t.timeout for t in sensors} == {SENSOR_TIMEOUT_S}
     # a relationships test counts among its models' tests (dbt runs it after both)
     assert not [i for i in ids if i.startswith("dbt.relationships_")]
     assert not [i for i in ids if "metrics_" in i]  # DA's marts run in business_metrics

@@ -15,6 +15,9 @@
       `merge` on a table format with merges (file_format delta, iceberg, hudi).
       Cost: one rewrite of the table per incremental run (O(table)), against DuckDB's O(rows
       changed): measured in bench/sessionize.py.
+    - `dbt source freshness` of the lake sources: dbt asks `max(loaded_at_field)` of the
+      source relation, which Spark does not know (a lake source is a Parquet directory, not a
+      metastore table): read through `read_lake` like the staging models.
 -#}
 {% macro type_double() -%}
     {{ return(adapter.dispatch('type_double', 'trasos')()) }}
@@ -112,3 +115,18 @@
             strategy, source, target, existing, unique_key, incremental_predicates) }}
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- dbt's freshness query (global project, collect_freshness) on the lake's Parquet -#}
+{% macro spark__collect_freshness(source, loaded_at_field, filter) %}
+  {% call statement('collect_freshness', fetch_result=True, auto_begin=False) -%}
+    select
+      max({{ loaded_at_field }}) as max_loaded_at,
+      {{ current_timestamp() }} as snapshotted_at
+    from {{ read_lake(source) }}
+    {% if filter %}
+    where {{ filter }}
+    {% endif %}
+  {% endcall %}
+  {{ return(load_result('collect_freshness')) }}
+{% endmacro %}

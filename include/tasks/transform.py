@@ -82,7 +82,7 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
             # `dbt ls` of the DE nodes (DE_SELECT: DA's marts/metrics run in business_metrics),
             # re-listed only when a project file changed: a parse reads a few kB, runs no dbt
             load_method=LoadMode.DBT_LS_FILE,
-            dbt_ls_path=ensure_dbt_ls(DE_SELECT),
+            dbt_ls_path=(ls_path := ensure_dbt_ls(DE_SELECT)),
             # the producer builds exactly the nodes rendered
             select=list(DE_SELECT),
             # a sensor per model and one per model's data tests (their aggregated result in
@@ -103,6 +103,7 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
         operator_args={"pool": pool, "deferrable": False, "poke_interval": 5},
     )
     _sensors_after_the_build(group)
+    _seed_partial_parse(group, ls_path.parent)
     return group
 
 
@@ -113,6 +114,30 @@ def cosmos_defaults() -> None:
     os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
 
 
+def _seed_partial_parse(group: Any, ls_target: Path) -> None:
+    """Give Cosmos's partial-parse cache the parse ``dbt ls`` just made, when it is newer.
+
+    Cosmos copies its cached ``partial_parse.msgpack`` into each dbt run's temporary project
+    and refreshes the cache after a build, but not after the producer's ``dbt source
+    freshness``; so after ``make clean`` (or a project change) the freshness run and the
+    build each parsed the whole project (~5 s each here). The ``dbt ls`` that renders this
+    group parsed the same project, profile and environment: its file is valid, and where dbt
+    finds it stale it parses in full, as without it.
+    """
+    from cosmos import cache
+    from cosmos.constants import PRODUCER_WATCHER_TASK_ID
+    from cosmos.dbt.project import get_partial_parse_path
+
+    producer = group.dag.get_task(f"{group.group_id}.{PRODUCER_WATCHER_TASK_ID}")
+    cache_dir = getattr(producer, "cache_dir", None)
+    parsed = ls_target / "partial_parse.msgpack"
+    if cache_dir is None or not parsed.exists():
+        return
+    cached = get_partial_parse_path(Path(cache_dir))
+    if cache._get_timestamp(cached) < parsed.stat().st_mtime:
+        cache._update_partial_parse_cache(parsed, Path(cache_dir))
+
+
 def _sensors_after_the_build(group: Any) -> None:
     """Start the group's first sensors when the producer's build has ended (``all_done``: also
     when it failed, so each reads its node's state and the failed ones fail).
@@ -121,7 +146,14 @@ def _sensors_after_the_build(group: Any) -> None:
     every task shares the one-slot writer pool: a sensor taking the slot first would wait
     forever for a build that cannot start; and ``airflow dags test`` (``make run``) runs one
     task at a time, so a sensor before the producer would never return.
+
+    Every sensor also gets a :data:`SENSOR_TIMEOUT_S`: started after the build, a sensor finds
+    its node's state at its first poke, but Cosmos (1.15) pokes forever when the producer
+    succeeded without reporting the node (seen when ``dbt source freshness`` failed with a
+    runtime error: the build went on and the source sensors waited for ever). The timeout
+    turns that into a failed task instead of a hung DAG run.
     """
+    from airflow.sdk.bases.sensor import BaseSensorOperator
     from cosmos.constants import PRODUCER_WATCHER_DONE_TASK_ID, PRODUCER_WATCHER_TASK_ID
 
     tasks = {t.task_id: t for t in group.iter_tasks()}  # nested groups included
@@ -132,6 +164,13 @@ def _sensors_after_the_build(group: Any) -> None:
         if task is not producer and task is not done and not task.upstream_task_ids & members:
             producer >> task
             task.trigger_rule = "all_done"
+        if isinstance(task, BaseSensorOperator):
+            task.timeout = SENSOR_TIMEOUT_S
+
+
+#: How long a dbt node's sensor waits for its node's state after the build (seconds). The
+#: state is there at the first poke; only a node the producer never reported waits this long.
+SENSOR_TIMEOUT_S = 600
 
 
 #: The producer's freshness statuses that stop the models below a source: dbt's ``error``
