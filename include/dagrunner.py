@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -73,6 +74,44 @@ def _release_duckdb() -> None:
                 cm._ENV.close()
             cm._ENV = None
     gc.collect()
+
+
+def _release_spark() -> None:
+    """Stop the JVM that a DAG's in-process dbt-spark started (target ``spark``).
+
+    Cosmos's producer runs dbt in this process, and dbt-spark's ``method: session`` starts a
+    SparkSession here, whose embedded Derby metastore admits one JVM: the next DAG's dbt
+    (a subprocess: business_metrics) could not open it while this process holds it. The
+    JVM ends when its stdin closes (pyspark's gateway server exits on EOF) or, when a forked
+    child still holds that pipe, on a SIGTERM (its shutdown hooks close the metastore); the
+    next in-process dbt-spark starts a new one.
+    """
+    context = sys.modules.get("pyspark.core.context")
+    if context is None:
+        return
+    spark_context = context.SparkContext
+    if spark_context._active_spark_context is not None:
+        spark_context._active_spark_context.stop()
+    gateway = spark_context._gateway
+    if gateway is None:
+        return
+    proc = getattr(gateway, "proc", None)
+    gateway.shutdown()
+    spark_context._gateway = None
+    spark_context._jvm = None
+    if proc is None:
+        return
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:  # EOF ends it, unless a forked child still holds the pipe: then a SIGTERM
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _dag_state(dag_id: str, started: float) -> str:
@@ -129,6 +168,7 @@ def run_dags(
 
                 traceback.print_exc()
             _release_duckdb()
+            _release_spark()
         state = _dag_state(dag_id, t0 - 1)
         if error and state == "success":
             state = "failed"
@@ -162,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dag_ids", nargs="+")
     args = p.parse_args(argv)
     out = os.fdopen(os.dup(1), "w")
+    # stdout carries the JSON lines only: whatever else is printed outside a DAG run (a
+    # library logging at exit: py4j after a Spark DAG) goes to stderr
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     tolerate = tuple(args.tolerate)
     results: list[dict] = []
     code = run_dags(args.dag_ids, args.log_dir, out, tolerate, results)

@@ -120,7 +120,7 @@ def run_airflow(*args: str, env: dict[str, str] | None = None, timeout: int = 60
     )
 
 
-def run_dagrunner(*args: str, log_dir: Path) -> tuple[int, list[dict]]:
+def run_dagrunner(*args: str, log_dir: Path, timeout: float = 600) -> tuple[int, list[dict]]:
     """Run ``make run``'s DAG runner on ``args``; returns its exit code and JSON lines."""
     import json
 
@@ -129,7 +129,7 @@ def run_dagrunner(*args: str, log_dir: Path) -> tuple[int, list[dict]]:
         env=dict(os.environ),
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
     return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
 
