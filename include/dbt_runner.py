@@ -40,6 +40,10 @@ def dbt_executable() -> str:
     return found
 
 
+#: The profile of dbt_project/profiles.yml (and of dbt_project.yml's ``profile:``)
+DBT_PROFILE = "trasos"
+
+
 def dbt_target() -> str:
     """The profiles.yml target (:attr:`include.settings.Settings.dbt_target`)."""
     return get_settings().dbt_target

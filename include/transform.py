@@ -22,7 +22,7 @@ from typing import Any
 
 from common.fs import atomic_write_text
 from common.locks import exclusive_lock
-from include.dbt_runner import run_dbt
+from include.dbt_runner import DBT_PROFILE, dbt_target, run_dbt
 from include.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,12 @@ def ensure_dbt_ls(select: tuple[str, ...] = DE_SELECT, target_path: Path | None 
                 "json",
                 "--output-keys",
                 *DBT_LS_KEYS,
+                # as Cosmos names them: dbt keys its partial parse on these flags, and this
+                # parse seeds the producer's (include.tasks.transform._seed_partial_parse)
+                "--profile",
+                DBT_PROFILE,
+                "--target",
+                dbt_target(),
             ],
             target_path=target,
             log_output=False,

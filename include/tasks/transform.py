@@ -36,7 +36,7 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
 
     Cosmos reads its own settings when imported: :func:`cosmos_defaults` first.
     """
-    from include.dbt_runner import dbt_env_vars, dbt_executable, dbt_target
+    from include.dbt_runner import DBT_PROFILE, dbt_env_vars, dbt_executable, dbt_target
     from include.transform import DE_SELECT, ensure_dbt_ls
 
     cosmos_defaults()
@@ -62,7 +62,7 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
             install_dbt_deps=False,
         ),
         profile_config=ProfileConfig(
-            profile_name="trasos",
+            profile_name=DBT_PROFILE,
             # TRASOS_DBT_TARGET: dev (DuckDB), object_store, spark (dbt_project/profiles.yml)
             target_name=dbt_target(),
             profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
