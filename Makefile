@@ -15,7 +15,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
 # PHONY list
-.PHONY: up-cluster down-cluster
+.PHONY: up-cluster down-cluster spark-thrift
 .PHONY: help setup run up land test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate rollback sql sample mlflow notebook setup-scale test-scale
 
 help:  ## list the targets
@@ -93,9 +93,12 @@ format: setup
 	$(VENV)/bin/ruff format .
 
 TARGET ?= $(or $(TRASOS_DBT_TARGET),dev)
-dbt-build: setup  ## dbt build on the local warehouse (TARGET=spark: local Spark, needs setup-scale)
+dbt-build: setup  ## dbt build on the local warehouse (TARGET=spark: local Spark; TARGET=spark_thrift: make spark-thrift's server)
 	eval "$$($(CTL) env)" && cd dbt_project && TRASOS_DBT_TARGET=$(TARGET) SPARK_LOCAL_IP=127.0.0.1 \
 	  ../$(VENV)/bin/dbt build
+
+spark-thrift: setup-scale  ## a Spark Thrift Server on the spark target's warehouse, in the foreground (TARGET=spark_thrift reaches it)
+	eval "$$($(CTL) env)" && $(PY) -m include.cluster spark-thrift
 
 dbt-docs: setup  ## generate dbt docs (one self-contained page) into the reports and serve them on loopback
 	eval "$$($(CTL) env)" && $(PY) -m include.transform docs && \

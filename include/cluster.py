@@ -285,6 +285,76 @@ def object_store(root: Path) -> Iterator[dict[str, str]]:
             _kill_group(info["pid"])
 
 
+#: The Thrift Server's Spark settings: those of the ``spark`` output of
+#: dbt_project/profiles.yml (its ``server_side_parameters``), for a server instead of a session
+SPARK_THRIFT_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
+
+
+def spark_thrift_command(spark_dir: Path, port: int) -> list[str]:
+    """``spark-submit`` of the Spark Thrift Server the pyspark wheel ships (its jar, not
+    ``sbin/start-thriftserver.sh``), with the ``spark`` target's warehouse, metastore and
+    session settings under ``spark_dir``, listening on 127.0.0.1:``port``."""
+    env = os.environ.get
+    conf = {
+        "spark.sql.warehouse.dir": str(spark_dir / "warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={spark_dir / 'metastore_db'};create=true"
+        ),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={spark_dir}",
+        "spark.driver.memory": env("TRASOS_SPARK_DRIVER_MEMORY", "2g"),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.parquet.mergeSchema": "true",
+        "spark.sql.shuffle.partitions": env("TRASOS_SPARK_SHUFFLE_PARTITIONS", "2"),
+        "spark.ui.enabled": "false",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.host": "127.0.0.1",
+    }
+    args = [str(Path(sys.executable).parent / "spark-submit"), "--master",
+            env("TRASOS_SPARK_MASTER", "local[2]"), "--class", SPARK_THRIFT_CLASS]  # fmt: skip
+    for key, value in conf.items():
+        args += ["--conf", f"{key}={value}"]
+    return [*args, "spark-internal", "--hiveconf", f"hive.server2.thrift.port={port}",
+            "--hiveconf", "hive.server2.thrift.bind.host=127.0.0.1"]  # fmt: skip
+
+
+@contextmanager
+def spark_thrift_server(spark_dir: Path, timeout_s: float = 300) -> Iterator[dict[str, str]]:
+    """A Spark Thrift Server on a free loopback port, its warehouse and metastore under
+    ``spark_dir``: yields the environment of the ``spark_thrift`` dbt target (and of
+    :func:`include.warehouse.read_marts`, which reads the same warehouse folder); stopped on
+    exit, also on an error."""
+    spark_dir.mkdir(parents=True, exist_ok=True)
+    (port,) = free_ports(1)
+    log = spark_dir / "thrift-server.log"
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or not spec.submodule_search_locations:
+        raise ClusterError("pyspark is not installed: make setup-scale")
+    env = {
+        **os.environ,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_HOME": spec.submodule_search_locations[0],  # the wheel's jars and bin/
+        "PYSPARK_PYTHON": sys.executable,
+    }
+    pid = _spawn(spark_thrift_command(spark_dir, port), log, env, spark_dir)
+    try:
+
+        def listening() -> bool:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+
+        _wait("the Spark Thrift Server", listening, timeout_s, log)
+        yield {
+            "TRASOS_DBT_TARGET": "spark_thrift",
+            "TRASOS_SPARK_HOST": "127.0.0.1",
+            "TRASOS_SPARK_PORT": str(port),
+            "TRASOS_SPARK_DIR": str(spark_dir),
+        }
+    finally:
+        _kill_group(pid, grace_s=15)
+
+
 def _kill_group(pgid: int, grace_s: float = 5) -> None:
     try:
         os.killpg(pgid, signal.SIGTERM)
@@ -504,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m include.cluster", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "env", "status"])
+    parser.add_argument("command", choices=["up", "down", "env", "status", "spark-thrift"])
     parser.add_argument("--role", default="writer", choices=sorted(WORKERS))
     args = parser.parse_args(argv)
     if args.command == "up":
@@ -529,6 +599,17 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "status":
         state = read_state()
         print(json.dumps({"up": bool(state and _alive(state)), "state": str(state_path())}))
+    elif args.command == "spark-thrift":  # in the foreground, until Ctrl-C
+        spark_dir = get_settings().spark_dir
+        with spark_thrift_server(spark_dir) as env:
+            print(f"Spark Thrift Server up; warehouse {spark_dir / 'warehouse'}; in another shell:")
+            for key, value in env.items():
+                print(f"  export {key}={json.dumps(value)}")
+            print("  make dbt-build TARGET=spark_thrift    # Ctrl-C here stops the server", flush=True)
+            try:
+                signal.pause()
+            except KeyboardInterrupt:
+                pass
     return 0
 
 
