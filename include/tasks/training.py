@@ -19,6 +19,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -158,20 +159,29 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
     folder = settings.local_copy(snapshot["snapshot"])
     events = pd.read_parquet(folder / "events.parquet")
     config, split_at = training_plan(events)
-    summary = run_training(
-        events,
-        pd.read_parquet(folder / "items.parquet"),
-        pd.read_parquet(folder / "users.parquet"),
-        models_dir=settings.models_dir,
-        config=config,
-        split_at=split_at,
-        contract=settings.definition_of_done,
-    )
-    # the session model for anonymous visitors: its own clause, published by score() only
-    # when it passes
-    session = train_session_model(
-        events, split_at, config.split.test_days, settings.definition_of_done
-    )
+    # The session model for anonymous visitors (its own clause, published by score() only
+    # when it passes) needs nothing from the user model until it is saved, so it trains in a
+    # second thread meanwhile: LightFM fits on one thread (determinism, issue 20) and numpy/
+    # scipy release the GIL, so the two use both cores. Its own copy of the events: pandas
+    # frames are not safe to share between threads.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="session-model") as pool:
+        session_future = pool.submit(
+            train_session_model,
+            events.copy(),
+            split_at,
+            config.split.test_days,
+            settings.definition_of_done,
+        )
+        summary = run_training(
+            events,
+            pd.read_parquet(folder / "items.parquet"),
+            pd.read_parquet(folder / "users.parquet"),
+            models_dir=settings.models_dir,
+            config=config,
+            split_at=split_at,
+            contract=settings.definition_of_done,
+        )
+        session = session_future.result()
     items = pd.read_parquet(folder / "items.parquet")
     version_dir = settings.models_dir / summary["version"]
     summary["session"] = save_session_model(
