@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -502,12 +502,20 @@ def run_pipeline(dataset: str = "simulator") -> int:
     then: tuple[str, ...] = ()
     if dataset == "simulator" and (REPO_ROOT / "dags" / f"{EXPERIMENT_DAG}.py").exists():
         then = EXPERIMENT_CHAIN
-    rc = run_dags_in_order(dags, env, log_dir, then=then, then_log_dir=log_dir / "experiment_week")
+    owners: list[subprocess.Popen] = []  # the ownership map, started when round 1 is done
+    rc = run_dags_in_order(
+        dags,
+        env,
+        log_dir,
+        then=then,
+        then_log_dir=log_dir / "experiment_week",
+        on_round=lambda: owners.append(start_owners_map(env)),
+    )
     if rc:
         return rc
     print(f"\nall DAGs ran in {time.monotonic() - started_all:.0f} s")
     print_summary()
-    print_alerts_and_owners(alerts_from, env)
+    print_alerts_and_owners(alerts_from, env, owners[0] if owners else None)
     print_report_locations()
     return 0
 
@@ -531,9 +539,11 @@ def run_dags_in_order(
     log_dir: Path,
     then: Sequence[str] = (),
     then_log_dir: Path | None = None,
+    on_round: Callable[[], object] | None = None,
 ) -> int:
     """Run ``dags`` in one ``include.dagrunner`` process, printing one line per DAG; then, in
-    the same process, ``then`` (the experiment week) when a version is published."""
+    the same process, ``then`` (the experiment week) when a version is published.
+    ``on_round`` is called when the first round is done (whether the second runs or not)."""
     # One process runs every DAG as `airflow dags test` would (include.dagrunner): Airflow's
     # start-up and the heavy imports are paid once, not once per DAG or round.
     extra = []
@@ -554,6 +564,8 @@ def run_dags_in_order(
     for line in proc.stdout:
         result = json.loads(line)
         if "round" in result:  # the first round is done: the experiment week or not
+            if on_round is not None:
+                on_round()
             if result["run"]:
                 print(
                     "\n##### experiment week: the holdout experiment against what was "
@@ -613,8 +625,24 @@ def alerts_since(offset: int) -> list[dict]:
     return records
 
 
-def print_alerts_and_owners(offset: int, env: dict[str, str]) -> None:
-    """What the monitors and gates raised in this run, and the ownership map (written now)."""
+def start_owners_map(env: dict[str, str]) -> subprocess.Popen:
+    """``python -m include.tasks.owners`` in the background (~10 s: it parses every DAG). It
+    needs the trained model's manifest, so ``make run`` starts it once the first round of
+    DAGs is done, beside the experiment week."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "include.tasks.owners"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def print_alerts_and_owners(
+    offset: int, env: dict[str, str], owners: subprocess.Popen | None = None
+) -> None:
+    """What the monitors and gates raised in this run, and the ownership map (written by
+    ``owners``, a :func:`start_owners_map` process, or now)."""
     s = get_settings()
     alerts = alerts_since(offset)
     print(f"\nAlerts raised by this run: {len(alerts) or 'none'} (in {s.notifications_file})")
@@ -624,17 +652,16 @@ def print_alerts_and_owners(offset: int, env: dict[str, str]) -> None:
         error = str(a.get("error") or "").splitlines()
         if error:
             print(f"      {error[0][:160]}")
-    done = subprocess.run(
-        [sys.executable, "-m", "include.tasks.owners"], env=env, capture_output=True, text=True
-    )
-    owners = s.reports_dir / "owners.html"
-    print(f"\nOwnership map (who owns each DAG, dbt model, GX suite, model): {owners}")
-    if done.returncode != 0:
-        for line in (done.stderr or "").splitlines():
+    proc = owners or start_owners_map(env)
+    _, stderr = proc.communicate()
+    owners_page = s.reports_dir / "owners.html"
+    print(f"\nOwnership map (who owns each DAG, dbt model, GX suite, model): {owners_page}")
+    if proc.returncode != 0:
+        for line in (stderr or "").splitlines():
             if line.startswith("PROBLEM"):
                 print(f"  {line}")
-        if not owners.exists():
-            print(f"  not written: `make owners` shows why ({done.stderr.strip()[-300:]})")
+        if not owners_page.exists():
+            print(f"  not written: `make owners` shows why ({(stderr or '').strip()[-300:]})")
 
 
 def print_summary() -> None:
