@@ -605,7 +605,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Spark Thrift Server up; warehouse {spark_dir / 'warehouse'}; in another shell:")
             for key, value in env.items():
                 print(f"  export {key}={json.dumps(value)}")
-            print("  make dbt-build TARGET=spark_thrift    # Ctrl-C here stops the server", flush=True)
+            print(
+                "  make dbt-build TARGET=spark_thrift    # Ctrl-C here stops the server", flush=True
+            )
             try:
                 signal.pause()
             except KeyboardInterrupt:
