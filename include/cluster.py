@@ -22,6 +22,7 @@ process group, on free loopback ports written to ``.state/cluster/cluster.json``
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -285,15 +286,16 @@ def object_store(root: Path) -> Iterator[dict[str, str]]:
             _kill_group(info["pid"])
 
 
-#: The Thrift Server's Spark settings: those of the ``spark`` output of
-#: dbt_project/profiles.yml (its ``server_side_parameters``), for a server instead of a session
+#: The Thrift Server's main class, in the pyspark wheel's jars
 SPARK_THRIFT_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 
 
 def spark_thrift_command(spark_dir: Path, port: int) -> list[str]:
     """``spark-submit`` of the Spark Thrift Server the pyspark wheel ships (its jar, not
     ``sbin/start-thriftserver.sh``), with the ``spark`` target's warehouse, metastore and
-    session settings under ``spark_dir``, listening on 127.0.0.1:``port``."""
+    session settings under ``spark_dir``, listening on 127.0.0.1:``port``. The settings repeat
+    the ``server_side_parameters`` of the ``spark`` output of dbt_project/profiles.yml (a
+    session there, a server here): change both together."""
     env = os.environ.get
     conf = {
         "spark.sql.warehouse.dir": str(spark_dir / "warehouse"),
@@ -326,8 +328,6 @@ def spark_thrift_server(spark_dir: Path, timeout_s: float = 300) -> Iterator[dic
     spark_dir.mkdir(parents=True, exist_ok=True)
     (port,) = free_ports(1)
     log = spark_dir / "thrift-server.log"
-    import importlib.util
-
     spec = importlib.util.find_spec("pyspark")
     if spec is None or not spec.submodule_search_locations:
         raise ClusterError("pyspark is not installed: make setup-scale")
