@@ -464,7 +464,6 @@ def up(timeout_s: float = 240, extra_env: dict[str, str] | None = None) -> dict[
 
 def _start_airflow(state: dict[str, Any], timeout_s: float) -> None:
     from include.airflowctl import ensure_passwords, venv_bin
-    from include.assets import WRITER_POOL, WRITER_POOL_DESCRIPTION
 
     root = Path(state["root"])
     env = cluster_env(state)
@@ -472,13 +471,11 @@ def _start_airflow(state: dict[str, Any], timeout_s: float) -> None:
     ensure_passwords(home)
     airflow = str(venv_bin() / "airflow")
     log = root / "airflow-init.log"
-    with open(log, "ab") as out:
-        for args in (
-            [airflow, "db", "migrate"],
-            [airflow, "pools", "set", WRITER_POOL, "1", WRITER_POOL_DESCRIPTION],
-            [sys.executable, "-m", "include.airflowctl", "sync-access"],
-        ):
-            subprocess.run(args, env=env, check=True, stdout=out, stderr=subprocess.STDOUT)
+    with open(log, "ab") as out:  # metadata DB, writer pool, roles and users
+        subprocess.run(
+            [sys.executable, "-m", "include.airflowctl", "init-metadata"],
+            env=env, check=True, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     for name in AIRFLOW_SERVICES:
         state["pids"][name] = _spawn(
             [airflow, name], root / f"{name}.log", env, root / "services" / name

@@ -100,7 +100,15 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
         ),
         # sensors poke (no triggerer round trip): after the build each finds its node's state
         # at once. In the writer pool: a retried sensor runs its node's dbt command itself.
-        operator_args={"pool": pool, "deferrable": False, "poke_interval": 5},
+        operator_args={
+            "pool": pool,
+            "deferrable": False,
+            "poke_interval": 5,
+            # no dbt.log: Cosmos runs dbt in a temporary copy of the project, deleted after the
+            # task, so its debug log file was written (5 s of a build here) and thrown away;
+            # the task log keeps dbt's console output
+            "dbt_cmd_global_flags": ["--log-level-file", "none"],
+        },
     )
     _sensors_after_the_build(group)
     _seed_partial_parse(group, ls_path.parent)
@@ -108,10 +116,20 @@ def dbt_task_group(group_id: str, pool: str) -> Any:
 
 
 def cosmos_defaults() -> None:
-    """Cosmos's cache directory (in the git-ignored state directory) and telemetry off, unless
-    the environment says otherwise; Cosmos reads both once, when first imported."""
+    """Cosmos's cache directory (in the git-ignored state directory), telemetry off and the
+    producer's node states backed up on failure only, unless the environment says otherwise;
+    Cosmos reads these once, when first imported.
+
+    The backup (an Airflow Variable the retried producer restores its XCom from) is written
+    by the failure callback when the build fails; Cosmos's default also rewrote the whole
+    Variable, compressed, after each of the ~200 node events of a build (quadratic; 3 s of a
+    build here), which only adds a producer killed without its callback (SIGKILL, lost
+    host): then its sensors find the producer failed and no node state, and each runs its
+    node alone (Cosmos's fallback), as they would for any node the build did not reach.
+    """
     os.environ.setdefault("AIRFLOW__COSMOS__CACHE_DIR", str(get_settings().state_dir / "cosmos"))
     os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
+    os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY", "False")
 
 
 def _seed_partial_parse(group: Any, ls_target: Path) -> None:
