@@ -7,10 +7,13 @@ training snapshot); ``publish`` and ``rollback`` mirror the registry's promotion
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from include.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 SIMULATOR_DIR = "_simulator"  # landing/_simulator/: the simulator's manifest
 LOADER_DIR = "_loader"  # landing/_loader/<dataset>.json: a real dataset's loader summary
@@ -23,6 +26,23 @@ def dataset_name(landing_dir: Path) -> str:
     if loaded:
         return "+".join(loaded)
     return "simulator" if (landing_dir / SIMULATOR_DIR).exists() else "landing"
+
+
+def warm_store() -> None:
+    """Import MLflow and create the tracking store's tables ahead of :func:`track_training`.
+
+    Both are Python work (6.5 s after ``make clean`` here: 3 s of import, 3.4 s of the
+    SQLite store's migrations) that ``train`` runs in a thread while LightFM fits on the
+    other core. Never fails: tracking reports its own errors later.
+    """
+    from recsys.tracking import client, enabled, store
+
+    if not enabled():
+        return
+    try:
+        client(store(get_settings().data_dir)).search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - track_training says what is wrong
+        log.info("MLflow store not warmed up: %s", exc)
 
 
 def track_training(summary: dict[str, Any], snapshot: dict[str, Any]) -> str | None:

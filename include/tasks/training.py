@@ -163,7 +163,10 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
     # when it passes) needs nothing from the user model until it is saved, so it trains in a
     # second thread meanwhile: LightFM fits on one thread (determinism, issue 20) and numpy/
     # scipy release the GIL, so the two use both cores. Its own copy of the events: pandas
-    # frames are not safe to share between threads.
+    # frames are not safe to share between threads. MLflow's import and store set-up wait
+    # for the session model in that thread, off the tracking at the end.
+    from include.tasks.tracking import track_training, warm_store
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="session-model") as pool:
         session_future = pool.submit(
             train_session_model,
@@ -172,6 +175,7 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
             config.split.test_days,
             settings.definition_of_done,
         )
+        warmed = pool.submit(warm_store)
         summary = run_training(
             events,
             pd.read_parquet(folder / "items.parquet"),
@@ -182,6 +186,7 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
             contract=settings.definition_of_done,
         )
         session = session_future.result()
+        warmed.result()
     items = pd.read_parquet(folder / "items.parquet")
     version_dir = settings.models_dir / summary["version"]
     summary["session"] = save_session_model(
@@ -192,9 +197,7 @@ def train(snapshot: dict[str, Any]) -> dict[str, Any]:
         summary["report_data"], reports, summary["version"], session=session.metrics()
     )
     summary["report_path"] = str(page)
-    from include.tasks.tracking import track_training  # MLflow (never fails the run)
-
-    summary["mlflow_run_id"] = track_training(summary, snapshot)
+    summary["mlflow_run_id"] = track_training(summary, snapshot)  # never fails the run
     return summary
 
 
