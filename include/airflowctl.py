@@ -526,8 +526,11 @@ def run_pipeline(dataset: str = "simulator") -> int:
     # the experiment week (the closed loop) runs in the same DAG-runner process, after the
     # first round, when a version is published
     then: tuple[str, ...] = ()
+    otherwise: tuple[str, ...] = ()
     if dataset == "simulator" and (REPO_ROOT / "dags" / f"{EXPERIMENT_DAG}.py").exists():
-        then = EXPERIMENT_CHAIN
+        otherwise = tuple(d for d in dags if d in AFTER_TRAINING)
+        dags = [d for d in dags if d not in AFTER_TRAINING]
+        then = EXPERIMENT_CHAIN + otherwise
     owners: list[subprocess.Popen] = []  # the ownership map, started when round 1 is done
     rc = run_dags_in_order(
         dags,
@@ -535,6 +538,7 @@ def run_pipeline(dataset: str = "simulator") -> int:
         log_dir,
         then=then,
         then_log_dir=log_dir / "experiment_week",
+        otherwise=otherwise,
         on_round=lambda: owners.append(start_owners_map(env)),
     )
     if rc:
@@ -546,17 +550,17 @@ def run_pipeline(dataset: str = "simulator") -> int:
     return 0
 
 
-#: The closed loop of the holdout experiment (issue 21): after the first period's DAGs have
-#: published, this DAG lands an experiment week against what was published, and the DAGs that
-#: its ``landing`` Asset starts run again (as a scheduler would: ingest -> transform -> the
-#: business report; retraining and the monitors wait for the next cycle).
+#: The closed loop of the holdout experiment (issue 21): once the first period's DAGs up to
+#: ``recommender_train`` have published, this DAG lands an experiment week against what was
+#: published, and the DAGs that its ``landing`` Asset starts run again (ingest -> transform;
+#: retraining waits for the next cycle).
 EXPERIMENT_DAG = "simulator_experiment_week"
-EXPERIMENT_CHAIN: tuple[str, ...] = (
-    EXPERIMENT_DAG,
-    "events_ingest",
-    "events_transform",
-    "business_metrics",
-)
+EXPERIMENT_CHAIN: tuple[str, ...] = (EXPERIMENT_DAG, "events_ingest", "events_transform")
+#: The DAGs after ``recommender_train`` in DAG_ORDER read what the others wrote and feed nothing
+#: back: with an experiment week they run once, after it (the business report then covers the
+#: first period and the experiment, the monitors see the served week), not also before it; a
+#: scheduler would run them after each transform, which changes nothing at the end.
+AFTER_TRAINING: tuple[str, ...] = DAG_ORDER[DAG_ORDER.index("recommender_train") + 1 :]
 
 
 def run_dags_in_order(
@@ -565,17 +569,21 @@ def run_dags_in_order(
     log_dir: Path,
     then: Sequence[str] = (),
     then_log_dir: Path | None = None,
+    otherwise: Sequence[str] = (),
     on_round: Callable[[], object] | None = None,
 ) -> int:
     """Run ``dags`` in one ``include.dagrunner`` process, printing one line per DAG; then, in
-    the same process, ``then`` (the experiment week) when a version is published.
-    ``on_round`` is called when the first round is done (whether the second runs or not)."""
+    the same process, ``then`` (the experiment week) when a version is published, else
+    ``otherwise``. ``on_round`` is called when the first round is done (whatever follows)."""
     # One process runs every DAG as `airflow dags test` would (include.dagrunner): Airflow's
     # start-up and the heavy imports are paid once, not once per DAG or round.
     extra = []
     if then:
         extra = ["--then-log-dir", str(then_log_dir or log_dir / "then"), "--then-if-published",
-                 *then, "--"]  # fmt: skip
+                 *then]  # fmt: skip
+        if otherwise:
+            extra += ["--otherwise", *otherwise]
+        extra.append("--")
     proc = subprocess.Popen(
         [sys.executable, "-m", "include.dagrunner", "--log-dir", str(log_dir),
          "--tolerate", "DefinitionOfDoneFailed", "--tolerate", TRAINING_GATE_FAILED, *extra,
@@ -601,6 +609,9 @@ def run_dags_in_order(
                 print(f"\n=== {expected[0]} ===", flush=True)
             else:
                 print("\nnothing was published: no experiment week (it needs served lists)")
+                expected = list(otherwise)
+                if expected:
+                    print(f"\n=== {expected[0]} ===", flush=True)
             continue
         dag_id, took, log_path = result["dag_id"], result["seconds"], result["log"]
         expected = expected[1:]

@@ -18,8 +18,10 @@ Usage (with the environment of ``include.airflowctl.airflow_env``)::
 ``--then-if-published DAG ...`` (with ``--then-log-dir``) is a second round in the same
 process (``make run``'s experiment week, which needs served lists): after the first round, unless
 it stopped at an untolerated failure, one line ``{"round": "then", "run": <bool>}`` says
-whether a version is published, and if so the second round runs. One process for both
-rounds pays Airflow's start-up and the heavy imports (GX, dbt, matplotlib) once.
+whether a version is published, and if so the second round runs; if not, the DAGs given
+with ``--otherwise`` run instead (``make run``: the DA and monitoring DAGs, which otherwise run
+once, after the experiment week). One process for both rounds pays Airflow's start-up and
+the heavy imports (GX, dbt, matplotlib) once.
 """
 
 from __future__ import annotations
@@ -236,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tolerate", action="append", default=[], help="see run_dags")
     p.add_argument("--then-if-published", nargs="+", default=[], metavar="DAG")
     p.add_argument("--then-log-dir", type=Path, default=None)
+    p.add_argument("--otherwise", nargs="+", default=[], metavar="DAG",
+                   help="the second round when nothing is published")  # fmt: skip
     p.add_argument("dag_ids", nargs="+")
     args = p.parse_args(argv)
     out = os.fdopen(os.dup(1), "w")
@@ -256,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write(json.dumps({"round": "then", "run": published}) + "\n")
     out.flush()
     if not published:
-        return code
+        return max(code, run_dags(args.otherwise, args.log_dir, out, tolerate))
     then_dir = args.then_log_dir or args.log_dir / "then"
     return max(code, run_dags(args.then_if_published, then_dir, out, tolerate))
 
