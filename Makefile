@@ -16,7 +16,7 @@ export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
 # PHONY list
 .PHONY: up-cluster down-cluster spark-thrift
-.PHONY: help setup run up land test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate rollback sql sample mlflow notebook setup-scale test-scale
+.PHONY: help prepare setup run up land test lint format dbt-build dbt-docs bench clean simulate browser report owners serve evaluate rollback sql sample mlflow notebook setup-scale test-scale
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,13 +42,16 @@ $(SYNCED): requirements.lock $(LIGHTFM) | $(UV)
 	@echo "$(CURDIR)" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/trasos.pth
 	@touch $@
 
-setup: $(SYNCED)  ## create .venv with the locked stack and initialise Airflow (idempotent)
+# setup without Airflow's metadata DB (`run` initialises it beside the simulation)
+prepare: $(SYNCED)
 	@$(PY) -m compileall -q -j 0 include recsys expectations dags common >/dev/null  # the repo's own .pyc (see above)
-	@$(CTL) init
 	@$(PY) -m expectations.docs vendor  # checks the committed Data Docs front-end files (no npm)
 	@$(PY) -m include.transform ls >/dev/null
 
-run: setup  ## simulate 30 days (or DATASET=rees46|hm|...) and run every DAG in data order
+setup: prepare  ## create .venv with the locked stack and initialise Airflow (idempotent)
+	@$(CTL) init
+
+run: prepare  ## simulate 30 days (or DATASET=rees46|hm|...) and run every DAG in data order
 	$(CTL) run --dataset $(DATASET)
 
 rollback: setup  ## serve the previously promoted model again (published/CURRENT and models/current)

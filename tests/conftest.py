@@ -120,13 +120,18 @@ def run_airflow(*args: str, env: dict[str, str] | None = None, timeout: int = 60
     )
 
 
-def run_dagrunner(*args: str, log_dir: Path, timeout: float = 600) -> tuple[int, list[dict]]:
-    """Run ``make run``'s DAG runner on ``args``; returns its exit code and JSON lines."""
+def run_dagrunner(
+    *args: str, log_dir: Path, timeout: float = 600, stdin: str | None = None
+) -> tuple[int, list[dict]]:
+    """Run ``make run``'s DAG runner on ``args`` (``stdin`` its input, else none); returns its
+    exit code and JSON lines."""
     import json
 
     proc = subprocess.run(
         [sys.executable, "-m", "include.dagrunner", "--log-dir", str(log_dir), *args],
         env=dict(os.environ),
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,

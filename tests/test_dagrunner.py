@@ -14,9 +14,9 @@ def test_runs_dags_in_order_and_stops_at_an_untolerated_failure(
     airflow_home: Path, data_dir: Path, tmp_path: Path
 ) -> None:
     code, results = run_dagrunner(
-        "--tolerate", "could not be found",
+        "--tolerate", "could not be found", "--wait-for-go",  # make run's way: warm, then go
         "model_monitor", "no_such_dag", "model_monitor",
-        log_dir=tmp_path,
+        log_dir=tmp_path, stdin="go\n",
     )  # fmt: skip
     assert code == 1  # a tolerated failure is still a failure, but the next DAG runs
     assert [(r["dag_id"], r["state"], r["tolerated"]) for r in results] == [
@@ -68,3 +68,14 @@ def test_a_second_round_runs_in_the_same_process_only_when_something_is_publishe
     ]
     assert results[1]["run"] is True  # published: the then-round, not the other one
     assert results[2]["log"] == str(tmp_path / "then" / "no_such_dag.log")
+
+
+def test_wait_for_go_runs_nothing_without_the_go(
+    airflow_home: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    """make run starts the runner beside Airflow's init and the simulation (--wait-for-go):
+    it builds the execution API, then runs on a line "go" (the test above); EOF (the caller
+    failed) runs nothing."""
+    code, results = run_dagrunner("--wait-for-go", "model_monitor", log_dir=tmp_path, stdin="")
+    assert (code, results) == (0, [])
+    assert (tmp_path / "warm-up.log").exists() and not (tmp_path / "model_monitor.log").exists()

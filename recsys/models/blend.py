@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -274,17 +275,30 @@ class LightFMBlend(Recommender):
 
     def _fit(self, dataset: Dataset, validation: Holdout | None) -> None:
         cfg = self.config
-        self.lightfm.fit(dataset, validation)
         weight = cfg.default_weight if cfg.weight is None else cfg.weight
         self_weight = cfg.default_self_weight if cfg.self_weight is None else cfg.self_weight
         als_weight = cfg.default_als_weight if cfg.als_weight is None else cfg.als_weight
         self.weight_curve_ = []
-        vstate = self.lightfm.validation_state_
         als_factors = self.als_config.factors if cfg.als_factors is None else cfg.als_factors
         # the rank is searched with the weights (fixed weights keep ALSConfig.factors)
         searching = cfg.weight is None or cfg.self_weight is None or cfg.als_weight is None
+        if not searching or validation is None:
+            # Nothing is chosen on a validation slice (a refit with the tuned values frozen):
+            # ALS and co-occurrence do not depend on LightFM, so they fit in a second thread
+            # while LightFM's single-threaded fit runs without the GIL. The result is the
+            # same as one after the other: each part has its own seed and data.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="blend-parts") as pool:
+                parts = pool.submit(
+                    self._fit_parts, dataset, weight, self_weight, als_weight, als_factors, None
+                )
+                self.lightfm.fit(dataset, validation)
+                parts.result()
+            self._combine()
+            return
+        self.lightfm.fit(dataset, validation)
+        vstate = self.lightfm.validation_state_
         inner_als: dict[int, ALSRecommender] = {}
-        if searching and validation is not None and vstate is not None:
+        if vstate is not None:
             users = sample_users(validation.eval_users, cfg.search_max_users, cfg.random_state)
             grid = cfg.als_weight_grid if cfg.als_weight is None else (cfg.als_weight,)
             ranks = cfg.als_factors_grid if cfg.als_factors is None else (cfg.als_factors,)
@@ -304,6 +318,21 @@ class LightFMBlend(Recommender):
             als_weight = best["als_weight"]
             if inner_als:
                 als_factors = best["als_factors"]
+        self._fit_parts(
+            dataset, weight, self_weight, als_weight, als_factors, inner_als.get(int(als_factors))
+        )
+        self._combine()
+
+    def _fit_parts(
+        self,
+        dataset: Dataset,
+        weight: float,
+        self_weight: float,
+        als_weight: float,
+        als_factors: int,
+        als_init: ALSRecommender | None,
+    ) -> None:
+        """The chosen weights, and ALS and co-occurrence fitted on ``dataset``."""
         self.weight_ = float(weight)
         self.self_weight_ = float(self_weight)
         self.als_weight_ = float(als_weight)
@@ -311,8 +340,7 @@ class LightFMBlend(Recommender):
         self.als = (
             # warm-started from the slice's ALS when there is one: 5 sweeps instead of 15
             ALSRecommender(
-                dataclasses.replace(self.als_config, factors=self.als_factors_),
-                init=inner_als.get(self.als_factors_),
+                dataclasses.replace(self.als_config, factors=self.als_factors_), init=als_init
             ).fit(dataset)
             if self.als_weight_ > 0
             else None
@@ -320,6 +348,8 @@ class LightFMBlend(Recommender):
         self.cooccurrence = CooccurrenceRecommender(
             dataclasses.replace(self.cooc_config, self_weight=self.self_weight_)
         ).fit(dataset)
+
+    def _combine(self) -> None:
         self.factors_ = factor_ensemble(self.lightfm.state_, self.als, self.als_weight_)
         self.scorer_ = BlendScorer(
             self.factors_,
