@@ -270,7 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.wait_for_go:
         args.log_dir.mkdir(parents=True, exist_ok=True)
         with _redirect_output(args.log_dir / "warm-up.log"):
+            t0 = time.time()
             _warm_execution_api()
+            print(f"execution API built in {time.time() - t0:.1f} s; waiting for go", flush=True)
         if sys.stdin.readline().strip() != "go":
             return 0  # the caller stopped before its data was ready: nothing to run
     tolerate = tuple(args.tolerate)

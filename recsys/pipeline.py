@@ -17,6 +17,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from recsys import columns as C
-from recsys.config import DEFAULT_PIPELINE, PipelineConfig, config_to_dict
+from recsys.config import DEFAULT_PIPELINE, LightFMConfig, PipelineConfig, config_to_dict
 from recsys.data import (
     Dataset,
     SplitData,
@@ -192,6 +193,7 @@ def fit_and_evaluate(
     config: PipelineConfig = DEFAULT_PIPELINE,
     contract: dict | None = None,
     progress: Callable[[str], None] | None = None,
+    on_model: Callable[[str, Recommender], object] | None = None,
 ) -> Fitted:
     """Fit every baseline and candidate on ``split.test.dataset`` (tuning on
     ``split.validation``), evaluate them on ``split.test`` and check the definition of done.
@@ -199,7 +201,8 @@ def fit_and_evaluate(
     The core shared by :func:`train_evaluate` (time split of events) and the command line
     (``python -m recsys evaluate``, any split that yields a :class:`recsys.data.SplitData`).
     ``timings`` holds ``fit_<model>_s``, ``fit_<model>_cpu_s``, ``fit_s`` (all models),
-    ``evaluate_s`` and ``dod_s``.
+    ``evaluate_s`` and ``dod_s``. ``on_model(name, model)`` is called with each model of the
+    config before it is fitted.
     """
     say = progress or log.info
     contract = contract if contract is not None else load_contract(None)
@@ -212,6 +215,8 @@ def fit_and_evaluate(
     for name in names:
         t0, c0 = time.perf_counter(), time.process_time()
         model = make_model(name, config)
+        if on_model is not None:
+            on_model(name, model)
         model.fit(ds, split.validation)
         fit_s[name] = time.perf_counter() - t0
         timings[f"fit_{name}_cpu_s"] = time.process_time() - c0  # all threads of this process
@@ -300,17 +305,6 @@ def train_evaluate(
         f"{int(split.test.cold_items.sum())} cold items ({timings['prepare_split_s']:.1f}s)"
     )
 
-    fitted = fit_and_evaluate(split, config, contract, say)
-    models, metrics, dod = fitted.models, fitted.metrics, fitted.dod
-    timings.update(fitted.timings)
-    candidate_name = dod.candidate
-    cand = models[candidate_name]
-
-    lfm = getattr(cand, "lightfm", cand)
-    learning_curve = list(getattr(lfm, "learning_curve_", []) or [])
-    best_epoch = getattr(lfm, "best_epoch_", None)
-    blend_search = list(getattr(cand, "weight_curve_", []) or [])
-
     if config.refit_on_all:
         t0 = time.perf_counter()
         all_events = pd.concat(
@@ -327,15 +321,65 @@ def train_evaluate(
             reference_at=end,
             available_before=end,
         )
-        final_model = make_model(candidate_name, _fixed_config(config, cand)).fit(final_ds)
-        timings["refit_all_s"] = time.perf_counter() - t0
-        say(
-            f"refit {candidate_name} on all {final_ds.interactions.nnz} pairs in {timings['refit_all_s']:.1f}s"
-        )
-    else:
-        all_events = split.split.train_events
-        end = split.split.split_at
-        final_ds, final_model = ds, cand
+        timings["final_dataset_s"] = time.perf_counter() - t0
+    # The refit's LightFM (from scratch, the best epoch count, on all data) needs nothing but
+    # that count: it starts in a second thread as soon as early stopping has chosen it, while
+    # the candidate finishes its fit and everything is evaluated (LightFM fits on one thread,
+    # without the GIL). Used when the definition of done chooses that candidate (the usual
+    # case); the same model as a refit afterwards: its own seed, data and epoch count.
+    refits = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refit")
+    early: dict[str, tuple[LightFMConfig, Future]] = {}
+
+    def start_refit(name: str, model: Recommender) -> None:
+        lfm = getattr(model, "lightfm", model)
+        if not config.refit_on_all or name != config.candidate:
+            return
+        if not isinstance(lfm, LightFMRecommender):
+            return
+
+        def stopped(best_epoch: int) -> None:
+            cfg = dataclasses.replace(config.lightfm, early_stopping=False, epochs=best_epoch)
+            early[name] = cfg, refits.submit(LightFMRecommender(cfg).fit, final_ds)
+
+        lfm.on_stopped = stopped
+
+    try:
+        fitted = fit_and_evaluate(split, config, contract, say, on_model=start_refit)
+        models, metrics, dod = fitted.models, fitted.metrics, fitted.dod
+        timings.update(fitted.timings)
+        candidate_name = dod.candidate
+        cand = models[candidate_name]
+
+        lfm = getattr(cand, "lightfm", cand)
+        learning_curve = list(getattr(lfm, "learning_curve_", []) or [])
+        best_epoch = getattr(lfm, "best_epoch_", None)
+        blend_search = list(getattr(cand, "weight_curve_", []) or [])
+
+        if config.refit_on_all:
+            t0 = time.perf_counter()
+            fixed = _fixed_config(config, cand)
+            final_model = make_model(candidate_name, fixed)
+            started = early.get(candidate_name)
+            if started is not None and started[0] == fixed.lightfm:
+                if isinstance(final_model, LightFMBlend):
+                    final_model.lightfm_prefit = started[1]
+                    final_model.fit(final_ds)
+                else:
+                    final_model = started[1].result()
+            else:
+                final_model.fit(final_ds)
+            timings["refit_all_s"] = time.perf_counter() - t0
+            say(
+                f"refit {candidate_name} on all {final_ds.interactions.nnz} pairs in "
+                f"{timings['refit_all_s']:.1f}s after the evaluation"
+                + (" (its LightFM started at early stopping)" if started is not None else "")
+            )
+        else:
+            all_events = split.split.train_events
+            end = split.split.split_at
+            final_ds, final_model = ds, cand
+    finally:
+        refits.shutdown(wait=True)
     items = item_table(final_ds, all_events, end, config.trending_days)
     snapshot = data_snapshot(events, item_features, user_features, split)
     snapshot["final_interactions"] = int(final_ds.interactions.nnz)

@@ -108,7 +108,12 @@ def test_lightfm_scores_equal_lightfm_predict(split):
 
 def test_early_stopping_records_a_learning_curve(split):
     ds = split.test.dataset
-    m = LightFMRecommender(FAST_LFM).fit(ds, split.validation)
+    m = LightFMRecommender(FAST_LFM)
+    told: list[tuple[int, int]] = []  # (best epoch, epochs trained on the slice) when told
+    m.on_stopped = lambda best: told.append((best, len(m.learning_curve_)))
+    m.fit(ds, split.validation)
+    # told as soon as early stopping chose (recsys.pipeline starts the refit on all data then)
+    assert told == [(m.best_epoch_, len(m.learning_curve_))]
     # the validation slice shares the training feature columns, so the stopped model simply
     # continues on the whole training window ("continue" refit)
     assert list(split.validation.dataset.item_feature_names) == list(ds.item_feature_names)

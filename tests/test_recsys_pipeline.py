@@ -82,6 +82,18 @@ def test_final_model_is_refit_on_all_events(result):
     assert result.final_model is not result.models[CFG.candidate]
     assert result.final_model.lightfm.config.epochs == result.best_epoch
     assert not result.final_model.lightfm.config.early_stopping
+    # its LightFM started at early stopping, in a second thread: the same model as a refit
+    # after the evaluation (each part has its own seed and data)
+    from recsys.models import make_model
+    from recsys.pipeline import _fixed_config
+
+    fixed = _fixed_config(CFG, result.models[CFG.candidate])
+    after = make_model(CFG.candidate, fixed).fit(result.final_dataset).export()
+    early = result.final_model.export()
+    for part in ("user_embeddings", "item_embeddings", "user_biases", "item_biases"):
+        np.testing.assert_array_equal(getattr(early, part), getattr(after, part))
+    assert (early.similarity != after.similarity).nnz == 0
+    assert early.params == after.params
 
 
 def test_registry_round_trip_scores_like_memory(result, tmp_path):

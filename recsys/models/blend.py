@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -272,6 +272,9 @@ class LightFMBlend(Recommender):
         self.lightfm = LightFMRecommender(lightfm)
         self.als: ALSRecommender | None = None
         self.weight_curve_: list[dict] = []
+        # a LightFM already being fitted on the same dataset with this config (a Future of a
+        # LightFMRecommender; recsys.pipeline's refit on all data): used instead of fitting one
+        self.lightfm_prefit: Future | None = None
 
     def _fit(self, dataset: Dataset, validation: Holdout | None) -> None:
         cfg = self.config
@@ -291,7 +294,10 @@ class LightFMBlend(Recommender):
                 parts = pool.submit(
                     self._fit_parts, dataset, weight, self_weight, als_weight, als_factors, None
                 )
-                self.lightfm.fit(dataset, validation)
+                if self.lightfm_prefit is not None:
+                    self.lightfm = self.lightfm_prefit.result()
+                else:
+                    self.lightfm.fit(dataset, validation)
                 parts.result()
             self._combine()
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +78,9 @@ class LightFMRecommender(Recommender):
         self.learning_curve_: list[dict] = []
         self.best_epoch_: int | None = None
         self.validation_state_: FactorState | None = None
+        # called with ``best_epoch_`` as soon as early stopping has chosen it (before the
+        # refit on the training window): recsys.pipeline starts the refit on all data then
+        self.on_stopped: Callable[[int], object] | None = None
 
     # --- LightFM plumbing ----------------------------------------------------------------------
     def _new_model(self):
@@ -183,6 +187,8 @@ class LightFMRecommender(Recommender):
         self.best_epoch_ = max(best_epoch, 1)
         self.validation_state_ = best_state if best_state is not None else state
         self._validation_model = model
+        if self.on_stopped is not None:
+            self.on_stopped(self.best_epoch_)
         return self.best_epoch_
 
     # --- scoring -------------------------------------------------------------------------------
