@@ -151,15 +151,17 @@ def item_table(
     )
 
 
+def _fixed_lightfm(config: LightFMConfig, best_epoch: int) -> LightFMConfig:
+    """LightFM's config for a refit from scratch: the epoch count early stopping chose."""
+    return dataclasses.replace(config, early_stopping=False, epochs=best_epoch)
+
+
 def _fixed_config(config: PipelineConfig, fitted: Recommender) -> PipelineConfig:
     """The candidate's config with tuned values frozen (epochs, blend weights): for refits."""
     lfm = getattr(fitted, "lightfm", fitted)
     cfg = config
     if isinstance(lfm, LightFMRecommender) and lfm.best_epoch_:
-        cfg = dataclasses.replace(
-            cfg,
-            lightfm=dataclasses.replace(cfg.lightfm, early_stopping=False, epochs=lfm.best_epoch_),
-        )
+        cfg = dataclasses.replace(cfg, lightfm=_fixed_lightfm(cfg.lightfm, lfm.best_epoch_))
     if isinstance(fitted, LightFMBlend):
         cfg = dataclasses.replace(
             cfg,
@@ -328,20 +330,17 @@ def train_evaluate(
     # without the GIL). Used when the definition of done chooses that candidate (the usual
     # case); the same model as a refit afterwards: its own seed, data and epoch count.
     refits = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refit")
-    early: dict[str, tuple[LightFMConfig, Future]] = {}
+    early: dict[str, tuple[LightFMConfig, Future]] = {}  # candidate -> (config, its fit)
 
     def start_refit(name: str, model: Recommender) -> None:
         lfm = getattr(model, "lightfm", model)
-        if not config.refit_on_all or name != config.candidate:
-            return
-        if not isinstance(lfm, LightFMRecommender):
-            return
+        if config.refit_on_all and name == config.candidate and isinstance(lfm, LightFMRecommender):
 
-        def stopped(best_epoch: int) -> None:
-            cfg = dataclasses.replace(config.lightfm, early_stopping=False, epochs=best_epoch)
-            early[name] = cfg, refits.submit(LightFMRecommender(cfg).fit, final_ds)
+            def stopped(best_epoch: int) -> None:
+                cfg = _fixed_lightfm(config.lightfm, best_epoch)
+                early[name] = cfg, refits.submit(LightFMRecommender(cfg).fit, final_ds)
 
-        lfm.on_stopped = stopped
+            lfm.on_stopped = stopped
 
     try:
         fitted = fit_and_evaluate(split, config, contract, say, on_model=start_refit)
@@ -360,19 +359,19 @@ def train_evaluate(
             fixed = _fixed_config(config, cand)
             final_model = make_model(candidate_name, fixed)
             started = early.get(candidate_name)
-            if started is not None and started[0] == fixed.lightfm:
-                if isinstance(final_model, LightFMBlend):
-                    final_model.lightfm_prefit = started[1]
-                    final_model.fit(final_ds)
-                else:
-                    final_model = started[1].result()
+            used = started is not None and started[0] == fixed.lightfm
+            if used and isinstance(final_model, LightFMBlend):
+                final_model.lightfm_prefit = started[1]
+                final_model.fit(final_ds)
+            elif used:
+                final_model = started[1].result()
             else:
                 final_model.fit(final_ds)
             timings["refit_all_s"] = time.perf_counter() - t0
             say(
                 f"refit {candidate_name} on all {final_ds.interactions.nnz} pairs in "
                 f"{timings['refit_all_s']:.1f}s after the evaluation"
-                + (" (its LightFM started at early stopping)" if started is not None else "")
+                + (" (its LightFM started at early stopping)" if used else "")
             )
         else:
             all_events = split.split.train_events

@@ -46,10 +46,18 @@ def data():
     return generate(SyntheticConfig(n_users=800, n_items=250, n_interactions=8000, random_state=2))
 
 
+SAID: list[str] = []  # the progress lines of the `result` fixture's training
+
+
 @pytest.fixture(scope="module")
 def result(data):
     return train_evaluate(
-        data.events, data.item_features, data.user_features, CFG, contract=LENIENT
+        data.events,
+        data.item_features,
+        data.user_features,
+        CFG,
+        contract=LENIENT,
+        progress=SAID.append,
     )
 
 
@@ -84,6 +92,7 @@ def test_final_model_is_refit_on_all_events(result):
     assert not result.final_model.lightfm.config.early_stopping
     # its LightFM started at early stopping, in a second thread: the same model as a refit
     # after the evaluation (each part has its own seed and data)
+    assert any(line.endswith("(its LightFM started at early stopping)") for line in SAID)
     from recsys.models import make_model
     from recsys.pipeline import _fixed_config
 
