@@ -17,8 +17,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from include.settings import get_settings
 
@@ -102,6 +106,38 @@ def connect(
         yield con
     finally:
         con.close()
+
+
+def frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pd.DataFrame:
+    """The result of ``sql`` (``params`` bound) as a pandas DataFrame, with ``.df()``'s dtypes.
+
+    DuckDB's ``.df()`` converts string columns value by value under pandas 3 (its ``str``
+    dtype is Arrow-backed): 4.4-6.7 s for a month of raw events (1.03-1.12M rows, 25 columns),
+    against 0.8-1.7 s through Arrow. Arrow alone would give an integer column with nulls as
+    float64, a boolean one as object, DATE as Python dates and DECIMAL as Python decimals;
+    these are mended here to what ``.df()`` gives (nullable ``Int32``/``Int64``/``boolean``,
+    DATE as ``datetime64[us]``, DECIMAL as float64).
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    table = con.sql(sql, params=params or None).to_arrow_table()
+    df = table.to_pandas(date_as_object=False)
+    for field, column in zip(table.schema, table.columns, strict=True):
+        kind = field.type
+        if pa.types.is_date(kind):
+            df[field.name] = df[field.name].astype("datetime64[us]")
+        elif pa.types.is_decimal(kind):
+            df[field.name] = df[field.name].astype("float64")
+        elif column.null_count and (pa.types.is_integer(kind) or pa.types.is_boolean(kind)):
+            name = str(kind)  # int32 -> Int32, uint8 -> UInt8
+            dtype = (
+                "boolean" if name == "bool" else name.replace("uint", "UInt").replace("int", "Int")
+            )
+            df[field.name] = column.to_pandas(
+                types_mapper={kind: pd.api.types.pandas_dtype(dtype)}.get
+            )
+    return df
 
 
 def spark_table_dirs(warehouse_dir: Path) -> dict[tuple[str, str], Path]:

@@ -54,13 +54,13 @@ def _gate(summary: dict[str, Any], run_name: str | None) -> dict[str, Any]:
 
     from expectations.gate import run_gate
     from expectations.suites import RawEventsParams
-    from include.warehouse import connect
+    from include.warehouse import connect, frame
 
     dates = [date.fromisoformat(d) for d in summary["event_dates"]]
     with connect(read_only=True) as con:
-        batch = con.execute(
-            "select * from raw.events where event_date in (select unnest(?::date[]))", [dates]
-        ).df()
+        batch = frame(
+            con, "select * from raw.events where event_date in (select unnest(?::date[]))", [dates]
+        )
     # Real datasets go back to 2015; the ingestion already enforced each batch's late window.
     params = RawEventsParams(event_time_min=datetime(2000, 1, 1))
     gate = run_gate(

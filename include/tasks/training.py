@@ -91,10 +91,12 @@ def read_training_frames(
     con: duckdb.DuckDBPyConnection, names: tuple[str, ...] = tuple(SNAPSHOT_QUERIES)
 ) -> dict[str, Any]:
     """The ML marts ``names`` of :data:`SNAPSHOT_QUERIES` as DataFrames (``con``: DuckDB)."""
+    from include.warehouse import frame
+
     frames = {}
     for name in names:
         params = list(PRODUCT_EVENT_TYPES) if name == "events" else []
-        frames[name] = con.execute(SNAPSHOT_QUERIES[name], params).df()
+        frames[name] = frame(con, SNAPSHOT_QUERIES[name], params)
     return frames
 
 

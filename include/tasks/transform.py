@@ -270,7 +270,7 @@ def validate_marts(path: Path | None = None, run_name: str | None = None) -> dic
     """
     from expectations.gate import run_gate
     from include.transform import marts_summary
-    from include.warehouse import read_marts
+    from include.warehouse import frame, read_marts
 
     summary = marts_summary(path)
     empty = [name for name, info in summary["tables"].items() if info["rows"] == 0]
@@ -289,10 +289,11 @@ def validate_marts(path: Path | None = None, run_name: str | None = None) -> dic
                 "(non-bot) events under TRASOS_DATA_DIR/lake/events and re-run events_transform."
             )
         log.info("marts: %s", json.dumps(summary["tables"], default=str))
-        sessions = con.execute(
+        sessions = frame(
+            con,
             "select session_id, visitor_id, started_at, ended_at, duration_s, n_events "
-            "from fct_sessions"
-        ).df()
+            "from fct_sessions",
+        )
     gate = run_gate("sessions", sessions, run_name=run_name)
     return {**summary, "gate": gate.summary()}
 
