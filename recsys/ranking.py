@@ -55,21 +55,24 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k_eff = min(k, n)
     if b == 0 or k_eff == 0:
         return idx_out, val_out
+    # a row with fewer than k finite scores has the threshold -inf: without `finite`, all of
+    # its n columns would be sorted below (a sparse "also bought" block: 4.7 s of 8 s scoring)
+    finite = scores > -np.inf
     if n <= 4 * _SAMPLE_COLUMNS:
         thr = _kth_largest_exact(scores, k_eff)
-        mask = scores >= thr[:, None]
+        mask = (scores >= thr[:, None]) & finite
     else:
         stride = n // _SAMPLE_COLUMNS
         sample = scores[:, ::stride]
         m = sample.shape[1]
         r = min(m, int(np.ceil(3 * k_eff * m / n)) + 8)
         thr = np.partition(sample, m - r, axis=1)[:, m - r]
-        mask = scores >= thr[:, None]
+        mask = (scores >= thr[:, None]) & finite
         short = np.count_nonzero(mask, axis=1) < k_eff
         if short.any():
             rows = np.flatnonzero(short)
             thr_exact = _kth_largest_exact(scores[rows], k_eff)
-            mask[rows] = scores[rows] >= thr_exact[:, None]
+            mask[rows] = (scores[rows] >= thr_exact[:, None]) & finite[rows]
     flat = np.flatnonzero(mask)
     rows = flat // n
     cols = flat - rows * n

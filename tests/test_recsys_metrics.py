@@ -129,6 +129,8 @@ def test_top_k_equals_brute_force(n_items):
     scores[5, :] = -np.inf  # a row with nothing eligible
     scores[6, 2:] = -np.inf  # a row with fewer eligible items than k
     scores[7, :] = 1.0  # all tied
+    sparse = scores[8:16]  # sparse rows (co-occurrence blocks): a few finite scores each
+    sparse[rng.random(sparse.shape) > 0.02] = -np.inf
     k = 10
     idx, vals = top_k(scores, k)
     for r in range(len(scores)):
