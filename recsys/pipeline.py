@@ -39,6 +39,7 @@ from recsys.data import (
 from recsys.dod import DEFAULT_CONTRACT, DoDReport, candidates_of, choose_candidate, load_contract
 from recsys.evaluate import Evaluation, evaluate
 from recsys.models import LightFMBlend, LightFMRecommender, Recommender, make_model
+from recsys.models.lightfm_model import LockstepRefit
 
 log = logging.getLogger("recsys")
 
@@ -325,20 +326,25 @@ def train_evaluate(
         )
         timings["final_dataset_s"] = time.perf_counter() - t0
     # The refit's LightFM (from scratch, the best epoch count, on all data) needs nothing but
-    # that count: it starts in a second thread as soon as early stopping has chosen it, while
-    # the candidate finishes its fit and everything is evaluated (LightFM fits on one thread,
-    # without the GIL). Used when the definition of done chooses that candidate (the usual
-    # case); the same model as a refit afterwards: its own seed, data and epoch count.
+    # that count: it trains in a second thread beside early stopping, epoch for epoch
+    # (LockstepRefit), while the candidate fits and everything is evaluated (LightFM fits on
+    # one thread, without the GIL). Used when the definition of done chooses that candidate
+    # (the usual case); the same model as a refit afterwards: its own seed, data and epochs.
     refits = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refit")
     early: dict[str, tuple[LightFMConfig, Future]] = {}  # candidate -> (config, its fit)
+    trails: list[LockstepRefit] = []
 
     def start_refit(name: str, model: Recommender) -> None:
         lfm = getattr(model, "lightfm", model)
         if config.refit_on_all and name == config.candidate and isinstance(lfm, LightFMRecommender):
+            trail = LockstepRefit(config.lightfm, final_ds)
+            trails.append(trail)
+            fit = refits.submit(trail.run)
+            lfm.on_epoch = trail.seen
 
             def stopped(best_epoch: int) -> None:
-                cfg = _fixed_lightfm(config.lightfm, best_epoch)
-                early[name] = cfg, refits.submit(LightFMRecommender(cfg).fit, final_ds)
+                trail.stopped(best_epoch)
+                early[name] = _fixed_lightfm(config.lightfm, best_epoch), fit
 
             lfm.on_stopped = stopped
 
@@ -371,13 +377,15 @@ def train_evaluate(
             say(
                 f"refit {candidate_name} on all {final_ds.interactions.nnz} pairs in "
                 f"{timings['refit_all_s']:.1f}s after the evaluation"
-                + (" (its LightFM started at early stopping)" if used else "")
+                + (" (its LightFM trained beside early stopping)" if used else "")
             )
         else:
             all_events = split.split.train_events
             end = split.split.split_at
             final_ds, final_model = ds, cand
     finally:
+        for trail in trails:  # a refit early stopping never fed (or that failed) stops here
+            trail.cancel()
         refits.shutdown(wait=True)
     items = item_table(final_ds, all_events, end, config.trending_days)
     snapshot = data_snapshot(events, item_features, user_features, split)

@@ -110,10 +110,15 @@ def test_early_stopping_records_a_learning_curve(split):
     ds = split.test.dataset
     m = LightFMRecommender(FAST_LFM)
     told: list[tuple[int, int]] = []  # (best epoch, epochs trained on the slice) when told
+    each: list[tuple[int, int]] = []  # (epoch, best epoch so far) after each epoch
     m.on_stopped = lambda best: told.append((best, len(m.learning_curve_)))
+    m.on_epoch = lambda epoch, best: each.append((epoch, best))
     m.fit(ds, split.validation)
-    # told as soon as early stopping chose (recsys.pipeline starts the refit on all data then)
+    # told as soon as early stopping chose (recsys.pipeline's refit on all data follows both)
     assert told == [(m.best_epoch_, len(m.learning_curve_))]
+    values = [r["validation_ndcg@10"] for r in m.learning_curve_]
+    best_so_far = [1 + int(np.argmax(values[: e + 1])) for e in range(len(values))]
+    assert each == list(zip(range(1, len(values) + 1), best_so_far, strict=True))
     # the validation slice shares the training feature columns, so the stopped model simply
     # continues on the whole training window ("continue" refit)
     assert list(split.validation.dataset.item_feature_names) == list(ds.item_feature_names)
@@ -321,3 +326,49 @@ def test_als_warm_start_continues_from_the_given_factors(split):
     # factors of other shapes are not used
     other = ALSRecommender(dataclasses.replace(cfg, factors=4)).fit(ds)
     assert not ALSRecommender(cfg, init=other).fit(ds).warm_started_
+
+
+@pytest.mark.parametrize(
+    ("lead", "seen", "best"),
+    [
+        (1, 4, 2),  # early stopping went 2 epochs past its best: the refit's copy of epoch 2
+        (3, 2, 2),  # the refit may run 3 epochs ahead: its extra epochs are wasted
+        (1, 1, 3),  # told to stop before it got there: it trains on to the chosen count
+    ],
+)
+def test_lockstep_refit_is_the_refit_from_scratch(split, lead, seen, best):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from recsys.models.lightfm_model import LockstepRefit
+
+    ds = split.test.dataset
+    cfg = dataclasses.replace(FAST_LFM, epochs=8)
+    trail = LockstepRefit(cfg, ds, lead=lead)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fit = pool.submit(trail.run)
+        for epoch in range(1, seen + 1):  # early stopping's epochs, best so far <= best
+            trail.seen(epoch, min(epoch, best))
+            time.sleep(0.05)
+        trail.stopped(best)
+        got = fit.result(timeout=120)
+    want = LightFMRecommender(dataclasses.replace(cfg, early_stopping=False, epochs=best)).fit(ds)
+    assert got.config == want.config and got.dataset_ is ds
+    for part in ("user_embeddings", "item_embeddings", "user_biases", "item_biases", "extra"):
+        a, b = getattr(got.export(), part), getattr(want.export(), part)
+        for key in a if isinstance(a, dict) else [None]:
+            np.testing.assert_array_equal(a[key] if key else a, b[key] if key else b)
+    assert 0 <= trail.wasted_epochs <= max(0, seen + lead - best)
+
+
+def test_lockstep_refit_cancelled_returns_nothing(split):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from recsys.models.lightfm_model import LockstepRefit
+
+    trail = LockstepRefit(dataclasses.replace(FAST_LFM, epochs=8), split.test.dataset)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fit = pool.submit(trail.run)
+        trail.seen(1, 1)
+        trail.cancel()  # early stopping failed, or never ran
+        assert fit.result(timeout=120) is None

@@ -90,9 +90,9 @@ def test_final_model_is_refit_on_all_events(result):
     assert result.final_model is not result.models[CFG.candidate]
     assert result.final_model.lightfm.config.epochs == result.best_epoch
     assert not result.final_model.lightfm.config.early_stopping
-    # its LightFM started at early stopping, in a second thread: the same model as a refit
+    # its LightFM trained beside early stopping, in a second thread: the same model as a refit
     # after the evaluation (each part has its own seed and data)
-    assert any(line.endswith("(its LightFM started at early stopping)") for line in SAID)
+    assert any(line.endswith("(its LightFM trained beside early stopping)") for line in SAID)
     from recsys.models import make_model
     from recsys.pipeline import _fixed_config
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,8 +81,10 @@ class LightFMRecommender(Recommender):
         self.learning_curve_: list[dict] = []
         self.best_epoch_: int | None = None
         self.validation_state_: FactorState | None = None
-        # called with ``best_epoch_`` as soon as early stopping has chosen it (before the
-        # refit on the training window): recsys.pipeline starts the refit on all data then
+        # called after each epoch of early stopping with (epoch, best epoch so far), and with
+        # ``best_epoch_`` as soon as early stopping has chosen it (before the refit on the
+        # training window): recsys.pipeline's refit on all data follows both (LockstepRefit)
+        self.on_epoch: Callable[[int, int], object] | None = None
         self.on_stopped: Callable[[int], object] | None = None
 
     # --- LightFM plumbing ----------------------------------------------------------------------
@@ -178,12 +183,16 @@ class LightFMRecommender(Recommender):
                     "eval_s": time.perf_counter() - t0 - fit_s,
                 }
             )
+            stop = False
             if value > best + c.min_delta:
                 best, best_epoch, since, best_state = value, epoch, 0, state
             else:
                 since += 1
-                if since >= c.patience and epoch >= c.min_epochs:
-                    break
+                stop = since >= c.patience and epoch >= c.min_epochs
+            if self.on_epoch is not None:
+                self.on_epoch(epoch, best_epoch)
+            if stop:
+                break
         self.best_epoch_ = max(best_epoch, 1)
         self.validation_state_ = best_state if best_state is not None else state
         self._validation_model = model
@@ -212,3 +221,91 @@ class LightFMRecommender(Recommender):
             },
             params={"name": self.name, "best_epoch": self.best_epoch_},
         )
+
+
+class LockstepRefit:
+    """A LightFM refit from scratch on ``dataset`` that trains beside early stopping.
+
+    The refit on all data needs the epoch count early stopping chooses; started only then,
+    it was the last thing training waited for, on one core (~15 s of ``make run``). This one
+    trains its epochs while early stopping trains its own, at most ``lead`` epochs ahead of
+    it, and keeps a copy of its model at each epoch early stopping may still choose (the best
+    so far, and those it has not evaluated yet). Once early stopping has chosen ``E``, the
+    result is its model at epoch ``E``, the same as
+    ``LightFMRecommender(replace(config, early_stopping=False, epochs=E)).fit(dataset)``:
+    LightFM draws from its random state per epoch only, so E epochs one at a time are E
+    epochs in one call. Epochs trained past ``E`` are counted in ``wasted_epochs``.
+
+    Feed it :meth:`seen` (as ``LightFMRecommender.on_epoch``) and :meth:`stopped` (as
+    ``on_stopped``); run :meth:`run` in a thread; :meth:`cancel` makes it return None (early
+    stopping did not happen or failed).
+    """
+
+    def __init__(self, config: LightFMConfig, dataset: Dataset, lead: int = 1) -> None:
+        self.config = config
+        self.dataset = dataset
+        self.lead = lead
+        self.wasted_epochs = 0
+        self._cond = threading.Condition()
+        self._seen = 0  # the last epoch early stopping evaluated
+        self._best = 0  # its best epoch so far
+        self._final: int | None = None
+        self._cancelled = False
+
+    def seen(self, epoch: int, best_epoch: int) -> None:
+        with self._cond:
+            self._seen, self._best = epoch, best_epoch
+            self._cond.notify_all()
+
+    def stopped(self, best_epoch: int) -> None:
+        with self._cond:
+            self._final = max(best_epoch, 1)
+            self._cond.notify_all()
+
+    def cancel(self) -> None:
+        with self._cond:
+            self._cancelled = True
+            self._cond.notify_all()
+
+    def _may_train(self, done: int) -> bool:
+        if self._final is not None:
+            return done < self._final
+        return done < min(self._seen + self.lead, self.config.epochs)
+
+    def run(self) -> LightFMRecommender | None:
+        t0 = time.perf_counter()
+        rec = LightFMRecommender(dataclasses.replace(self.config, early_stopping=False))
+        model = rec._new_model()
+        inputs = rec._train_inputs(self.dataset)
+        done = 0
+        copies: dict[int, object] = {}  # epoch -> the model after it
+        while True:
+            with self._cond:
+                while not self._cancelled and not self._may_train(done):
+                    if self._final is not None:
+                        break  # done >= the chosen epoch count
+                    self._cond.wait()
+                if self._cancelled:
+                    return None
+                final = self._final
+                if final is not None and done >= final:
+                    break
+                for e in [e for e in copies if e != self._best and e <= self._seen]:
+                    del copies[e]  # evaluated and not the best: never chosen
+            rec._fit_epochs(model, self.dataset, inputs, 1)
+            done += 1
+            if final is None:
+                with self._cond:
+                    keep = done == self._best or done > self._seen
+                if keep:
+                    copies[done] = copy.deepcopy(model)
+        assert final is not None
+        if done > final:
+            model = copies[final]
+            self.wasted_epochs = done - final
+        rec.config = dataclasses.replace(self.config, early_stopping=False, epochs=final)
+        rec.dataset_ = self.dataset
+        rec.model_ = model
+        rec.state_ = rec._state(model, self.dataset)
+        rec.fit_s_ = time.perf_counter() - t0
+        return rec
