@@ -329,14 +329,14 @@ def test_als_warm_start_continues_from_the_given_factors(split):
 
 
 @pytest.mark.parametrize(
-    ("lead", "seen", "best"),
+    ("bests", "chosen"),
     [
-        (1, 4, 2),  # early stopping went 2 epochs past its best: the refit's copy of epoch 2
-        (3, 2, 2),  # the refit may run 3 epochs ahead: its extra epochs are wasted
-        (1, 1, 3),  # told to stop before it got there: it trains on to the chosen count
+        ((1, 2, 2, 2, 2), 2),  # early stopping's best so far after each epoch, then its choice
+        ((1, 1, 3, 4, 4, 4), 4),
+        ((1,), 3),  # told the count before it got there: it trains on to it
     ],
 )
-def test_lockstep_refit_is_the_refit_from_scratch(split, lead, seen, best):
+def test_lockstep_refit_is_the_refit_from_scratch(split, bests, chosen):
     import time
     from concurrent.futures import ThreadPoolExecutor
 
@@ -344,21 +344,46 @@ def test_lockstep_refit_is_the_refit_from_scratch(split, lead, seen, best):
 
     ds = split.test.dataset
     cfg = dataclasses.replace(FAST_LFM, epochs=8)
-    trail = LockstepRefit(cfg, ds, lead=lead)
+    trail = LockstepRefit(cfg, ds)
     with ThreadPoolExecutor(max_workers=1) as pool:
         fit = pool.submit(trail.run)
-        for epoch in range(1, seen + 1):  # early stopping's epochs, best so far <= best
-            trail.seen(epoch, min(epoch, best))
+        for epoch, best in enumerate(bests, start=1):
+            trail.seen(epoch, best)
             time.sleep(0.05)
-        trail.stopped(best)
+        trail.stopped(chosen)
         got = fit.result(timeout=120)
-    want = LightFMRecommender(dataclasses.replace(cfg, early_stopping=False, epochs=best)).fit(ds)
+    want = LightFMRecommender(dataclasses.replace(cfg, early_stopping=False, epochs=chosen)).fit(ds)
     assert got.config == want.config and got.dataset_ is ds
     for part in ("user_embeddings", "item_embeddings", "user_biases", "item_biases", "extra"):
         a, b = getattr(got.export(), part), getattr(want.export(), part)
         for key in a if isinstance(a, dict) else [None]:
             np.testing.assert_array_equal(a[key] if key else a, b[key] if key else b)
-    assert 0 <= trail.wasted_epochs <= max(0, seen + lead - best)
+
+
+def test_lockstep_refit_never_trains_past_the_best_epoch_so_far(split, monkeypatch):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from recsys.models.lightfm_model import LockstepRefit
+
+    trail = LockstepRefit(dataclasses.replace(FAST_LFM, epochs=8), split.test.dataset)
+    epochs: list[int] = []
+    fit_epochs = LightFMRecommender._fit_epochs
+
+    def counted(self, model, ds, inputs, n):  # noqa: ANN001 - LightFMRecommender's signature
+        epochs.append(n)
+        fit_epochs(self, model, ds, inputs, n)
+
+    monkeypatch.setattr(LightFMRecommender, "_fit_epochs", counted)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fit = pool.submit(trail.run)
+        for epoch in range(1, 6):  # the best stays at epoch 2 while early stopping runs on
+            trail.seen(epoch, min(epoch, 2))
+        time.sleep(1.0)
+        assert epochs == [1, 1]  # waiting: epochs 3-5 may never be needed
+        trail.stopped(2)
+        assert fit.result(timeout=120).config.epochs == 2
+    assert epochs == [1, 1]
 
 
 def test_lockstep_refit_cancelled_returns_nothing(split):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import threading
 import time
@@ -227,34 +226,32 @@ class LockstepRefit:
     """A LightFM refit from scratch on ``dataset`` that trains beside early stopping.
 
     The refit on all data needs the epoch count early stopping chooses; started only then,
-    it was the last thing training waited for, on one core (~15 s of ``make run``). This one
-    trains its epochs while early stopping trains its own, at most ``lead`` epochs ahead of
-    it, and keeps a copy of its model at each epoch early stopping may still choose (the best
-    so far, and those it has not evaluated yet). Once early stopping has chosen ``E``, the
-    result is its model at epoch ``E``, the same as
+    it was the last thing training waited for, on one core (~15 s of ``make run``). The
+    count early stopping ends with is its last best epoch, and its best epoch only moves
+    forward, so every epoch up to the best so far is needed: this refit trains up to it while
+    early stopping trains on, and never past it (no epoch is wasted). Once early stopping has
+    chosen ``E`` it trains on to ``E`` if it is not there yet. The result is the same as
     ``LightFMRecommender(replace(config, early_stopping=False, epochs=E)).fit(dataset)``:
     LightFM draws from its random state per epoch only, so E epochs one at a time are E
-    epochs in one call. Epochs trained past ``E`` are counted in ``wasted_epochs``.
+    epochs in one call.
 
     Feed it :meth:`seen` (as ``LightFMRecommender.on_epoch``) and :meth:`stopped` (as
     ``on_stopped``); run :meth:`run` in a thread; :meth:`cancel` makes it return None (early
     stopping did not happen or failed).
     """
 
-    def __init__(self, config: LightFMConfig, dataset: Dataset, lead: int = 1) -> None:
+    def __init__(self, config: LightFMConfig, dataset: Dataset) -> None:
         self.config = config
         self.dataset = dataset
-        self.lead = lead
-        self.wasted_epochs = 0
         self._cond = threading.Condition()
-        self._seen = 0  # the last epoch early stopping evaluated
-        self._best = 0  # its best epoch so far
+        self._best = 0  # early stopping's best epoch so far
         self._final: int | None = None
         self._cancelled = False
 
     def seen(self, epoch: int, best_epoch: int) -> None:
+        """Early stopping evaluated ``epoch``; its best so far is ``best_epoch``."""
         with self._cond:
-            self._seen, self._best = epoch, best_epoch
+            self._best = best_epoch
             self._cond.notify_all()
 
     def stopped(self, best_epoch: int) -> None:
@@ -267,42 +264,23 @@ class LockstepRefit:
             self._cancelled = True
             self._cond.notify_all()
 
-    def _may_train(self, done: int) -> bool:
-        if self._final is not None:
-            return done < self._final
-        return done < min(self._seen + self.lead, self.config.epochs)
-
     def run(self) -> LightFMRecommender | None:
         t0 = time.perf_counter()
         rec = LightFMRecommender(dataclasses.replace(self.config, early_stopping=False))
         model = rec._new_model()
         inputs = rec._train_inputs(self.dataset)
         done = 0
-        copies: dict[int, object] = {}  # epoch -> the model after it
         while True:
             with self._cond:
-                while not self._cancelled and not self._may_train(done):
-                    if self._final is not None:
-                        break  # done >= the chosen epoch count
+                while not (self._cancelled or self._final is not None or done < self._best):
                     self._cond.wait()
                 if self._cancelled:
                     return None
                 final = self._final
                 if final is not None and done >= final:
                     break
-                for e in [e for e in copies if e != self._best and e <= self._seen]:
-                    del copies[e]  # evaluated and not the best: never chosen
             rec._fit_epochs(model, self.dataset, inputs, 1)
             done += 1
-            if final is None:
-                with self._cond:
-                    keep = done == self._best or done > self._seen
-                if keep:
-                    copies[done] = copy.deepcopy(model)
-        assert final is not None
-        if done > final:
-            model = copies[final]
-            self.wasted_epochs = done - final
         rec.config = dataclasses.replace(self.config, early_stopping=False, epochs=final)
         rec.dataset_ = self.dataset
         rec.model_ = model
