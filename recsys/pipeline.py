@@ -39,7 +39,7 @@ from recsys.data import (
 from recsys.dod import DEFAULT_CONTRACT, DoDReport, candidates_of, choose_candidate, load_contract
 from recsys.evaluate import Evaluation, evaluate
 from recsys.models import LightFMBlend, LightFMRecommender, Recommender, make_model
-from recsys.models.lightfm_model import LockstepRefit
+from recsys.models.lightfm_model import LockstepRefit, refit_config
 
 log = logging.getLogger("recsys")
 
@@ -152,17 +152,12 @@ def item_table(
     )
 
 
-def _fixed_lightfm(config: LightFMConfig, best_epoch: int) -> LightFMConfig:
-    """LightFM's config for a refit from scratch: the epoch count early stopping chose."""
-    return dataclasses.replace(config, early_stopping=False, epochs=best_epoch)
-
-
 def _fixed_config(config: PipelineConfig, fitted: Recommender) -> PipelineConfig:
     """The candidate's config with tuned values frozen (epochs, blend weights): for refits."""
     lfm = getattr(fitted, "lightfm", fitted)
     cfg = config
     if isinstance(lfm, LightFMRecommender) and lfm.best_epoch_:
-        cfg = dataclasses.replace(cfg, lightfm=_fixed_lightfm(cfg.lightfm, lfm.best_epoch_))
+        cfg = dataclasses.replace(cfg, lightfm=refit_config(cfg.lightfm, lfm.best_epoch_))
     if isinstance(fitted, LightFMBlend):
         cfg = dataclasses.replace(
             cfg,
@@ -326,9 +321,9 @@ def train_evaluate(
         )
         timings["final_dataset_s"] = time.perf_counter() - t0
     # The refit's LightFM (from scratch, the best epoch count, on all data) needs nothing but
-    # that count: it trains in a second thread beside early stopping, epoch for epoch
-    # (LockstepRefit), while the candidate fits and everything is evaluated (LightFM fits on
-    # one thread, without the GIL). Used when the definition of done chooses that candidate
+    # that count: it trains in a second thread beside early stopping, up to its best epoch so
+    # far (LockstepRefit), while the candidate fits and everything is evaluated (LightFM fits
+    # on one thread, without the GIL). Used when the definition of done chooses that candidate
     # (the usual case); the same model as a refit afterwards: its own seed, data and epochs.
     refits = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refit")
     early: dict[str, tuple[LightFMConfig, Future]] = {}  # candidate -> (config, its fit)
@@ -344,7 +339,7 @@ def train_evaluate(
 
             def stopped(best_epoch: int) -> None:
                 trail.stopped(best_epoch)
-                early[name] = _fixed_lightfm(config.lightfm, best_epoch), fit
+                early[name] = refit_config(config.lightfm, best_epoch), fit
 
             lfm.on_stopped = stopped
 

@@ -53,6 +53,7 @@ def test_a_second_round_runs_in_the_same_process_only_when_something_is_publishe
         "no_such_dag",
     ]
     assert results[1] == {"round": "then", "run": False}
+    assert results[2]["state"] == "not_run" and results[2]["tolerated"]
     assert results[2]["log"] == str(tmp_path / "no_such_dag.log")  # the first round's folder
 
     publish_fixture(get_settings().published_dir, "v1", n_users=5, n_items=12, k=5)

@@ -60,6 +60,11 @@ def validation_ndcg(
     return ndcg_at_k(idx, holdout.truth[users], k)
 
 
+def refit_config(config: LightFMConfig, epochs: int) -> LightFMConfig:
+    """LightFM's config for a refit from scratch: the epoch count early stopping chose."""
+    return dataclasses.replace(config, early_stopping=False, epochs=epochs)
+
+
 class LightFMRecommender(Recommender):
     """LightFM with the dataset's item and user feature matrices (WARP by default).
 
@@ -281,7 +286,7 @@ class LockstepRefit:
                     break
             rec._fit_epochs(model, self.dataset, inputs, 1)
             done += 1
-        rec.config = dataclasses.replace(self.config, early_stopping=False, epochs=final)
+        rec.config = refit_config(self.config, final)
         rec.dataset_ = self.dataset
         rec.model_ = model
         rec.state_ = rec._state(model, self.dataset)
