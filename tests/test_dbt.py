@@ -598,6 +598,68 @@ def test_dag_renders_every_de_model_with_its_tests() -> None:
         assert dag.get_task(f"dbt.stg_lake__{model}.run").upstream_task_ids == {task.task_id}
 
 
+class _RecordingTaskInstance:
+    """Stands in for the running task instance: records the producer's XCom pushes."""
+
+    def __init__(self) -> None:
+        self.pushed: list[tuple[str, object]] = []
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed.append((key, value))
+
+    def xcom_pull(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def _dbt_node_event(name: str, status: str) -> str:
+    """One line of ``dbt --log-format json`` about the node fct_sessions."""
+    node = {
+        "unique_id": "model.trasos.fct_sessions",
+        "node_status": status,
+        "resource_type": "model",
+        "node_path": "marts/core/fct_sessions.sql",
+        "node_started_at": "2026-12-07T10:00:00",
+        "node_finished_at": "2026-12-07T10:00:02" if name == "NodeFinished" else "",
+    }
+    info = {"name": name, "msg": f"{name}", "level": "debug", "ts": "2026-12-07T10:00:02Z"}
+    return json.dumps({"info": info, "data": {"node_info": node}})
+
+
+@pytest.mark.integration
+def test_producer_reports_node_ends_only(tmp_path: Path) -> None:
+    """The producer pushes nothing for a node's progress events, and for its end what Cosmos
+    pushes (its dbt event and its state), also from the copy of the task Airflow runs."""
+    from airflow.dag_processing.dagbag import DagBag
+    from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+    bag = DagBag(dag_folder=str(REPO_ROOT / "dags" / "events_transform.py"))
+    producer = bag.dags["events_transform"].get_task("dbt.dbt_producer_watcher")
+    assert isinstance(producer, DbtProducerWatcherOperator)
+    assert producer.task_type == "DbtProducerWatcherOperator"  # as the UI shows it
+    running = producer.prepare_for_execution()  # the copy Airflow executes
+    assert running is not producer and type(running) is type(producer)
+    ti = _RecordingTaskInstance()
+    parse = running._make_parse_callable()
+    extra = {"context": {"ti": ti}, "project_dir": str(tmp_path)}
+    for name, status in (
+        ("NodeStart", "started"),
+        ("NodeCompiling", "compiling"),
+        ("NodeExecuting", "executing"),
+    ):
+        parse(_dbt_node_event(name, status), extra)
+    assert ti.pushed == []
+    parse(_dbt_node_event("NodeFinished", "success"), extra)
+    assert ti.pushed == [
+        (
+            "model__trasos__fct_sessions_dbt_event",
+            {"status": "success", "start_time": "10:00:00", "finish_time": "10:00:02", "msg": "NodeFinished"},
+        ),
+        ("model__trasos__fct_sessions_status", {"status": "success", "outlet_uris": []}),
+    ]
+    parse("a line that is not dbt's JSON", extra)  # logged by Cosmos, as before
+    assert len(ti.pushed) == 2
+
+
 def test_stale_sources_stop_their_models_warnings_notify(monkeypatch: pytest.MonkeyPatch) -> None:
     """The producer's freshness callback: an `error` source skips what depends on it alone
     (a model with another, fresh parent still runs); a `warn` source only notifies DE."""
