@@ -510,3 +510,11 @@ def test_keep_top_per_row_keeps_the_largest_and_breaks_ties_by_column():
     # row 0: 0.9, then the first of the tied 0.5s (lowest column); row 1 is short: kept whole
     assert out.tolist() == [[0.5, 0.9, 0, 0, 0], [0, 0.2, 0, 0, 0.3]]
     assert dense(keep_top_per_row(m, 3))[0].tolist() == [0.5, 0.9, 0.5, 0, 0]
+    # the same row with its entries out of column order (as a sparse product leaves them):
+    # the same cut, sorted, and the input is left as it was
+    data, cols = np.array([0.5, 0.1, 0.5, 0.9, 0.5]), np.array([3, 4, 0, 1, 2])
+    shuffled = sp.csr_matrix((data, cols, np.array([0, 5])), shape=(1, 5))
+    out = keep_top_per_row(shuffled, 2)
+    assert out.indices.tolist() == [0, 1] and out.data.tolist() == [0.5, 0.9]
+    assert shuffled.indices.tolist() == [3, 4, 0, 1, 2]
+    assert dense(keep_top_per_row(shuffled, 3))[0].tolist() == [0.5, 0.9, 0.5, 0, 0]
