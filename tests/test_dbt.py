@@ -652,7 +652,12 @@ def test_producer_reports_node_ends_only(tmp_path: Path) -> None:
     assert ti.pushed == [
         (
             "model__trasos__fct_sessions_dbt_event",
-            {"status": "success", "start_time": "10:00:00", "finish_time": "10:00:02", "msg": "NodeFinished"},
+            {
+                "status": "success",
+                "start_time": "10:00:00",
+                "finish_time": "10:00:02",
+                "msg": "NodeFinished",
+            },
         ),
         ("model__trasos__fct_sessions_status", {"status": "success", "outlet_uris": []}),
     ]

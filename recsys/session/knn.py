@@ -248,25 +248,42 @@ class SessionStan(SessionModel):
         return hybrid_scores(self.index, self.table, prefix, self.config, self.table_config.decay)
 
 
+def knn_part(index: SessionIndex, prefix: Sessions, config: StanConfig) -> sp.csr_matrix:
+    """The hybrid's neighbourhood part before its weight: ``knn / max(knn)`` per case (depends
+    on ``k``, ``l1`` and ``l3`` of ``config`` only)."""
+    return row_max_normalise(knn_scores(index, prefix, config))
+
+
+def table_part(table: sp.csr_matrix, prefix: Sessions, table_decay: float) -> sp.csr_matrix:
+    """The hybrid's item-table part before its weight: ``table / max(table)`` per case."""
+    q = query_matrix(prefix, table.shape[0], table_decay)
+    return row_max_normalise(sp.csr_matrix(q @ table))
+
+
 def hybrid_scores(
     index: SessionIndex,
     table: sp.csr_matrix,
     prefix: Sessions,
     config: StanConfig,
     table_decay: float,
+    knn: sp.csr_matrix | None = None,
+    table_scores: sp.csr_matrix | None = None,
 ) -> sp.csr_matrix:
     """``knn * knn/max + mix * table/max + prior * trend`` for each prefix, CSR.
 
     The prior goes to every item of a case with at least one known revealed item (a session
     the model knows nothing about is left to the popular fallback, as the API does).
+    ``knn``/``table_scores``: :func:`knn_part`/:func:`table_part` of this ``prefix`` when
+    already computed (a tuning grid reuses them across its points).
     """
     n_cases, n_items = prefix.n_sessions, table.shape[0]
     out = sp.csr_matrix((n_cases, n_items))
     if config.knn > 0:
-        out = out + config.knn * row_max_normalise(knn_scores(index, prefix, config))
+        part = knn_part(index, prefix, config) if knn is None else knn
+        out = out + config.knn * part
     if config.mix > 0:
-        q = query_matrix(prefix, n_items, table_decay)
-        out = out + config.mix * row_max_normalise(sp.csr_matrix(q @ table))
+        part = table_part(table, prefix, table_decay) if table_scores is None else table_scores
+        out = out + config.mix * part
     out = sp.csr_matrix(out)
     nz = np.flatnonzero(index.prior)
     if config.prior > 0 and len(nz):

@@ -87,15 +87,24 @@ def hr_mrr(ranks: np.ndarray, cutoff: int = CUTOFF) -> tuple[float, float]:
     return float(hit.mean()), float(rr.mean())
 
 
-def case_ranks(
-    model: SessionModel, cases: Cases, pop_key: np.ndarray, chunk: int = 2000
-) -> np.ndarray:
-    """Ranks of all cases, scored ``chunk`` cases at a time (bounded memory)."""
+#: cases scored at once (bounded memory)
+CASE_CHUNK = 2000
+
+
+def case_chunks(cases: Cases, chunk: int = CASE_CHUNK) -> list[Cases]:
+    """The cases in consecutive chunks of at most ``chunk``."""
     out = []
     for start in range(0, cases.n, chunk):
         idx = np.arange(start, min(start + chunk, cases.n))
-        sub = Cases(cases.prefix.take(idx), cases.target[idx])
-        out.append(target_ranks(model.score(sub.prefix), sub, pop_key))
+        out.append(Cases(cases.prefix.take(idx), cases.target[idx]))
+    return out
+
+
+def case_ranks(
+    model: SessionModel, cases: Cases, pop_key: np.ndarray, chunk: int = CASE_CHUNK
+) -> np.ndarray:
+    """Ranks of all cases, scored ``chunk`` cases at a time (bounded memory)."""
+    out = [target_ranks(model.score(sub.prefix), sub, pop_key) for sub in case_chunks(cases, chunk)]
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 

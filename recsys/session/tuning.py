@@ -14,9 +14,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.session.data import Cases, Sessions, split_validation
-from recsys.session.knn import SessionIndex, SessionStan, StanConfig
+from recsys.session.knn import SessionIndex, StanConfig, hybrid_scores, knn_part, table_part
 from recsys.session.models import SessionKNNConfig, SessionKNNParts, item_counts
-from recsys.session.protocol import case_ranks, hr_mrr, popularity_key
+from recsys.session.protocol import (
+    case_chunks,
+    case_ranks,
+    hr_mrr,
+    popularity_key,
+    target_ranks,
+)
 
 #: the searched values (the defaults of :class:`SessionKNNConfig` are one of the points)
 #: (recency 0, source_norm 0.5, rules_weight 0, decay 0 is the co-occurrence baseline itself,
@@ -134,6 +140,29 @@ def tune_hybrid(
     best: tuple[float, float] | None = None
     best_config, best_table = base, table_config
     tables: dict[SessionKNNConfig, sp.csr_matrix] = {}
+    chunks = case_chunks(cases)  # as case_ranks scores them
+    # The points differ mostly in the hybrid's weights: each chunk's neighbourhood part (per
+    # k, l1, l3) and table part (per table) are kept for the next points, the last one of
+    # each, and the scores are summed as SessionStan.score sums them (the same ranks).
+    knn_parts: dict[int, tuple[tuple[int, float, float], sp.csr_matrix]] = {}
+    table_parts: dict[int, tuple[SessionKNNConfig, sp.csr_matrix]] = {}
+
+    def ranks(config: StanConfig, tconfig: SessionKNNConfig) -> np.ndarray:
+        table, out = tables[tconfig], []
+        for i, sub in enumerate(chunks):
+            knn = scores = None
+            if config.knn > 0:
+                key = (config.k, config.l1, config.l3)
+                if i not in knn_parts or knn_parts[i][0] != key:
+                    knn_parts[i] = (key, knn_part(index, sub.prefix, config))
+                knn = knn_parts[i][1]
+            if config.mix > 0:
+                if i not in table_parts or table_parts[i][0] != tconfig:
+                    table_parts[i] = (tconfig, table_part(table, sub.prefix, tconfig.decay))
+                scores = table_parts[i][1]
+            total = hybrid_scores(index, table, sub.prefix, config, tconfig.decay, knn, scores)
+            out.append(target_ranks(total, sub, pop_key))
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     def trial(config: StanConfig, tconfig: SessionKNNConfig) -> None:
         nonlocal best, best_config, best_table
@@ -141,8 +170,7 @@ def tune_hybrid(
             raise ValueError("the hybrid grid reuses one index: sample/recency are fixed")
         if tconfig not in tables:
             tables[tconfig] = parts.table(tconfig)
-        model = SessionStan.from_parts(index, tables[tconfig], config, tconfig)
-        hr, mrr = hr_mrr(case_ranks(model, cases, pop_key))
+        hr, mrr = hr_mrr(ranks(config, tconfig))
         point = {n: float(getattr(config, n)) for n in ("knn", "mix", "prior", "l1", "k")}
         points.append({**point, "taste": tconfig.taste, "hr@20": hr, "mrr@20": mrr})
         if best is None or (hr, mrr) > best:
