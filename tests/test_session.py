@@ -518,3 +518,36 @@ def test_keep_top_per_row_keeps_the_largest_and_breaks_ties_by_column():
     assert out.indices.tolist() == [0, 1] and out.data.tolist() == [0.5, 0.9]
     assert shuffled.indices.tolist() == [3, 4, 0, 1, 2]
     assert dense(keep_top_per_row(shuffled, 3))[0].tolist() == [0.5, 0.9, 0.5, 0, 0]
+
+
+def test_hybrid_tuning_scores_each_point_as_the_model_does():
+    """tune_hybrid keeps each chunk's neighbourhood and table parts between its points: every
+    point's figures equal those of the model built for that point alone."""
+    from dataclasses import replace
+
+    from recsys.session import knn as K
+    from recsys.session.tuning import tune_hybrid
+
+    rng = np.random.default_rng(7)
+    n_items, seqs = 40, []
+    for _ in range(600):  # sessions walking a few neighbouring items
+        start = int(rng.integers(0, n_items))
+        seqs.append([(start + int(s)) % n_items for s in rng.integers(0, 5, rng.integers(2, 7))])
+    s = sessions(*seqs)
+    train = SD.Sessions(s.indptr, s.items, s.end_time, np.arange(600) // 2)  # 2 per visitor
+    fit, cases = SD.split_validation(train, 0.2)
+    pop_key = P.popularity_key(M.item_counts(fit, n_items))
+    table_config = M.SessionKNNConfig(two_hop=0.1, neighbours=10)
+    base = K.StanConfig(k=20)
+    _, points, _ = tune_hybrid(fit, cases, n_items, table_config, pop_key, base)
+    assert len(points) >= 10  # the grid, the taste weights, the refinements
+    parts = M.SessionKNNParts.build(fit, n_items, table_config.window, table_config.recency)
+    index = K.SessionIndex.build(fit, n_items, base)
+    for point in points:
+        config = replace(
+            base, **{n: point[n] for n in ("knn", "mix", "prior", "l1")}, k=int(point["k"])
+        )
+        tconfig = replace(table_config, taste=point["taste"])
+        model = K.SessionStan.from_parts(index, parts.table(tconfig), config, tconfig)
+        hr, mrr = P.hr_mrr(P.case_ranks(model, cases, pop_key))
+        assert (point["hr@20"], point["mrr@20"]) == (hr, mrr), point
