@@ -7,6 +7,7 @@ this module wires them to Cosmos and to the GX ``sessions`` gate.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -180,9 +181,7 @@ def _report_node_ends_only(group: Any) -> None:
     producer.__class__ = _node_ends_producer(type(producer))
 
 
-_NODE_ENDS_PRODUCERS: dict[type, type] = {}
-
-
+@functools.cache
 def _node_ends_producer(base: type) -> type:
     """``base`` (Cosmos's producer class) with ``_make_parse_callable`` skipping
     :data:`NODE_PROGRESS_EVENTS`; one subclass per base, of the same name (the operator the
@@ -190,32 +189,30 @@ def _node_ends_producer(base: type) -> type:
     instance: Airflow runs a copy of the task, whose state the parser must read."""
     if getattr(base, "_reports_node_ends_only", False):
         return base
-    if base not in _NODE_ENDS_PRODUCERS:
 
-        def _make_parse_callable(self: Any) -> Any:
-            parse = base._make_parse_callable(self)
+    def _make_parse_callable(self: Any) -> Any:
+        parse = base._make_parse_callable(self)
 
-            def parse_node_ends(line: str, extra_kwargs: Any) -> None:
-                try:
-                    name = json.loads(line).get("info", {}).get("name")
-                except (ValueError, AttributeError):  # not a dbt JSON event: Cosmos logs it
-                    name = None
-                if name not in NODE_PROGRESS_EVENTS:
-                    parse(line, extra_kwargs)
+        def parse_node_ends(line: str, extra_kwargs: Any) -> None:
+            try:
+                name = json.loads(line).get("info", {}).get("name")
+            except (ValueError, AttributeError):  # not a dbt JSON event: Cosmos logs it
+                name = None
+            if name not in NODE_PROGRESS_EVENTS:
+                parse(line, extra_kwargs)
 
-            return parse_node_ends
+        return parse_node_ends
 
-        _NODE_ENDS_PRODUCERS[base] = type(
-            base.__name__,
-            (base,),
-            {
-                "__module__": __name__,
-                "__doc__": _report_node_ends_only.__doc__,
-                "_reports_node_ends_only": True,
-                "_make_parse_callable": _make_parse_callable,
-            },
-        )
-    return _NODE_ENDS_PRODUCERS[base]
+    return type(
+        base.__name__,
+        (base,),
+        {
+            "__module__": __name__,
+            "__doc__": _report_node_ends_only.__doc__,
+            "_reports_node_ends_only": True,
+            "_make_parse_callable": _make_parse_callable,
+        },
+    )
 
 
 def _sensors_after_the_build(group: Any) -> None:

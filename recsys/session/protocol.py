@@ -7,6 +7,7 @@ So an item without a score falls back to popularity, as the served lists do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,12 +101,19 @@ def case_chunks(cases: Cases, chunk: int = CASE_CHUNK) -> list[Cases]:
     return out
 
 
+def chunk_ranks(
+    chunks: list[Cases], score: Callable[[int, Sessions], sp.csr_matrix], pop_key: np.ndarray
+) -> np.ndarray:
+    """Ranks of the cases of all ``chunks``; ``score(i, prefix)`` scores chunk ``i``."""
+    out = [target_ranks(score(i, sub.prefix), sub, pop_key) for i, sub in enumerate(chunks)]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
 def case_ranks(
     model: SessionModel, cases: Cases, pop_key: np.ndarray, chunk: int = CASE_CHUNK
 ) -> np.ndarray:
     """Ranks of all cases, scored ``chunk`` cases at a time (bounded memory)."""
-    out = [target_ranks(model.score(sub.prefix), sub, pop_key) for sub in case_chunks(cases, chunk)]
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+    return chunk_ranks(case_chunks(cases, chunk), lambda _, prefix: model.score(prefix), pop_key)
 
 
 @dataclass(frozen=True)

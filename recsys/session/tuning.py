@@ -19,9 +19,9 @@ from recsys.session.models import SessionKNNConfig, SessionKNNParts, item_counts
 from recsys.session.protocol import (
     case_chunks,
     case_ranks,
+    chunk_ranks,
     hr_mrr,
     popularity_key,
-    target_ranks,
 )
 
 #: the searched values (the defaults of :class:`SessionKNNConfig` are one of the points)
@@ -148,21 +148,22 @@ def tune_hybrid(
     table_parts: dict[int, tuple[SessionKNNConfig, sp.csr_matrix]] = {}
 
     def ranks(config: StanConfig, tconfig: SessionKNNConfig) -> np.ndarray:
-        table, out = tables[tconfig], []
-        for i, sub in enumerate(chunks):
+        table = tables[tconfig]
+
+        def score(i: int, prefix: Sessions) -> sp.csr_matrix:
             knn = scores = None
             if config.knn > 0:
                 key = (config.k, config.l1, config.l3)
                 if i not in knn_parts or knn_parts[i][0] != key:
-                    knn_parts[i] = (key, knn_part(index, sub.prefix, config))
+                    knn_parts[i] = (key, knn_part(index, prefix, config))
                 knn = knn_parts[i][1]
             if config.mix > 0:
                 if i not in table_parts or table_parts[i][0] != tconfig:
-                    table_parts[i] = (tconfig, table_part(table, sub.prefix, tconfig.decay))
+                    table_parts[i] = (tconfig, table_part(table, prefix, tconfig.decay))
                 scores = table_parts[i][1]
-            total = hybrid_scores(index, table, sub.prefix, config, tconfig.decay, knn, scores)
-            out.append(target_ranks(total, sub, pop_key))
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+            return hybrid_scores(index, table, prefix, config, tconfig.decay, knn, scores)
+
+        return chunk_ranks(chunks, score, pop_key)
 
     def trial(config: StanConfig, tconfig: SessionKNNConfig) -> None:
         nonlocal best, best_config, best_table
